@@ -1,0 +1,452 @@
+//! `caas schema ...`: lint, compile and json-schema.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Subcommand, ValueEnum};
+use serde_json::{json, Value};
+
+use super::ProjectOpts;
+use crate::compile::{compile_target, to_json, CompiledTarget};
+use crate::config::Config;
+use crate::diagnostic::{Finding, Severity};
+use crate::spec::{self, LoadedSpec};
+use crate::tenancy::{check_tenant_id, Target, TargetKind, Tier};
+use crate::Outcome;
+
+#[derive(Debug, Subcommand)]
+pub enum SchemaCommand {
+    /// Check specs offline: meta-schema, then semantics. Exit 1 on findings.
+    Lint {
+        /// Spec files or folders. Default: the project's spec folder.
+        paths: Vec<PathBuf>,
+        /// Print findings as JSON (for CI annotations).
+        #[arg(long)]
+        json: bool,
+        /// Warnings count as findings too (exit 1).
+        #[arg(long)]
+        deny_warnings: bool,
+    },
+    /// Print each physical target's collection options, validator and indexes.
+    Compile {
+        /// Only this tier's tenant target (default: the platform and every tier).
+        #[arg(long)]
+        tier: Option<Tier>,
+        /// Compile for this tenant id instead of the `{tenant_id}` placeholder.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only this logical collection.
+        #[arg(long)]
+        collection: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Json)]
+        format: Format,
+    },
+    /// Print the JSON Schema of the spec format (what editors and lint validate against).
+    JsonSchema {
+        /// Exit 1 if the committed copy (schemas/caas-spec.schema.json) differs.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Json,
+    Yaml,
+    /// Index and namespace forms side by side, one column per target.
+    Table,
+}
+
+pub async fn run(project: &ProjectOpts, cmd: SchemaCommand) -> Result<Outcome> {
+    let config = project.load()?;
+    match cmd {
+        SchemaCommand::Lint {
+            paths,
+            json,
+            deny_warnings,
+        } => lint(&config, &paths, json, deny_warnings),
+        SchemaCommand::Compile {
+            tier,
+            tenant,
+            collection,
+            format,
+        } => {
+            let specs = load_clean(&config)?;
+            compile(
+                &config,
+                &specs,
+                tier,
+                tenant.as_deref(),
+                collection.as_deref(),
+                format,
+            )
+        }
+        SchemaCommand::JsonSchema { check } => json_schema(&config, check),
+    }
+}
+
+fn lint(config: &Config, paths: &[PathBuf], json: bool, deny_warnings: bool) -> Result<Outcome> {
+    let dir = config.specs_dir();
+    // Lint the whole project so cross-file checks (refs, duplicates) see every spec, then
+    // keep the findings of the files asked for.
+    let mut report = spec::load_project(&dir, &[])
+        .with_context(|| format!("reading specs under {}", dir.display()))?;
+    let asked = if paths.is_empty() {
+        None
+    } else {
+        let extra = spec::load_project(&dir, paths)
+            .with_context(|| "reading the given spec paths".to_string())?;
+        let files: Vec<PathBuf> = extra
+            .specs
+            .iter()
+            .map(|s| s.file.clone())
+            .chain(extra.findings.iter().map(|f| f.file.clone()))
+            .collect();
+        for s in extra.specs {
+            if !report.specs.iter().any(|x| same_file(&x.file, &s.file)) {
+                report.specs.push(s);
+            }
+        }
+        for f in extra.findings {
+            if !report.findings.contains(&f)
+                && !report.findings.iter().any(|x| same_file(&x.file, &f.file))
+            {
+                report.findings.push(f);
+            }
+        }
+        Some(files)
+    };
+    let mut findings = report.findings;
+    findings.extend(spec::lint(&report.specs, &report.unloaded_collections));
+    if let Some(files) = &asked {
+        findings.retain(|f| files.iter().any(|x| same_file(x, &f.file)));
+        report
+            .specs
+            .retain(|s| files.iter().any(|x| same_file(x, &s.file)));
+    }
+    let files = report.specs.len() + count_files(&findings, &report.specs);
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
+    let warnings = findings.len() - errors;
+    if json {
+        let out =
+            json!({ "files": files, "errors": errors, "warnings": warnings, "findings": findings });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        for f in &findings {
+            println!("{f}\n");
+        }
+        println!("{files} spec files: {errors} errors, {warnings} warnings");
+    }
+    Ok(if errors > 0 || (deny_warnings && warnings > 0) {
+        Outcome::Found
+    } else {
+        Outcome::Clean
+    })
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+}
+
+/// Files that failed to load (and so are not in `specs`).
+fn count_files(findings: &[Finding], specs: &[LoadedSpec]) -> usize {
+    let mut failed: Vec<&Path> = findings.iter().map(|f| f.file.as_path()).collect();
+    failed.sort();
+    failed.dedup();
+    failed
+        .iter()
+        .filter(|f| !specs.iter().any(|s| s.file == **f))
+        .count()
+}
+
+/// Load every spec and refuse to go on if lint finds errors (for commands that use them).
+pub fn load_clean(config: &Config) -> Result<Vec<LoadedSpec>> {
+    let dir = config.specs_dir();
+    let report = spec::load_project(&dir, &[])
+        .with_context(|| format!("reading specs under {}", dir.display()))?;
+    let mut findings = report.findings;
+    findings.extend(spec::lint(&report.specs, &report.unloaded_collections));
+    let errors: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .collect();
+    if !errors.is_empty() {
+        let shown: Vec<String> = errors.iter().take(5).map(|f| f.to_string()).collect();
+        bail!(
+            "{} spec error(s); run `caas schema lint` for all of them:\n{}",
+            errors.len(),
+            shown.join("\n")
+        );
+    }
+    if report.specs.is_empty() {
+        bail!("no spec files under {}; add `<domain>/<collection>.yaml` files or set `[project] specs` in caas.toml", dir.display());
+    }
+    Ok(report.specs)
+}
+
+/// The targets `compile` shows: the platform, then one per distinct tier layout.
+fn offline_targets(config: &Config, tier: Option<Tier>, tenant: &str) -> Vec<(Target, Vec<Tier>)> {
+    let mut out: Vec<(Target, Vec<Tier>)> = Vec::new();
+    if tier.is_none() {
+        out.push((Target::platform(), Vec::new()));
+    }
+    for t in Tier::ALL
+        .into_iter()
+        .filter(|t| tier.is_none_or(|x| x == *t))
+    {
+        let target = Target::for_tenant(tenant, t, config.tiers.layout(t));
+        match out.iter_mut().find(|(x, _)| {
+            x.kind == target.kind
+                || (x.kind == TargetKind::Shared && target.kind == TargetKind::Shared)
+        }) {
+            Some((_, tiers)) => tiers.push(t),
+            None => out.push((target, vec![t])),
+        }
+    }
+    out
+}
+
+fn compile(
+    config: &Config,
+    loaded: &[LoadedSpec],
+    tier: Option<Tier>,
+    tenant: Option<&str>,
+    collection: Option<&str>,
+    format: Format,
+) -> Result<Outcome> {
+    if let Some(t) = tenant {
+        check_tenant_id(t)
+            .map_err(anyhow::Error::msg)
+            .context("--tenant")?;
+    }
+    let specs: Vec<&spec::CollectionSpec> = loaded
+        .iter()
+        .map(|l| &l.spec)
+        .filter(|s| collection.is_none_or(|c| s.collection == c))
+        .collect();
+    if specs.is_empty() {
+        let known: Vec<&str> = loaded.iter().map(|l| l.spec.collection.as_str()).collect();
+        bail!(
+            "no spec defines collection `{}`; known collections: {}",
+            collection.unwrap_or(""),
+            known.join(", ")
+        );
+    }
+    let targets: Vec<(CompiledTarget, Vec<Tier>)> =
+        offline_targets(config, tier, tenant.unwrap_or("{tenant_id}"))
+            .into_iter()
+            .map(|(t, tiers)| (compile_target(&specs, &t, &config.databases), tiers))
+            .filter(|(c, _)| !c.collections.is_empty())
+            .collect();
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&compiled_json(&targets))?
+        ),
+        Format::Yaml => print!("{}", crate::render::to_yaml(&compiled_json(&targets))),
+        Format::Table => print!("{}", side_by_side(&targets)),
+    }
+    Ok(Outcome::Clean)
+}
+
+fn target_label(target: &Target, tiers: &[Tier]) -> String {
+    match &target.kind {
+        TargetKind::Platform => "platform".into(),
+        TargetKind::Shared => format!(
+            "shared ({})",
+            tiers
+                .iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        TargetKind::CollectionSet { tenant, .. } => {
+            format!("{} collection set ({tenant})", tiers[0])
+        }
+        TargetKind::Database { tenant, .. } => format!("{} database ({tenant})", tiers[0]),
+    }
+}
+
+fn compiled_json(targets: &[(CompiledTarget, Vec<Tier>)]) -> Value {
+    let list: Vec<Value> = targets
+        .iter()
+        .map(|(t, tiers)| {
+            let collections: Vec<Value> = t
+                .collections
+                .iter()
+                .map(|c| {
+                    json!({
+                        "database": c.placement.database,
+                        "collection": c.placement.collection,
+                        "logical": c.logical,
+                        "options": to_json(&c.options.to_document()),
+                        "indexes": c.indexes.iter().map(|i| to_json(&i.to_create_spec())).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            json!({
+                "target": target_label(&t.target, tiers),
+                "tiers": tiers,
+                "collections": collections,
+            })
+        })
+        .collect();
+    json!({ "targets": list })
+}
+
+/// One table per collection: a column per target, a row per index.
+fn side_by_side(targets: &[(CompiledTarget, Vec<Tier>)]) -> String {
+    let mut by_collection: BTreeMap<&str, Vec<(String, &crate::compile::CompiledCollection)>> =
+        BTreeMap::new();
+    for (t, tiers) in targets {
+        for c in &t.collections {
+            by_collection
+                .entry(&c.logical)
+                .or_default()
+                .push((target_label(&t.target, tiers), c));
+        }
+    }
+    let mut out = String::new();
+    for (name, forms) in by_collection {
+        let mut header = vec![name.to_string()];
+        header.extend(forms.iter().map(|(l, _)| l.clone()));
+        let mut table = crate::render::table(header);
+        let mut row = vec!["namespace".to_string()];
+        row.extend(
+            forms
+                .iter()
+                .map(|(_, c)| format!("{}.{}", c.placement.database, c.placement.collection)),
+        );
+        table.add_row(row);
+        let mut row = vec!["tenant_id".to_string()];
+        row.extend(forms.iter().map(|(_, c)| tenant_rule(c)));
+        table.add_row(row);
+        let rows = forms
+            .iter()
+            .map(|(_, c)| c.indexes.len())
+            .max()
+            .unwrap_or(0);
+        for i in 0..rows {
+            let mut row = vec![format!("index {}", i + 1)];
+            row.extend(
+                forms
+                    .iter()
+                    .map(|(_, c)| c.indexes.get(i).map(describe_index).unwrap_or_default()),
+            );
+            table.add_row(row);
+        }
+        out.push_str(&table.to_string());
+        out.push_str("\n\n");
+    }
+    if !std::io::stdout().is_terminal() {
+        out = out.trim_end().to_string() + "\n";
+    }
+    out
+}
+
+fn tenant_rule(c: &crate::compile::CompiledCollection) -> String {
+    let Some(v) = &c.options.validator else {
+        return "no validator (time series)".into();
+    };
+    let props = v
+        .get_document("$jsonSchema")
+        .and_then(|s| s.get_document("properties"));
+    match props.and_then(|p| p.get_document("tenant_id")) {
+        Ok(t) => match (t.get_array("enum"), t.get_str("pattern")) {
+            (Ok(values), _) => format!(
+                "required, only {}",
+                values
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            (_, Ok(_)) => "required, any valid tenant id".into(),
+            _ => "required".into(),
+        },
+        Err(_) => "not tenant-scoped".into(),
+    }
+}
+
+fn describe_index(ix: &crate::compile::CompiledIndex) -> String {
+    let keys: Vec<String> = ix
+        .keys
+        .iter()
+        .map(|(k, v)| format!("{k}: {}", compact(v)))
+        .collect();
+    let mut flags: Vec<String> = Vec::new();
+    for (k, v) in &ix.options {
+        flags.push(match (k.as_str(), v) {
+            ("unique" | "sparse" | "hidden", _) => k.clone(),
+            ("expireAfterSeconds", v) => format!("ttl {}", ttl(v)),
+            ("partialFilterExpression", v) => format!("partial {}", compact(v)),
+            ("collation", bson::Bson::Document(c)) => format!(
+                "collation {}{}",
+                c.get_str("locale").unwrap_or("?"),
+                c.get("strength")
+                    .map(|s| format!("/{}", compact(s)))
+                    .unwrap_or_default()
+            ),
+            (k, v) => format!("{k} {}", compact(v)),
+        });
+    }
+    let mut s = format!("{}\n{{{}}}", ix.name, keys.join(", "));
+    if !flags.is_empty() {
+        s.push_str(&format!("\n{}", flags.join(" · ")));
+    }
+    s
+}
+
+/// Relaxed JSON without quotes around simple keys and strings, for table cells.
+fn compact(v: &bson::Bson) -> String {
+    match to_json_value(v) {
+        Value::String(s) => s,
+        other => other.to_string().replace('"', ""),
+    }
+}
+
+fn to_json_value(v: &bson::Bson) -> Value {
+    v.clone().into_relaxed_extjson()
+}
+
+fn ttl(v: &bson::Bson) -> String {
+    let secs = match v {
+        bson::Bson::Int32(i) => i64::from(*i),
+        bson::Bson::Int64(i) => *i,
+        bson::Bson::Double(d) => *d as i64,
+        _ => return compact(v),
+    };
+    match secs {
+        0 => "at the date".into(),
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s => format!("{s}s"),
+    }
+}
+
+fn json_schema(config: &Config, check: bool) -> Result<Outcome> {
+    let text = spec::meta_schema_json();
+    if !check {
+        print!("{text}");
+        return Ok(Outcome::Clean);
+    }
+    let path = config.root.join(crate::spec::META_SCHEMA_FILE);
+    let committed =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    if committed == text {
+        println!("{} is up to date", path.display());
+        Ok(Outcome::Clean)
+    } else {
+        eprintln!(
+            "{} is stale; run `caas schema json-schema > {}` and commit it",
+            path.display(),
+            crate::spec::META_SCHEMA_FILE
+        );
+        Ok(Outcome::Found)
+    }
+}
