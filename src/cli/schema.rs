@@ -91,8 +91,12 @@ fn lint(config: &Config, paths: &[PathBuf], json: bool, deny_warnings: bool) -> 
     let dir = config.specs_dir();
     // Lint the whole project so cross-file checks (refs, duplicates) see every spec, then
     // keep the findings of the files asked for.
-    let mut report = spec::load_project(&dir, &[])
-        .with_context(|| format!("reading specs under {}", dir.display()))?;
+    let mut report = if paths.is_empty() || dir.is_dir() {
+        spec::load_project(&dir, &[])
+            .with_context(|| format!("reading specs under {}", dir.display()))?
+    } else {
+        spec::LoadReport::default()
+    };
     let asked = if paths.is_empty() {
         None
     } else {

@@ -358,14 +358,13 @@ impl<'a> Linter<'a> {
 
     /// Names caas adds itself must not be declared again.
     fn reserved(&mut self, at: &str, name: &str, f: &Field) {
-        let implied = self.spec.effective_fields(None);
-        let origin = implied.get(name).map(|(_, o)| *o);
-        let why = match origin {
-            Some(Origin::Tenant) => Some("caas adds `tenant_id` to every tenant-scoped collection"),
-            Some(Origin::Standard) => {
-                Some("it is a standard field (created_at, updated_at, __v) that caas adds")
-            }
-            _ => None,
+        let standard = self.spec.standard_field_names();
+        let why = if name == "tenant_id" && self.spec.is_tenant_scoped() {
+            Some("caas adds `tenant_id` to every tenant-scoped collection")
+        } else if standard.iter().flatten().any(|s| s == name) {
+            Some("it is a standard field (created_at, updated_at, __v) that caas adds")
+        } else {
+            None
         };
         if let Some(why) = why {
             self.error(
@@ -447,7 +446,7 @@ impl<'a> Linter<'a> {
                         f.kind.as_str()
                     ),
                     format!(
-                        "write the value as a {} (quote strings, no quotes on numbers)",
+                        "write a value of type `{}` (quote strings, no quotes on numbers)",
                         f.kind.as_str()
                     ),
                 );

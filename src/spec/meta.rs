@@ -44,6 +44,28 @@ pub fn check(doc: &Document, file: &Path) -> Vec<Finding> {
     for err in validator().iter_errors(&doc.value) {
         report(&err, doc, file, &mut findings);
     }
+    // A misspelt required key shows up twice: as unknown, and the real one as missing.
+    // The unknown-key finding already says "did you mean"; drop the missing one.
+    let typos: Vec<(String, String)> = findings
+        .iter()
+        .filter(|f| f.code == "unknown-key")
+        .filter_map(|f| {
+            let parent = f.path.rsplit_once('.').map_or("", |(p, _)| p).to_owned();
+            let meant = f
+                .fix
+                .strip_prefix("did you mean `")?
+                .split('`')
+                .next()?
+                .to_owned();
+            Some((parent, meant))
+        })
+        .collect();
+    findings.retain(|f| {
+        f.code != "missing-key"
+            || !typos.iter().any(|(parent, meant)| {
+                *parent == f.path && f.message == format!("missing required key `{meant}`")
+            })
+    });
     findings.sort_by(|a, b| (a.line, a.column).cmp(&(b.line, b.column)));
     findings.dedup();
     findings

@@ -1,0 +1,143 @@
+//! Test support: a real MongoDB-wire server (SecantusDB, started once per test binary, or
+//! the server named by `CAAS_TEST_MONGODB_URI`), per-test database names, and the caas
+//! binary run as a user would.
+
+#![allow(dead_code)]
+
+pub mod server;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub use server::{client, uri};
+
+/// The project root (where Cargo.toml is).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(rel: &str) -> PathBuf {
+    root().join("tests/fixtures").join(rel)
+}
+
+/// A unique, short prefix for one test's database names, so tests run in parallel and
+/// against a shared real mongod without colliding.
+pub fn unique_prefix(test: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    let short: String = test
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(12)
+        .collect();
+    format!("t{}{}_{short}", std::process::id() % 100_000, n)
+}
+
+/// Run the caas binary with arguments in a directory.
+pub fn caas(dir: &Path, args: &[&str]) -> Output {
+    caas_env(dir, args, &[])
+}
+
+pub fn caas_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_caas"));
+    cmd.current_dir(dir).args(args).env_remove("MONGODB_URI");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run caas")
+}
+
+/// stdout, stderr and status of a run, for assertion messages.
+pub fn show(out: &Output) -> String {
+    format!(
+        "status: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A temporary caas project: a folder with caas.toml (databases renamed with a unique
+/// prefix) and the given spec files. Its databases are dropped when it goes away.
+pub struct TestProject {
+    pub dir: tempfile::TempDir,
+    pub prefix: String,
+}
+
+impl TestProject {
+    /// A project whose specs are copied from `specs_from` (a folder of domain folders).
+    pub fn new(test: &str, specs_from: &Path) -> TestProject {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let prefix = unique_prefix(test);
+        copy_dir(specs_from, &dir.path().join("schemas"));
+        let toml = format!(
+            "[databases]\nplatform = \"{p}_platform\"\nbilling = \"{p}_billing\"\nanalytics = \"{p}_analytics\"\nsecurity = \"{p}_platform\"\nshared = \"{p}_shared\"\ntenant = \"{p}_{{tenant_id}}\"\n",
+            p = prefix
+        );
+        std::fs::write(dir.path().join("caas.toml"), toml).expect("write caas.toml");
+        TestProject { dir, prefix }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config(&self) -> caas::config::Config {
+        caas::config::Config::load(self.path(), None).expect("config")
+    }
+
+    pub fn caas(&self, args: &[&str]) -> Output {
+        caas_env(self.path(), args, &[("MONGODB_URI", &uri())])
+    }
+}
+
+impl Drop for TestProject {
+    fn drop(&mut self) {
+        drop_databases(&self.prefix);
+    }
+}
+
+/// Drop every database whose name starts with the prefix.
+pub fn drop_databases(prefix: &str) {
+    let prefix = prefix.to_owned();
+    let run = async move {
+        let c = client().await;
+        if let Ok(names) = c.list_database_names().await {
+            for n in names.into_iter().filter(|n| n.starts_with(&prefix)) {
+                let _ = c.database(&n).drop().await;
+            }
+        }
+    };
+    // Drop may run inside or outside a runtime; use a fresh one on its own thread.
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(run)
+    })
+    .join()
+    .ok();
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let dest = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).expect("copy");
+        }
+    }
+}

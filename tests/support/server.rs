@@ -1,0 +1,76 @@
+//! The test server. With `CAAS_TEST_MONGODB_URI` set, tests use that server (a real
+//! mongod). Otherwise the first test to ask starts SecantusDB on a free port (installing
+//! it into `.venv` if needed) and every test in the binary shares it. A small shell
+//! watchdog stops the server when the test process exits, however it exits.
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use mongodb::options::ClientOptions;
+use mongodb::Client;
+
+static URI: OnceLock<String> = OnceLock::new();
+
+/// The connection string of the test server, starting it on first use.
+pub fn uri() -> String {
+    URI.get_or_init(|| match std::env::var("CAAS_TEST_MONGODB_URI") {
+        Ok(u) if !u.trim().is_empty() => u,
+        _ => start_secantus(),
+    })
+    .clone()
+}
+
+/// A client for the test server. A new one per call: each test may run in its own runtime.
+pub async fn client() -> Client {
+    let mut opts = ClientOptions::parse(uri()).await.expect("test uri parses");
+    opts.server_selection_timeout = Some(Duration::from_secs(10));
+    Client::with_options(opts).expect("client")
+}
+
+fn start_secantus() -> String {
+    let root = super::root();
+    let status = Command::new(root.join("scripts/install-test-server.sh"))
+        .status()
+        .expect("run scripts/install-test-server.sh");
+    assert!(
+        status.success(),
+        "installing SecantusDB failed; see the output above"
+    );
+    let venv = std::env::var("CAAS_VENV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| root.join(".venv"));
+    let python = venv.join("bin/python");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("free port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let log = std::env::temp_dir().join(format!("caas-test-secantus-{port}.log"));
+    let script = format!(
+        "'{py}' -m secantus --host 127.0.0.1 --port {port} --storage-path :memory: --log-level WARNING >'{log}' 2>&1 & s=$!; \
+         while kill -0 {parent} 2>/dev/null && kill -0 $s 2>/dev/null; do sleep 0.5; done; kill $s 2>/dev/null",
+        py = python.display(),
+        log = log.display(),
+        parent = std::process::id(),
+    );
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start SecantusDB");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "SecantusDB did not listen on port {port} within 60 s; log: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    format!("mongodb://127.0.0.1:{port}/?directConnection=true")
+}

@@ -1,0 +1,7 @@
+//! One integration-test binary (one shared test server): modules by subject.
+
+mod support;
+
+mod compile_golden;
+mod lint_fixtures;
+mod live_validators;
