@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The demo: build caas, start a local SecantusDB unless MONGODB_URI is set, and run the
+# tool end to end on the CAAS catalogue.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --locked --quiet
+caas=target/debug/caas
+
+if [ -z "${MONGODB_URI:-}" ]; then
+  scripts/install-test-server.sh
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  .venv/bin/python -m secantus --host 127.0.0.1 --port "$port" --storage-path :memory: --log-level WARNING >/tmp/caas-demo-server.log 2>&1 &
+  server=$!
+  trap 'kill $server 2>/dev/null' EXIT
+  for _ in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+  export MONGODB_URI="mongodb://127.0.0.1:$port/?directConnection=true"
+  echo "== started SecantusDB on port $port"
+fi
+
+step() { echo; echo "== caas $*"; "$caas" "$@"; }
+
+step schema lint
+step schema compile --collection users --format table

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The test command: everything CI runs. Tests that need MongoDB start SecantusDB themselves
+# (installed into .venv on first use) unless CAAS_TEST_MONGODB_URI names a server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-test-server.sh
+cargo build --locked --quiet
+cargo test --locked --no-fail-fast 2>&1 | tee /tmp/caas-test-$$.log
+cargo run --locked --quiet -- schema lint
+cargo run --locked --quiet -- schema json-schema --check
+# One closing line for the whole suite, counted from cargo's per-binary results.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "caas: %d passed, %d failed\n", p, f }' /tmp/caas-test-$$.log
+rm -f /tmp/caas-test-$$.log
