@@ -4,10 +4,15 @@
 //! state per physical target, placed by [`tenancy`]) -> inspect -> plan -> apply.
 //! The CLI ([`cli`]) parses and renders; the engine returns values and reports.
 
+pub mod apply;
 pub mod cli;
 pub mod compile;
 pub mod config;
+pub mod connect;
 pub mod diagnostic;
+pub mod fleet;
+pub mod inspect;
+pub mod plan;
 pub mod redact;
 pub mod render;
 pub mod spec;

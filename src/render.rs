@@ -10,6 +10,10 @@ pub fn table(header: Vec<String>) -> Table {
     t.load_preset(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header(header);
+    // Off a terminal (CI logs, pipes) there is no width to fit; keep lines readable.
+    if t.width().is_none() {
+        t.set_width(140);
+    }
     t
 }
 

@@ -1,7 +1,9 @@
 //! The command line: argument definitions and dispatch. Commands load config and specs,
 //! call the engine, and render what it returns.
 
+mod live;
 mod schema;
+mod tenant;
 
 use std::path::PathBuf;
 
@@ -23,6 +25,8 @@ Exit codes:
 pub struct Cli {
     #[command(flatten)]
     pub project: ProjectOpts,
+    #[command(flatten)]
+    pub connect: crate::connect::ConnectOpts,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -50,11 +54,15 @@ pub enum Command {
     /// Collection specs: lint, compile, and the spec format's JSON Schema.
     #[command(subcommand, after_help = EXIT_CODES)]
     Schema(schema::SchemaCommand),
+    /// The tenant registry (saas_clients).
+    #[command(subcommand, after_help = EXIT_CODES)]
+    Tenant(tenant::TenantCommand),
 }
 
 /// Run a parsed command line.
 pub async fn run(cli: Cli) -> Result<Outcome> {
     match cli.command {
-        Command::Schema(cmd) => schema::run(&cli.project, cmd).await,
+        Command::Schema(cmd) => schema::run(&cli.project, &cli.connect, cmd).await,
+        Command::Tenant(cmd) => tenant::run(&cli.project.load()?, &cli.connect, cmd).await,
     }
 }

@@ -43,6 +43,36 @@ pub enum SchemaCommand {
         #[arg(long, value_enum, default_value_t = Format::Json)]
         format: Format,
     },
+    /// Show what `apply` would change on each target (read-only).
+    Plan {
+        #[command(flatten)]
+        targets: super::live::TargetOpts,
+        #[arg(long, value_enum, default_value_t = super::live::PlanFormat::Table)]
+        format: super::live::PlanFormat,
+        /// Shorthand for --format json.
+        #[arg(long)]
+        json: bool,
+        /// In a mongosh script, include the drops of undeclared objects.
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Create and update collections, validators and indexes on every target.
+    Apply {
+        #[command(flatten)]
+        targets: super::live::TargetOpts,
+        #[command(flatten)]
+        flags: super::live::ApplyFlags,
+    },
+    /// Compare the live databases with the specs; with --exit-code, exit 1 on drift.
+    Diff {
+        #[command(flatten)]
+        targets: super::live::TargetOpts,
+        /// Exit 1 when anything differs (0 in sync, 2 error).
+        #[arg(long)]
+        exit_code: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the JSON Schema of the spec format (what editors and lint validate against).
     JsonSchema {
         /// Exit 1 if the committed copy (schemas/caas-spec.schema.json) differs.
@@ -59,7 +89,11 @@ pub enum Format {
     Table,
 }
 
-pub async fn run(project: &ProjectOpts, cmd: SchemaCommand) -> Result<Outcome> {
+pub async fn run(
+    project: &ProjectOpts,
+    connect: &crate::connect::ConnectOpts,
+    cmd: SchemaCommand,
+) -> Result<Outcome> {
     let config = project.load()?;
     match cmd {
         SchemaCommand::Lint {
@@ -84,6 +118,27 @@ pub async fn run(project: &ProjectOpts, cmd: SchemaCommand) -> Result<Outcome> {
             )
         }
         SchemaCommand::JsonSchema { check } => json_schema(&config, check),
+        SchemaCommand::Plan {
+            targets,
+            format,
+            json,
+            prune,
+        } => {
+            let format = if json {
+                super::live::PlanFormat::Json
+            } else {
+                format
+            };
+            super::live::plan(&config, connect, &targets, format, prune).await
+        }
+        SchemaCommand::Apply { targets, flags } => {
+            super::live::apply(&config, connect, &targets, &flags).await
+        }
+        SchemaCommand::Diff {
+            targets,
+            exit_code,
+            json,
+        } => super::live::diff(&config, connect, &targets, json, exit_code).await,
     }
 }
 

@@ -2,6 +2,7 @@
 //! compile to. Names are checked here, before they can reach a namespace.
 
 mod names;
+pub mod registry;
 mod target;
 mod tier;
 

@@ -1,0 +1,271 @@
+//! Preflight checks run just before a data-dependent change: how many documents a tighter
+//! validator would reject, and which values a new unique index would find duplicated.
+
+use bson::{doc, Bson, Document};
+use futures::TryStreamExt;
+use mongodb::Client;
+
+use super::ApplyOptions;
+use crate::plan::{Action, Change, Safety};
+
+const SAMPLE: i64 = 5;
+
+/// `Ok(Some(reason))` holds the change back; `Ok(None)` lets it run.
+pub async fn check(
+    client: &Client,
+    c: &Change,
+    opts: ApplyOptions,
+) -> mongodb::error::Result<Option<String>> {
+    let coll = client
+        .database(&c.database)
+        .collection::<Document>(&c.collection);
+    if let Action::RebuildIndex { index, .. } = &c.action {
+        // A rebuild that adds uniqueness can fail on the data like a new unique index.
+        if index.options.get_bool("unique") == Ok(true) {
+            return duplicates(&coll, index).await;
+        }
+        return Ok(None);
+    }
+    if c.safety != Safety::DataDependent {
+        return Ok(None);
+    }
+    match &c.action {
+        Action::UpdateValidation {
+            validator: Some(validator),
+            level,
+            ..
+        } => {
+            if opts.allow_invalid_docs
+                || level.as_deref() == Some("moderate")
+                || level.as_deref() == Some("off")
+            {
+                return Ok(None);
+            }
+            let filter = doc! { "$nor": [validator.clone()] };
+            let invalid = coll.count_documents(filter.clone()).await?;
+            if invalid == 0 {
+                return Ok(None);
+            }
+            let ids = sample_ids(&coll, filter).await?;
+            Ok(Some(format!(
+                "{invalid} existing document(s) fail the new validator (e.g. _id {}); fix them, use `validation: {{level: moderate}}`, or rerun with --allow-invalid-docs",
+                ids.join(", ")
+            )))
+        }
+        Action::CreateIndex { index } if index.options.get_bool("unique") == Ok(true) => {
+            duplicates(&coll, index).await
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Values a unique index would find more than once (respecting its partial filter,
+/// sparseness and collation), or `None`.
+async fn duplicates(
+    coll: &mongodb::Collection<Document>,
+    index: &crate::compile::CompiledIndex,
+) -> mongodb::error::Result<Option<String>> {
+    {
+        {
+            let mut group_id = Document::new();
+            for (k, _) in &index.keys {
+                group_id.insert(k.replace('.', "_"), format!("${k}"));
+            }
+            let mut pipeline = Vec::new();
+            if let Ok(filter) = index.options.get_document("partialFilterExpression") {
+                pipeline.push(doc! { "$match": filter.clone() });
+            }
+            if index.options.get_bool("sparse") == Ok(true) {
+                let any: Vec<Bson> = index
+                    .keys
+                    .keys()
+                    .map(|k| Bson::Document(doc! { k: { "$exists": true } }))
+                    .collect();
+                pipeline.push(doc! { "$match": { "$or": any } });
+            }
+            pipeline.push(doc! { "$group": { "_id": group_id, "n": { "$sum": 1 }, "ids": { "$push": "$_id" } } });
+            pipeline.push(doc! { "$match": { "n": { "$gt": 1 } } });
+            pipeline.push(doc! { "$limit": 101 });
+            let mut agg = coll.aggregate(pipeline);
+            if let Ok(c) = index.options.get_document("collation") {
+                if let Ok(collation) = bson::from_document(c.clone()) {
+                    agg = agg.collation(collation);
+                }
+            }
+            let groups: Vec<Document> = agg.await?.try_collect().await?;
+            if groups.is_empty() {
+                return Ok(None);
+            }
+            let count = if groups.len() > 100 {
+                "more than 100".to_string()
+            } else {
+                groups.len().to_string()
+            };
+            let examples: Vec<String> = groups
+                .iter()
+                .take(SAMPLE as usize)
+                .map(|g| {
+                    let ids: Vec<String> = g
+                        .get_array("ids")
+                        .map(|a| a.iter().take(3).map(show_id).collect())
+                        .unwrap_or_default();
+                    format!(
+                        "{} in _id {}",
+                        crate::compile::to_json(g.get_document("_id").unwrap_or(&Document::new())),
+                        ids.join(", ")
+                    )
+                })
+                .collect();
+            Ok(Some(format!(
+                "unique index {} would fail: {count} duplicated value(s), e.g. {}; remove the duplicates first",
+                index.name,
+                examples.join("; ")
+            )))
+        }
+    }
+}
+
+async fn sample_ids(
+    coll: &mongodb::Collection<Document>,
+    filter: Document,
+) -> mongodb::error::Result<Vec<String>> {
+    let docs: Vec<Document> = coll
+        .find(filter)
+        .projection(doc! { "_id": 1 })
+        .limit(SAMPLE)
+        .await?
+        .try_collect()
+        .await?;
+    Ok(docs
+        .iter()
+        .filter_map(|d| d.get("_id"))
+        .map(show_id)
+        .collect())
+}
+
+fn show_id(b: &Bson) -> String {
+    match b {
+        Bson::ObjectId(o) => o.to_hex(),
+        Bson::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The reasons in a code-121 errInfo: each failing rule with its field path.
+pub fn validation_reasons(details: &Document) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(d) = details.get_document("details") {
+        walk(d, "", &mut out);
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn walk(d: &Document, path: &str, out: &mut Vec<String>) {
+    let op = d.get_str("operatorName").unwrap_or("");
+    for key in [
+        "schemaRulesNotSatisfied",
+        "details",
+        "propertiesNotSatisfied",
+        "clausesNotSatisfied",
+    ] {
+        if let Ok(list) = d.get_array(key) {
+            for item in list {
+                if let Bson::Document(inner) = item {
+                    let p = match inner.get_str("propertyName") {
+                        Ok(name) if path.is_empty() => name.to_owned(),
+                        Ok(name) => format!("{path}.{name}"),
+                        Err(_) => path.to_owned(),
+                    };
+                    walk(inner, &p, out);
+                }
+            }
+        }
+    }
+    let leaf = ![
+        "schemaRulesNotSatisfied",
+        "details",
+        "propertiesNotSatisfied",
+        "clausesNotSatisfied",
+    ]
+    .iter()
+    .any(|k| d.contains_key(*k));
+    match op {
+        "required" => {
+            let missing: Vec<String> = d
+                .get_array("missingProperties")
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|b| b.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let at = if path.is_empty() {
+                String::new()
+            } else {
+                format!("{path}.")
+            };
+            for m in missing {
+                out.push(format!("`{at}{m}` is required"));
+            }
+        }
+        "additionalProperties" => {
+            let extra: Vec<String> = d
+                .get_array("additionalProperties")
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|b| b.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(format!(
+                "`{}` not allowed{}",
+                extra.join("`, `"),
+                if path.is_empty() {
+                    String::new()
+                } else {
+                    format!(" in `{path}`")
+                }
+            ));
+        }
+        "" => {}
+        op if leaf || d.contains_key("reason") => {
+            let reason = d.get_str("reason").unwrap_or("does not match");
+            let at = if path.is_empty() {
+                "document".to_string()
+            } else {
+                format!("`{path}`")
+            };
+            let value = d
+                .get("consideredValue")
+                .map(|v| format!(" (value {v})"))
+                .unwrap_or_default();
+            out.push(format!("{at}: {op} {reason}{value}"));
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_name_field_paths() {
+        let info = doc! { "failingDocumentId": 1, "details": { "operatorName": "$jsonSchema", "schemaRulesNotSatisfied": [
+            { "operatorName": "properties", "propertiesNotSatisfied": [
+                { "propertyName": "email", "details": [ { "operatorName": "pattern", "specifiedAs": { "pattern": "^x" }, "reason": "regular expression did not match", "consideredValue": "bob" } ] }
+            ] },
+            { "operatorName": "required", "specifiedAs": { "required": ["name"] }, "missingProperties": ["name"] },
+        ] } };
+        let r = validation_reasons(&info);
+        assert_eq!(
+            r,
+            vec![
+                "`email`: pattern regular expression did not match (value \"bob\")".to_string(),
+                "`name` is required".to_string()
+            ]
+        );
+    }
+}

@@ -1,0 +1,318 @@
+//! `caas schema plan|apply|diff`: the live side. Loads specs, resolves the fleet, plans,
+//! and renders; `apply` executes through the engine.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::apply::{ApplyOptions, Status, TargetReport};
+use crate::config::Config;
+use crate::connect::{ConnectOpts, Connection};
+use crate::fleet::{self, Plans};
+use crate::plan::{Safety, TargetPlan};
+use crate::tenancy::registry::Selection;
+use crate::tenancy::Tier;
+use crate::Outcome;
+
+/// Which targets a run covers.
+#[derive(Debug, Clone, Args)]
+pub struct TargetOpts {
+    /// Only this tenant's target (repeatable).
+    #[arg(long = "tenant")]
+    pub tenants: Vec<String>,
+    /// Only this tier's targets (repeatable).
+    #[arg(long = "tier")]
+    pub tiers: Vec<Tier>,
+    /// Targets worked on at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+}
+
+impl TargetOpts {
+    fn selection(&self) -> Selection {
+        Selection {
+            tenants: self.tenants.clone(),
+            tiers: self.tiers.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    Table,
+    Json,
+    /// A mongosh script a DBA can review and run.
+    Mongosh,
+}
+
+async fn make_plans(
+    config: &Config,
+    connect: &ConnectOpts,
+    targets: &TargetOpts,
+) -> Result<(Connection, Plans)> {
+    let loaded = super::schema::load_clean(config)?;
+    let specs: Vec<&crate::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
+    let conn = connect.connect(config).await?;
+    let fleet = fleet::resolve(&conn, config, &targets.selection()).await?;
+    let compiled = fleet::desired(&specs, &fleet, config);
+    let plans = fleet::plan(&conn, config, &fleet, &compiled, targets.concurrency).await?;
+    if plans.namespaces_after as u64 > config.connection.namespace_budget {
+        eprintln!(
+            "warning: {} collections and indexes in the databases caas manages (after this plan), over the budget of {} (connection.namespace_budget); MongoDB Atlas advises about 10,000 for mid tiers. Pro collection sets add {} per tenant.",
+            plans.namespaces_after,
+            config.connection.namespace_budget,
+            specs.iter().filter(|s| s.domain == crate::spec::Domain::Saas).map(|s| 1 + s.indexes.len()).sum::<usize>()
+        );
+    }
+    Ok((conn, plans))
+}
+
+pub async fn plan(
+    config: &Config,
+    connect: &ConnectOpts,
+    targets: &TargetOpts,
+    format: PlanFormat,
+    prune: bool,
+) -> Result<Outcome> {
+    let (_, plans) = make_plans(config, connect, targets).await?;
+    match format {
+        PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&plans.plans)?),
+        PlanFormat::Mongosh => print!("{}", crate::plan::to_mongosh(&plans.plans, prune)),
+        PlanFormat::Table => print_plans(&plans.plans),
+    }
+    Ok(Outcome::Clean)
+}
+
+pub async fn diff(
+    config: &Config,
+    connect: &ConnectOpts,
+    targets: &TargetOpts,
+    json: bool,
+    exit_code: bool,
+) -> Result<Outcome> {
+    let (_, plans) = make_plans(config, connect, targets).await?;
+    let drift: usize = plans.plans.iter().map(|p| p.changes.len()).sum();
+    if json {
+        let out: Vec<serde_json::Value> = plans
+            .plans
+            .iter()
+            .flat_map(|p| {
+                p.changes.iter().map(move |c| {
+                    serde_json::json!({
+                        "target": p.target.to_string(), "database": c.database, "collection": c.collection,
+                        "drift": c.summary(), "class": c.safety.as_str(), "undeclared": c.undeclared,
+                    })
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "in_sync": drift == 0, "targets": plans.plans.len(), "drift": out })
+            )?
+        );
+    } else {
+        for p in &plans.plans {
+            for c in &p.changes {
+                println!(
+                    "{}\t{}.{}\t{}",
+                    p.target,
+                    c.database,
+                    c.collection,
+                    c.summary()
+                );
+            }
+        }
+        if drift == 0 {
+            println!("in sync: {} target(s) match the specs", plans.plans.len());
+        } else {
+            let targets = plans.plans.iter().filter(|p| !p.changes.is_empty()).count();
+            println!(
+                "drift: {drift} difference(s) in {targets} of {} target(s)",
+                plans.plans.len()
+            );
+        }
+    }
+    Ok(if exit_code && drift > 0 {
+        Outcome::Found
+    } else {
+        Outcome::Clean
+    })
+}
+
+fn print_plans(plans: &[TargetPlan]) {
+    let mut counts = [0usize; 4];
+    for p in plans {
+        if p.changes.is_empty() {
+            continue;
+        }
+        println!("target {}: {} change(s)", p.target, p.changes.len());
+        let mut table =
+            crate::render::table(vec!["namespace".into(), "change".into(), "class".into()]);
+        for c in &p.changes {
+            let class = if c.undeclared {
+                format!("{} (undeclared, --prune)", c.safety.as_str())
+            } else {
+                c.safety.as_str().to_string()
+            };
+            counts[if c.undeclared { 3 } else { c.safety as usize }] += 1;
+            table.add_row(vec![
+                format!("{}.{}", c.database, c.collection),
+                c.summary(),
+                class,
+            ]);
+        }
+        println!("{table}\n");
+    }
+    let changed = plans.iter().filter(|p| !p.changes.is_empty()).count();
+    if changed == 0 {
+        println!("no changes: {} target(s) match the specs", plans.len());
+    } else {
+        println!(
+            "{changed} of {} target(s) would change: {} safe, {} data-dependent, {} destructive, {} undeclared",
+            plans.len(),
+            counts[Safety::Safe as usize],
+            counts[Safety::DataDependent as usize],
+            counts[Safety::Destructive as usize],
+            counts[3]
+        );
+    }
+}
+
+/// Flags of `schema apply`.
+#[derive(Debug, Clone, Args)]
+pub struct ApplyFlags {
+    /// Run destructive changes (index rebuilds; with --prune, drops).
+    #[arg(long)]
+    pub allow_destructive: bool,
+    /// Drop live indexes and collections that no spec declares (needs --allow-destructive).
+    #[arg(long)]
+    pub prune: bool,
+    /// Tighten validators even when existing documents fail them.
+    #[arg(long)]
+    pub allow_invalid_docs: bool,
+    /// Stop starting new targets after the first failure.
+    #[arg(long)]
+    pub fail_fast: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn apply(
+    config: &Config,
+    connect: &ConnectOpts,
+    targets: &TargetOpts,
+    flags: &ApplyFlags,
+) -> Result<Outcome> {
+    let (conn, plans) = make_plans(config, connect, targets).await?;
+    if plans.plans.iter().all(|p| p.changes.is_empty()) {
+        if flags.json {
+            println!(
+                "{}",
+                serde_json::json!({ "changes": 0, "targets": plans.plans.len() })
+            );
+        } else {
+            println!(
+                "no changes: {} target(s) match the specs",
+                plans.plans.len()
+            );
+        }
+        return Ok(Outcome::Clean);
+    }
+    let opts = ApplyOptions {
+        allow_destructive: flags.allow_destructive,
+        prune: flags.prune,
+        allow_invalid_docs: flags.allow_invalid_docs,
+        fail_fast: flags.fail_fast,
+        concurrency: targets.concurrency,
+    };
+    let total = plans.plans.len() as u64;
+    let tty = std::io::stderr().is_terminal() && !flags.json;
+    let bar = if tty {
+        let b = ProgressBar::new(total);
+        b.set_style(
+            ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} targets {msg}")
+                .expect("template")
+                .progress_chars("=> "),
+        );
+        b.enable_steady_tick(Duration::from_millis(120));
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let on_done = |r: &TargetReport| {
+        let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if tty {
+            bar.set_message(format!("{} {}", r.target, status_word(r)));
+            bar.inc(1);
+        } else if !flags.json {
+            eprintln!("[{n}/{total}] {} {}", r.target, status_word(r));
+        }
+    };
+    let reports = crate::apply::apply(&conn.client, plans.plans, opts, &on_done).await;
+    bar.finish_and_clear();
+    if flags.json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    } else {
+        print_reports(&reports);
+    }
+    let failed = reports
+        .iter()
+        .any(|r| matches!(r.status, Status::Failed | Status::NotStarted));
+    let incomplete = reports.iter().any(|r| r.status == Status::Incomplete);
+    if failed {
+        anyhow::bail!(
+            "{} target(s) failed; see the report above",
+            reports
+                .iter()
+                .filter(|r| r.status == Status::Failed)
+                .count()
+        );
+    }
+    Ok(if incomplete {
+        Outcome::Found
+    } else {
+        Outcome::Clean
+    })
+}
+
+fn status_word(r: &TargetReport) -> String {
+    match r.status {
+        Status::NoChanges => "no changes".into(),
+        Status::Applied => format!("applied {} change(s)", r.applied.len()),
+        Status::Incomplete => format!("applied {}, held back {}", r.applied.len(), r.skipped.len()),
+        Status::Failed => "FAILED".into(),
+        Status::NotStarted => "not started (--fail-fast)".into(),
+    }
+}
+
+fn print_reports(reports: &[TargetReport]) {
+    let mut table = crate::render::table(vec!["target".into(), "outcome".into(), "detail".into()]);
+    for r in reports {
+        let detail = match (&r.error, r.skipped.is_empty()) {
+            (Some(e), _) => e.clone(),
+            (None, false) => r
+                .skipped
+                .iter()
+                .map(|s| format!("{}: {} ({})", s.namespace, s.change, s.reason))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            (None, true) => String::new(),
+        };
+        table.add_row(vec![r.target.to_string(), status_word(r), detail]);
+    }
+    println!("{table}");
+    let applied: usize = reports.iter().map(|r| r.applied.len()).sum();
+    let failed = reports
+        .iter()
+        .filter(|r| r.status == Status::Failed)
+        .count();
+    println!(
+        "{applied} change(s) applied on {} target(s); {failed} failed",
+        reports.len()
+    );
+}

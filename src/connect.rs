@@ -1,0 +1,139 @@
+//! Connecting to MongoDB: where the URI comes from (`--uri`, `MONGODB_URI`, caas.toml),
+//! bounded timeouts so an unreachable server is one clear error, and a command counter
+//! (the driver's command monitoring) so round trips can be measured.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use bson::doc;
+use mongodb::event::command::CommandEvent;
+use mongodb::event::EventHandler;
+use mongodb::options::ClientOptions;
+use mongodb::Client;
+
+use crate::config::Config;
+use crate::redact::redact;
+
+/// Where to connect, and how long to wait for a server.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnectOpts {
+    /// MongoDB connection string. Default: MONGODB_URI, then `[connection] uri` in caas.toml.
+    #[arg(long, env = "MONGODB_URI", hide_env_values = true, global = true)]
+    pub uri: Option<String>,
+    /// Seconds to wait for a reachable server before giving up (exit 2).
+    #[arg(long, default_value_t = 5, global = true)]
+    pub connect_timeout: u64,
+}
+
+/// A connected client and the number of commands it has sent.
+#[derive(Clone)]
+pub struct Connection {
+    pub client: Client,
+    commands: Arc<AtomicU64>,
+    /// The URI with its password replaced, for messages.
+    pub shown_uri: String,
+}
+
+impl Connection {
+    /// Commands sent so far (round trips), not counting session clean-up.
+    pub fn commands(&self) -> u64 {
+        self.commands.load(Ordering::Relaxed)
+    }
+}
+
+impl ConnectOpts {
+    /// The URI to use, or an error that says how to give one.
+    pub fn resolve_uri(&self, config: &Config) -> Result<String> {
+        self.uri
+            .clone()
+            .filter(|u| !u.trim().is_empty())
+            .or_else(|| config.connection.uri.clone())
+            .ok_or_else(|| {
+                anyhow!("no MongoDB connection string; pass --uri, set MONGODB_URI, or set `[connection] uri` in caas.toml")
+            })
+    }
+
+    /// Connect and check the server answers, within the timeout.
+    pub async fn connect(&self, config: &Config) -> Result<Connection> {
+        let uri = self.resolve_uri(config)?;
+        connect(&uri, Duration::from_secs(self.connect_timeout.max(1))).await
+    }
+}
+
+/// Connect to `uri` and ping it; the error never contains the password.
+pub async fn connect(uri: &str, timeout: Duration) -> Result<Connection> {
+    let shown = redact(uri);
+    let mut opts = ClientOptions::parse(uri)
+        .await
+        .map_err(|e| {
+            anyhow!(
+                "invalid connection string {shown}: {}",
+                redact(&e.to_string())
+            )
+        })
+        .context("fix the URI (mongodb://[user:password@]host[:port]/?options)")?;
+    opts.app_name.get_or_insert_with(|| "caas".into());
+    opts.server_selection_timeout = Some(timeout);
+    opts.connect_timeout = Some(timeout);
+    let commands = Arc::new(AtomicU64::new(0));
+    let counter = commands.clone();
+    opts.command_event_handler = Some(EventHandler::callback(move |ev: CommandEvent| {
+        if let CommandEvent::Started(s) = ev {
+            if s.command_name != "endSessions" {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }));
+    let client = Client::with_options(opts).map_err(|e| {
+        anyhow!(
+            "cannot create a client for {shown}: {}",
+            redact(&e.to_string())
+        )
+    })?;
+    client
+        .database("admin")
+        .run_command(doc! { "ping": 1 })
+        .await
+        .map_err(|e| {
+            anyhow!(
+                "cannot reach MongoDB at {shown} within {}s: {}\n  fix: check that the server runs and the URI is right, or pass --uri / set MONGODB_URI",
+                timeout.as_secs(),
+                reason(&redact(&e.to_string()))
+            )
+        })?;
+    commands.store(0, Ordering::Relaxed);
+    Ok(Connection {
+        client,
+        commands,
+        shown_uri: shown,
+    })
+}
+
+/// The useful part of a driver error: for server selection, the socket error or the
+/// server's answer, not the whole topology description.
+fn reason(s: &str) -> String {
+    for marker in ["I/O error: ", "Error: Kind: ", "message: "] {
+        if let Some(i) = s.find(marker) {
+            let rest = &s[i + marker.len()..];
+            let end = rest.find([',', '}']).unwrap_or(rest.len());
+            let what = if s.contains("Server selection timeout") {
+                "no server answered: "
+            } else {
+                ""
+            };
+            return format!("{what}{}", rest[..end].trim());
+        }
+    }
+    first_line(s)
+}
+
+fn first_line(s: &str) -> String {
+    let line = s.lines().next().unwrap_or("");
+    if line.len() > 300 {
+        format!("{}...", &line[..300])
+    } else {
+        line.to_owned()
+    }
+}

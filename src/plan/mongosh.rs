@@ -1,0 +1,115 @@
+//! A plan as a mongosh script a DBA can review and run by hand.
+
+use bson::{doc, Document};
+
+use super::{Action, IndexStep, TargetPlan};
+use crate::compile::to_json;
+
+fn js(d: &Document) -> String {
+    serde_json::to_string_pretty(&to_json(d)).expect("json")
+}
+
+fn lit(s: &str) -> String {
+    serde_json::to_string(s).expect("json")
+}
+
+/// The script for these plans. Undeclared objects are listed as comments unless `prune`.
+pub fn to_mongosh(plans: &[TargetPlan], prune: bool) -> String {
+    let mut out =
+        String::from("// caas schema plan, as mongosh commands. Review before running.\n");
+    for plan in plans {
+        out.push_str(&format!("\n// ---- target {} ----\n", plan.target));
+        if plan.changes.is_empty() {
+            out.push_str("// no changes\n");
+        }
+        for c in &plan.changes {
+            let db = format!("db.getSiblingDB({})", lit(&c.database));
+            out.push_str(&format!(
+                "// [{}] {}.{}: {}\n",
+                c.safety.as_str(),
+                c.database,
+                c.collection,
+                c.summary()
+            ));
+            let cmd = match &c.action {
+                Action::CreateCollection { options } => format!(
+                    "{db}.createCollection({}, {});",
+                    lit(&c.collection),
+                    js(options)
+                ),
+                Action::UpdateValidation {
+                    validator,
+                    level,
+                    action,
+                    ..
+                } => {
+                    let mut m = doc! { "collMod": &c.collection };
+                    if let Some(v) = validator {
+                        m.insert("validator", v.clone());
+                    }
+                    if let Some(l) = level {
+                        m.insert("validationLevel", l);
+                    }
+                    if let Some(a) = action {
+                        m.insert("validationAction", a);
+                    }
+                    format!("{db}.runCommand({});", js(&m))
+                }
+                Action::CreateIndex { index } => format!(
+                    "{db}.runCommand({});",
+                    js(
+                        &doc! { "createIndexes": &c.collection, "indexes": [index.to_create_spec()] }
+                    )
+                ),
+                Action::ModifyIndex {
+                    name,
+                    expire_after_seconds,
+                    hidden,
+                    ..
+                } => {
+                    let mut ix = doc! { "name": name };
+                    if let Some(t) = expire_after_seconds {
+                        ix.insert("expireAfterSeconds", *t);
+                    }
+                    if let Some(h) = hidden {
+                        ix.insert("hidden", *h);
+                    }
+                    format!(
+                        "{db}.runCommand({});",
+                        js(&doc! { "collMod": &c.collection, "index": ix })
+                    )
+                }
+                Action::RebuildIndex { live, index, .. } => super::rebuild_steps(live, index)
+                    .iter()
+                    .map(|step| match step {
+                        IndexStep::Create(spec) => format!(
+                            "{db}.runCommand({});",
+                            js(&doc! { "createIndexes": &c.collection, "indexes": [spec.clone()] })
+                        ),
+                        IndexStep::Drop(name) => format!(
+                            "{db}.getCollection({}).dropIndex({});",
+                            lit(&c.collection),
+                            lit(name)
+                        ),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                Action::DropIndex { name, .. } => format!(
+                    "{}{db}.getCollection({}).dropIndex({});",
+                    if prune { "" } else { "// " },
+                    lit(&c.collection),
+                    lit(name)
+                ),
+                Action::DropCollection { .. } => format!(
+                    "{}{db}.getCollection({}).drop();",
+                    if prune { "" } else { "// " },
+                    lit(&c.collection)
+                ),
+                Action::Conflict { reason } => format!("// needs a person: {reason}"),
+            };
+            out.push_str(&cmd);
+            out.push('\n');
+        }
+    }
+    out
+}

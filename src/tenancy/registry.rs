@@ -1,0 +1,297 @@
+//! The tenant registry (`saas_clients` in the platform database) and target resolution:
+//! which physical targets a run covers, given the registered tenants and the filters.
+
+use std::collections::BTreeSet;
+
+use anyhow::{bail, Context, Result};
+use bson::{doc, DateTime, Document};
+use futures::TryStreamExt;
+use mongodb::Database;
+use serde::Serialize;
+
+use super::{check_tenant_id, Layout, Target, TargetKind, Tier};
+use crate::config::Config;
+
+/// The registry's logical collection.
+pub const REGISTRY: &str = "saas_clients";
+
+/// A registered tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub tier: Tier,
+    pub status: String,
+    /// The physical target the tenant's `saas` collections live in.
+    pub target: String,
+    pub database: String,
+}
+
+fn registry(db: &Database) -> mongodb::Collection<Document> {
+    db.collection(REGISTRY)
+}
+
+/// Per-tier defaults for a new tenant's limits.
+fn limits(tier: Tier) -> Document {
+    let (users, storage_mb, rpm) = match tier {
+        Tier::Free => (50, 1_024_i64, 60),
+        Tier::Starter => (500, 10_240, 300),
+        Tier::Pro => (5_000, 102_400, 1_200),
+        Tier::Enterprise => (1_000_000, 10_485_760, 10_000),
+    };
+    doc! { "max_users": users, "max_storage_mb": storage_mb, "rate_limit_rpm": rpm }
+}
+
+/// Where a tenant's data lives, as stored in its registry entry.
+pub fn data_location(config: &Config, id: &str, tier: Tier) -> Document {
+    let dbs = &config.databases;
+    match config.tiers.layout(tier) {
+        Layout::Shared => doc! { "database": &dbs.shared, "collection_prefix": bson::Bson::Null },
+        Layout::CollectionSet => {
+            let prefix = dbs
+                .collection_set
+                .replace("{tenant_id}", id)
+                .replace("{collection}", "");
+            doc! { "database": &dbs.shared, "collection_prefix": prefix }
+        }
+        Layout::Database => {
+            doc! { "database": dbs.tenant.replace("{tenant_id}", id), "collection_prefix": bson::Bson::Null }
+        }
+    }
+}
+
+/// The registry document of a new tenant (it passes the `saas_clients` validator).
+pub fn new_tenant_document(
+    config: &Config,
+    id: &str,
+    tier: Tier,
+    name: &str,
+    email: Option<&str>,
+) -> Document {
+    let now = DateTime::now();
+    let mut d = doc! {
+        "tenant_id": id,
+        "name": name,
+        "tier": tier.as_str(),
+        "status": "active",
+        "limits": limits(tier),
+        "data_location": data_location(config, id, tier),
+        "created_at": now,
+        "updated_at": now,
+        "__v": 0,
+    };
+    if let Some(e) = email {
+        d.insert("contact_email", e);
+    }
+    d
+}
+
+/// Register a tenant. The id is checked before anything is written; an id already
+/// registered is an error that names its tier.
+pub async fn add(
+    db: &Database,
+    config: &Config,
+    id: &str,
+    tier: Tier,
+    name: Option<&str>,
+    email: Option<&str>,
+) -> Result<Tenant> {
+    check_tenant_id(id).map_err(anyhow::Error::msg)?;
+    if let Some(n) = name {
+        if n.trim().is_empty() || n.chars().count() > 200 {
+            bail!("--name must be 1 to 200 characters");
+        }
+    }
+    let coll = registry(db);
+    if let Some(existing) = coll
+        .find_one(doc! { "tenant_id": id })
+        .await
+        .context("reading the tenant registry")?
+    {
+        let tier = existing.get_str("tier").unwrap_or("?");
+        bail!("tenant `{id}` is already registered (tier {tier}); `caas tenant list` shows every tenant");
+    }
+    let d = new_tenant_document(config, id, tier, name.unwrap_or(id), email);
+    coll.insert_one(&d)
+        .await
+        .map_err(|e| crate::apply::explain_write_error(&e, &format!("{}.{REGISTRY}", db.name())))?;
+    Ok(to_tenant(config, &d).expect("a document we built"))
+}
+
+fn to_tenant(config: &Config, d: &Document) -> Option<Tenant> {
+    let id = d.get_str("tenant_id").ok()?.to_owned();
+    let tier: Tier = d.get_str("tier").ok()?.parse().ok()?;
+    let target = Target::for_tenant(&id, tier, config.tiers.layout(tier));
+    let database = data_location(config, &id, tier)
+        .get_str("database")
+        .unwrap_or("")
+        .to_owned();
+    Some(Tenant {
+        name: d.get_str("name").unwrap_or(&id).to_owned(),
+        status: d.get_str("status").unwrap_or("?").to_owned(),
+        target: target.to_string(),
+        database,
+        tier,
+        id,
+    })
+}
+
+/// Every registered tenant that is not soft-deleted, sorted by id. A missing registry is
+/// an empty one. Entries that are not valid tenants are an error naming them.
+pub async fn list(db: &Database, config: &Config) -> Result<Vec<Tenant>> {
+    let cursor = registry(db)
+        .find(doc! { "deleted_at": { "$in": [null] } })
+        .sort(doc! { "tenant_id": 1 })
+        .await
+        .with_context(|| format!("reading the tenant registry {}.{REGISTRY}", db.name()))?;
+    let docs: Vec<Document> = cursor
+        .try_collect()
+        .await
+        .context("reading the tenant registry")?;
+    let mut out = Vec::with_capacity(docs.len());
+    for d in &docs {
+        match to_tenant(config, d) {
+            Some(t) if check_tenant_id(&t.id).is_ok() => out.push(t),
+            _ => bail!(
+                "registry entry {} in {}.{REGISTRY} has no valid tenant_id or tier; fix or remove it",
+                d.get("_id").map(|v| v.to_string()).unwrap_or_default(),
+                db.name()
+            ),
+        }
+    }
+    Ok(out)
+}
+
+/// Which tenants and tiers a run covers. Empty: everything.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub tenants: Vec<String>,
+    pub tiers: Vec<Tier>,
+}
+
+impl Selection {
+    pub fn is_all(&self) -> bool {
+        self.tenants.is_empty() && self.tiers.is_empty()
+    }
+}
+
+/// The targets of a run: with no filter, the platform, the shared target and one target
+/// per Pro and Enterprise tenant; with `--tenant`/`--tier`, only those tenants' targets.
+pub fn resolve_targets(
+    tenants: &[Tenant],
+    config: &Config,
+    sel: &Selection,
+) -> Result<Vec<Target>> {
+    for id in &sel.tenants {
+        check_tenant_id(id)
+            .map_err(anyhow::Error::msg)
+            .context("--tenant")?;
+        if !tenants.iter().any(|t| &t.id == id) {
+            bail!("tenant `{id}` is not registered; `caas tenant add {id} --tier ...` registers it, `caas tenant list` shows who is");
+        }
+    }
+    let mut set = BTreeSet::new();
+    if sel.is_all() {
+        set.insert(Target::platform());
+        set.insert(Target::shared());
+    }
+    for t in tenants {
+        if sel.is_all() || sel.tenants.contains(&t.id) || sel.tiers.contains(&t.tier) {
+            set.insert(Target::for_tenant(
+                &t.id,
+                t.tier,
+                config.tiers.layout(t.tier),
+            ));
+        }
+    }
+    for tier in &sel.tiers {
+        if config.tiers.layout(*tier) == Layout::Shared {
+            set.insert(Target::shared());
+        }
+    }
+    let mut targets: Vec<Target> = set.into_iter().collect();
+    targets.sort_by_key(|t| match &t.kind {
+        TargetKind::Platform => (0, String::new()),
+        TargetKind::Shared => (1, String::new()),
+        TargetKind::CollectionSet { tenant, .. } => (2, tenant.clone()),
+        TargetKind::Database { tenant, .. } => (3, tenant.clone()),
+    });
+    Ok(targets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant(id: &str, tier: Tier) -> Tenant {
+        let config = Config::parse("", std::path::Path::new("caas.toml")).unwrap();
+        to_tenant(&config, &new_tenant_document(&config, id, tier, id, None)).unwrap()
+    }
+
+    #[test]
+    fn all_targets_without_filters() {
+        let config = Config::parse("", std::path::Path::new("caas.toml")).unwrap();
+        let tenants = vec![
+            tenant("a1", Tier::Free),
+            tenant("b1", Tier::Starter),
+            tenant("c1", Tier::Pro),
+            tenant("d1", Tier::Enterprise),
+        ];
+        let targets = resolve_targets(&tenants, &config, &Selection::default()).unwrap();
+        let names: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
+        assert_eq!(names, ["platform", "shared", "pro:c1", "enterprise:d1"]);
+    }
+
+    #[test]
+    fn filters_narrow_to_tenant_targets() {
+        let config = Config::parse("", std::path::Path::new("caas.toml")).unwrap();
+        let tenants = vec![
+            tenant("a1", Tier::Free),
+            tenant("c1", Tier::Pro),
+            tenant("c2", Tier::Pro),
+        ];
+        let by_tenant = Selection {
+            tenants: vec!["a1".into(), "c2".into()],
+            tiers: vec![],
+        };
+        let names: Vec<String> = resolve_targets(&tenants, &config, &by_tenant)
+            .unwrap()
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        assert_eq!(names, ["shared", "pro:c2"]);
+        let by_tier = Selection {
+            tenants: vec![],
+            tiers: vec![Tier::Pro],
+        };
+        let names: Vec<String> = resolve_targets(&tenants, &config, &by_tier)
+            .unwrap()
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        assert_eq!(names, ["pro:c1", "pro:c2"]);
+        let unknown = Selection {
+            tenants: vec!["zz".into()],
+            tiers: vec![],
+        };
+        assert!(resolve_targets(&tenants, &config, &unknown)
+            .unwrap_err()
+            .to_string()
+            .contains("not registered"));
+    }
+
+    #[test]
+    fn data_location_per_layout() {
+        let config = Config::parse("", std::path::Path::new("caas.toml")).unwrap();
+        assert_eq!(
+            data_location(&config, "acme", Tier::Pro),
+            doc! { "database": "caas_shared", "collection_prefix": "acme_" }
+        );
+        assert_eq!(
+            data_location(&config, "acme", Tier::Enterprise)
+                .get_str("database")
+                .unwrap(),
+            "caas_acme"
+        );
+    }
+}
