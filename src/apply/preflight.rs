@@ -65,64 +65,62 @@ async fn duplicates(
     coll: &mongodb::Collection<Document>,
     index: &crate::compile::CompiledIndex,
 ) -> mongodb::error::Result<Option<String>> {
-    {
-        {
-            let mut group_id = Document::new();
-            for (k, _) in &index.keys {
-                group_id.insert(k.replace('.', "_"), format!("${k}"));
-            }
-            let mut pipeline = Vec::new();
-            if let Ok(filter) = index.options.get_document("partialFilterExpression") {
-                pipeline.push(doc! { "$match": filter.clone() });
-            }
-            if index.options.get_bool("sparse") == Ok(true) {
-                let any: Vec<Bson> = index
-                    .keys
-                    .keys()
-                    .map(|k| Bson::Document(doc! { k: { "$exists": true } }))
-                    .collect();
-                pipeline.push(doc! { "$match": { "$or": any } });
-            }
-            pipeline.push(doc! { "$group": { "_id": group_id, "n": { "$sum": 1 }, "ids": { "$push": "$_id" } } });
-            pipeline.push(doc! { "$match": { "n": { "$gt": 1 } } });
-            pipeline.push(doc! { "$limit": 101 });
-            let mut agg = coll.aggregate(pipeline);
-            if let Ok(c) = index.options.get_document("collation") {
-                if let Ok(collation) = bson::from_document(c.clone()) {
-                    agg = agg.collation(collation);
-                }
-            }
-            let groups: Vec<Document> = agg.await?.try_collect().await?;
-            if groups.is_empty() {
-                return Ok(None);
-            }
-            let count = if groups.len() > 100 {
-                "more than 100".to_string()
-            } else {
-                groups.len().to_string()
-            };
-            let examples: Vec<String> = groups
-                .iter()
-                .take(SAMPLE as usize)
-                .map(|g| {
-                    let ids: Vec<String> = g
-                        .get_array("ids")
-                        .map(|a| a.iter().take(3).map(show_id).collect())
-                        .unwrap_or_default();
-                    format!(
-                        "{} in _id {}",
-                        crate::compile::to_json(g.get_document("_id").unwrap_or(&Document::new())),
-                        ids.join(", ")
-                    )
-                })
-                .collect();
-            Ok(Some(format!(
+    let mut group_id = Document::new();
+    for (k, _) in &index.keys {
+        group_id.insert(k.replace('.', "_"), format!("${k}"));
+    }
+    let mut pipeline = Vec::new();
+    if let Ok(filter) = index.options.get_document("partialFilterExpression") {
+        pipeline.push(doc! { "$match": filter.clone() });
+    }
+    if index.options.get_bool("sparse") == Ok(true) {
+        let any: Vec<Bson> = index
+            .keys
+            .keys()
+            .map(|k| Bson::Document(doc! { k: { "$exists": true } }))
+            .collect();
+        pipeline.push(doc! { "$match": { "$or": any } });
+    }
+    pipeline.push(
+        doc! { "$group": { "_id": group_id, "n": { "$sum": 1 }, "ids": { "$push": "$_id" } } },
+    );
+    pipeline.push(doc! { "$match": { "n": { "$gt": 1 } } });
+    pipeline.push(doc! { "$limit": 101 });
+    let mut agg = coll.aggregate(pipeline);
+    if let Ok(c) = index.options.get_document("collation") {
+        if let Ok(collation) = bson::from_document(c.clone()) {
+            agg = agg.collation(collation);
+        }
+    }
+    let groups: Vec<Document> = agg.await?.try_collect().await?;
+    if groups.is_empty() {
+        return Ok(None);
+    }
+    let count = if groups.len() > 100 {
+        "more than 100".to_string()
+    } else {
+        groups.len().to_string()
+    };
+    let examples: Vec<String> = groups
+        .iter()
+        .take(SAMPLE as usize)
+        .map(|g| {
+            let ids: Vec<String> = g
+                .get_array("ids")
+                .map(|a| a.iter().take(3).map(show_id).collect())
+                .unwrap_or_default();
+            format!(
+                "{} in _id {}",
+                crate::compile::to_json(g.get_document("_id").unwrap_or(&Document::new())),
+                ids.join(", ")
+            )
+        })
+        .collect();
+    Ok(Some(format!(
                 "unique index {} would fail: {count} duplicated value(s), e.g. {}; remove the duplicates first",
                 index.name,
                 examples.join("; ")
             )))
-        }
-    }
 }
 
 async fn sample_ids(
