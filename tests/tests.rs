@@ -4,4 +4,5 @@ mod support;
 
 mod compile_golden;
 mod lint_fixtures;
+mod live_schema;
 mod live_validators;

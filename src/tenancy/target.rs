@@ -11,7 +11,7 @@ use crate::spec::{CollectionSpec, Domain};
 
 /// One unit of work: the platform databases, the shared tenant database, one Pro
 /// collection set, or one Enterprise database.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Target {
     pub kind: TargetKind,
 }
@@ -114,6 +114,13 @@ impl Target {
                 tenant: Some(tenant.clone()),
             },
         }
+    }
+}
+
+/// In JSON a target is its label: `platform`, `shared`, `pro:acme`, `enterprise:globex`.
+impl Serialize for Target {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 
