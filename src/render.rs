@@ -11,7 +11,8 @@ pub fn table(header: Vec<String>) -> Table {
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header(header);
     // Off a terminal (CI logs, pipes) there is no width to fit; keep lines readable.
-    if t.width().is_none() {
+    // A pseudo-terminal may report no columns at all; treat that like no terminal.
+    if t.width().is_none_or(|w| w < 40) {
         t.set_width(140);
     }
     t
