@@ -12,6 +12,7 @@ pub mod connect;
 pub mod diagnostic;
 pub mod fleet;
 pub mod inspect;
+pub mod migrate;
 pub mod plan;
 pub mod redact;
 pub mod render;

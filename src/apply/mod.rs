@@ -336,6 +336,21 @@ impl Change {
 pub fn describe(e: &Error) -> String {
     let text = match e.kind.as_ref() {
         ErrorKind::Command(c) => format!("code {} ({}): {}", c.code, c.code_name, c.message),
+        ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == 121 => {
+            let reasons = w
+                .details
+                .as_ref()
+                .map(preflight::validation_reasons)
+                .unwrap_or_default();
+            if reasons.is_empty() {
+                format!("code 121: {}", w.message)
+            } else {
+                format!(
+                    "code 121: document failed validation: {}",
+                    reasons.join("; ")
+                )
+            }
+        }
         ErrorKind::Write(WriteFailure::WriteError(w)) => format!("code {}: {}", w.code, w.message),
         ErrorKind::Write(WriteFailure::WriteConcernError(w)) => {
             format!("write concern error {}: {}", w.code, w.message)

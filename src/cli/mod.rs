@@ -2,6 +2,7 @@
 //! call the engine, and render what it returns.
 
 mod live;
+mod migrate;
 mod schema;
 mod tenant;
 
@@ -54,6 +55,9 @@ pub enum Command {
     /// Collection specs: lint, compile, and the spec format's JSON Schema.
     #[command(subcommand, after_help = EXIT_CODES)]
     Schema(schema::SchemaCommand),
+    /// Versioned migrations over every target of every tier.
+    #[command(subcommand, after_help = EXIT_CODES)]
+    Migrate(migrate::MigrateCommand),
     /// The tenant registry (saas_clients).
     #[command(subcommand, after_help = EXIT_CODES)]
     Tenant(tenant::TenantCommand),
@@ -63,6 +67,7 @@ pub enum Command {
 pub async fn run(cli: Cli) -> Result<Outcome> {
     match cli.command {
         Command::Schema(cmd) => schema::run(&cli.project, &cli.connect, cmd).await,
+        Command::Migrate(cmd) => migrate::run(&cli.project.load()?, &cli.connect, cmd).await,
         Command::Tenant(cmd) => tenant::run(&cli.project.load()?, &cli.connect, cmd).await,
     }
 }

@@ -23,6 +23,56 @@ pub fn json_to_bson(v: &Value) -> Bson {
     }
 }
 
+/// Give a document's values the BSON types its spec declares: YAML has one kind of
+/// integer, but a `long` field must hold an Int64, a `double` a Double, a `date` a Date
+/// (from an RFC 3339 string). Nested objects and array items follow their declared fields.
+pub fn coerce(doc: &mut Document, fields: &indexmap::IndexMap<String, crate::spec::Field>) {
+    for (name, field) in fields {
+        if let Some(v) = doc.get_mut(name) {
+            coerce_value(v, field);
+        }
+    }
+}
+
+fn coerce_value(v: &mut Bson, field: &crate::spec::Field) {
+    use crate::spec::FieldType as T;
+    let as_f64 = |b: &Bson| match b {
+        Bson::Int32(i) => Some(f64::from(*i)),
+        Bson::Int64(i) => Some(*i as f64),
+        Bson::Double(d) => Some(*d),
+        _ => None,
+    };
+    match (field.kind, &*v) {
+        (T::Long, Bson::Int32(i)) => *v = Bson::Int64(i64::from(*i)),
+        (T::Double, b) if as_f64(b).is_some() && !matches!(b, Bson::Double(_)) => {
+            *v = Bson::Double(as_f64(b).unwrap_or_default())
+        }
+        (T::Decimal, b) if as_f64(b).is_some() => {
+            if let Ok(d) = as_f64(b).unwrap_or_default().to_string().parse() {
+                *v = Bson::Decimal128(d);
+            }
+        }
+        (T::Date, Bson::String(s)) => {
+            if let Ok(d) = bson::DateTime::parse_rfc3339_str(s) {
+                *v = Bson::DateTime(d);
+            }
+        }
+        (T::Object, Bson::Document(_)) => {
+            if let (Some(nested), Bson::Document(d)) = (&field.fields, v) {
+                coerce(d, nested);
+            }
+        }
+        (T::Array, Bson::Array(_)) => {
+            if let (Some(items), Bson::Array(a)) = (&field.items, v) {
+                for item in a.iter_mut() {
+                    coerce_value(item, items);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -36,6 +86,28 @@ mod tests {
             Bson::Int64(5_000_000_000)
         );
         assert_eq!(json_to_bson(&json!(1.5)), Bson::Double(1.5));
+    }
+
+    #[test]
+    fn coerce_follows_the_spec() {
+        let spec: crate::spec::CollectionSpec = serde_json::from_value(json!({
+            "collection": "c", "domain": "platform",
+            "fields": { "n": { "type": "long" }, "r": { "type": "double" }, "at": { "type": "date" },
+                "o": { "type": "object", "fields": { "m": { "type": "long" } } },
+                "a": { "type": "array", "items": { "type": "long" } } }
+        })).unwrap();
+        let mut d = json_to_bson(&json!({ "n": 5, "r": 2, "at": "2026-01-15T00:00:00Z", "o": { "m": 1 }, "a": [1, 2], "x": 3 })).as_document().cloned().unwrap();
+        coerce(&mut d, &spec.fields);
+        assert_eq!(d.get("n"), Some(&Bson::Int64(5)));
+        assert_eq!(d.get("r"), Some(&Bson::Double(2.0)));
+        assert!(matches!(d.get("at"), Some(Bson::DateTime(_))));
+        assert_eq!(d.get_document("o").unwrap().get("m"), Some(&Bson::Int64(1)));
+        assert_eq!(d.get_array("a").unwrap()[1], Bson::Int64(2));
+        assert_eq!(
+            d.get("x"),
+            Some(&Bson::Int32(3)),
+            "undeclared fields are left alone"
+        );
     }
 
     #[test]

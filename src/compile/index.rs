@@ -104,7 +104,8 @@ pub fn takes_tenant_prefix(ix: &IndexSpec, placement: &Placement) -> bool {
         && ix.keys.keys().next().is_some_and(|k| k != "tenant_id")
 }
 
-fn compile_index(ix: &IndexSpec, placement: &Placement) -> CompiledIndex {
+/// One spec index in one placement (migrations' `create_index` steps use it too).
+pub fn compile_index(ix: &IndexSpec, placement: &Placement) -> CompiledIndex {
     let mut keys = Document::new();
     if takes_tenant_prefix(ix, placement) {
         keys.insert("tenant_id", Bson::Int32(i32::from(IndexOrder::Asc)));

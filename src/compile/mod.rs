@@ -10,8 +10,8 @@ mod validator;
 use bson::{doc, Bson, Document};
 use serde::Serialize;
 
-pub use bsonify::json_to_bson;
-pub use index::{compile_indexes, default_index_name, CompiledIndex};
+pub use bsonify::{coerce, json_to_bson};
+pub use index::{compile_index, compile_indexes, default_index_name, CompiledIndex};
 pub use validator::{compile_validator, field_schema};
 
 use crate::config::Databases;

@@ -10,5 +10,5 @@ mod model;
 pub use effective::Origin;
 pub use lint::lint;
 pub use load::{discover, load_file, load_project, LoadReport, LoadedSpec};
-pub use meta::{meta_schema, meta_schema_json, META_SCHEMA_FILE};
+pub use meta::{closest as closest_name, meta_schema, meta_schema_json, META_SCHEMA_FILE};
 pub use model::*;

@@ -1,0 +1,587 @@
+//! `caas migrate ...`: new, status, up, down, verify, repair, unlock.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use bson::doc;
+use clap::Subcommand;
+use futures::TryStreamExt;
+
+use super::live::TargetOpts;
+use crate::config::Config;
+use crate::connect::{ConnectOpts, Connection};
+use crate::fleet;
+use crate::migrate::ledger::{self, EntryStatus};
+use crate::migrate::runner::{
+    self, Fleetwide, OnError, RunStatus, TargetRun, TargetState, UpOptions,
+};
+use crate::migrate::{self as mig, Migration};
+use crate::spec::LoadedSpec;
+use crate::tenancy::{Layout, Target, Tier};
+use crate::Outcome;
+
+#[derive(Debug, Subcommand)]
+pub enum MigrateCommand {
+    /// Scaffold the next migration file (no database needed).
+    New {
+        /// Name, e.g. `normalize_phone` (letters, digits, `_`).
+        name: String,
+        /// tenant, platform, billing, analytics or security.
+        #[arg(long, default_value = "tenant")]
+        scope: String,
+    },
+    /// Applied, pending and failed migrations per target, with lock holders.
+    Status {
+        #[command(flatten)]
+        targets: TargetOpts,
+        #[arg(long)]
+        json: bool,
+        /// Exit 1 if anything is pending or failed.
+        #[arg(long)]
+        exit_code: bool,
+    },
+    /// Apply pending migrations on every target (a rerun retries only what is not applied).
+    Up {
+        #[command(flatten)]
+        targets: TargetOpts,
+        /// Stop at this version.
+        #[arg(long)]
+        to: Option<u32>,
+        /// Print the steps per target with physical names; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, value_enum, default_value_t = OnError::Continue)]
+        on_error: OnError,
+        /// Stop starting new targets after this many failures.
+        #[arg(long)]
+        max_failures: Option<usize>,
+        /// Seconds to wait for a target's lock held by another runner.
+        #[arg(long, default_value_t = 30)]
+        lock_timeout: u64,
+        /// Pause between backfill batches (milliseconds), to limit load.
+        #[arg(long, default_value_t = 0)]
+        batch_pause_ms: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revert the newest applied migrations, only on targets that applied them.
+    Down {
+        #[command(flatten)]
+        targets: TargetOpts,
+        /// How many migrations to revert per target (default 1).
+        #[arg(long, conflicts_with = "to")]
+        steps: Option<usize>,
+        /// Revert every migration above this version.
+        #[arg(long)]
+        to: Option<u32>,
+        #[arg(long, default_value_t = 30)]
+        lock_timeout: u64,
+    },
+    /// Check checksums and ordering against every ledger (for CI). Exit 1 on a problem.
+    Verify {
+        #[command(flatten)]
+        targets: TargetOpts,
+    },
+    /// Accept edited migrations' new checksums, or clear failed entries, on purpose.
+    Repair {
+        #[command(flatten)]
+        targets: TargetOpts,
+        /// Record the current file's checksum for edited, applied migrations.
+        #[arg(long)]
+        accept_checksum: bool,
+        /// Remove failed (and stale running) entries so they run again from the start.
+        #[arg(long)]
+        clear_failed: bool,
+        /// Only this version.
+        #[arg(long)]
+        version: Option<u32>,
+    },
+    /// Remove expired locks (or, with --force, every lock) of the selected targets.
+    Unlock {
+        #[command(flatten)]
+        targets: TargetOpts,
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// Specs and migrations, or the findings that stop everything before a connection.
+fn load(config: &Config) -> Result<(Vec<LoadedSpec>, Vec<Migration>)> {
+    let loaded = super::schema::load_clean(config)?;
+    let specs: Vec<&crate::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
+    let shared: Vec<Tier> = Tier::ALL
+        .into_iter()
+        .filter(|t| config.tiers.layout(*t) == Layout::Shared)
+        .collect();
+    let (migrations, findings) = mig::load(&config.migrations_dir(), &specs, &shared);
+    if !findings.is_empty() {
+        let shown: Vec<String> = findings.iter().map(|f| f.to_string()).collect();
+        bail!(
+            "{} problem(s) in migration files; nothing ran:\n{}",
+            findings.len(),
+            shown.join("\n")
+        );
+    }
+    Ok((loaded, migrations))
+}
+
+pub async fn run(config: &Config, connect: &ConnectOpts, cmd: MigrateCommand) -> Result<Outcome> {
+    if let MigrateCommand::New { name, scope } = &cmd {
+        return new(config, name, scope);
+    }
+    let (loaded, migrations) = load(config)?;
+    let specs: Vec<&crate::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
+    let conn = connect.connect(config).await?;
+    let conn_ref = &conn;
+    let targets_of = |t: &TargetOpts| {
+        let sel = crate::tenancy::registry::Selection {
+            tenants: t.tenants.clone(),
+            tiers: t.tiers.clone(),
+        };
+        async move { fleet::resolve(conn_ref, config, &sel).await }
+    };
+    match cmd {
+        MigrateCommand::New { .. } => unreachable!("handled above"),
+        MigrateCommand::Status {
+            targets,
+            json,
+            exit_code,
+        } => {
+            let fl = targets_of(&targets).await?;
+            status(&conn, config, &fl.targets, &migrations, json, exit_code).await
+        }
+        MigrateCommand::Up {
+            targets,
+            to,
+            dry_run,
+            on_error,
+            max_failures,
+            lock_timeout,
+            batch_pause_ms,
+            json,
+        } => {
+            let fl = targets_of(&targets).await?;
+            let f = Fleetwide {
+                client: &conn.client,
+                config,
+                specs: &specs,
+                tenants: &fl.tenants,
+                migrations: &migrations,
+            };
+            let opts = UpOptions {
+                to,
+                dry_run,
+                concurrency: targets.concurrency,
+                on_error,
+                max_failures,
+                lock_wait: Duration::from_secs(lock_timeout),
+                batch_pause: Duration::from_millis(batch_pause_ms),
+            };
+            let progress = |line: &str| {
+                if !json {
+                    eprintln!("{line}");
+                }
+            };
+            let runs = runner::up(&f, &fl.targets, &opts, &progress).await?;
+            report_runs(&runs, json, dry_run, "applied")
+        }
+        MigrateCommand::Down {
+            targets,
+            steps,
+            to,
+            lock_timeout,
+        } => {
+            let fl = targets_of(&targets).await?;
+            let f = Fleetwide {
+                client: &conn.client,
+                config,
+                specs: &specs,
+                tenants: &fl.tenants,
+                migrations: &migrations,
+            };
+            let runs = runner::down(
+                &f,
+                &fl.targets,
+                steps,
+                to,
+                Duration::from_secs(lock_timeout),
+            )
+            .await?;
+            report_runs(&runs, false, false, "reverted")
+        }
+        MigrateCommand::Verify { targets } => {
+            let fl = targets_of(&targets).await?;
+            verify(&conn, config, &fl.targets, &migrations).await
+        }
+        MigrateCommand::Repair {
+            targets,
+            accept_checksum,
+            clear_failed,
+            version,
+        } => {
+            if !accept_checksum && !clear_failed {
+                bail!("say what to repair: --accept-checksum (edited migrations) and/or --clear-failed (failed entries)");
+            }
+            let fl = targets_of(&targets).await?;
+            repair(
+                &conn,
+                config,
+                &fl.targets,
+                &migrations,
+                accept_checksum,
+                clear_failed,
+                version,
+            )
+            .await
+        }
+        MigrateCommand::Unlock { targets, force } => {
+            let fl = targets_of(&targets).await?;
+            let mut by_db: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for t in &fl.targets {
+                by_db
+                    .entry(runner::ledger_db(t, config))
+                    .or_default()
+                    .push(t.to_string());
+            }
+            let mut removed = 0;
+            for (db, ids) in by_db {
+                removed +=
+                    crate::migrate::lock::unlock(&conn.client.database(&db), &ids, force).await?;
+            }
+            println!(
+                "removed {removed} {}lock(s)",
+                if force { "" } else { "expired " }
+            );
+            Ok(Outcome::Clean)
+        }
+    }
+}
+
+fn new(config: &Config, name: &str, scope: &str) -> Result<Outcome> {
+    let dir = config.migrations_dir();
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || name.is_empty() {
+        bail!("migration name `{name}` must be letters, digits and `_` (e.g. normalize_phone)");
+    }
+    if !["tenant", "platform", "billing", "analytics", "security"].contains(&scope) {
+        bail!("--scope `{scope}` must be one of tenant, platform, billing, analytics, security");
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let next = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| mig::source::parse_file_name(&e.path()).ok().map(|(v, _)| v))
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let file = dir.join(format!("V{next:04}__{name}.yaml"));
+    let text = format!(
+        "# {name}: see the README's migration section for every step.\ndescription: {}\nscope: {scope}\n# tiers: [pro, enterprise]   # tenant scope only; default: every tier\nup: []\n  # - update_many:\n  #     collection: users\n  #     filter: {{ status: invited }}\n  #     update: {{ $set: {{ pass_change: true }} }}\ndown: []\n",
+        name.replace('_', " ")
+    );
+    std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
+    println!("created {}", file.display());
+    Ok(Outcome::Clean)
+}
+
+async fn lock_holders(
+    conn: &Connection,
+    config: &Config,
+    targets: &[Target],
+) -> Result<BTreeMap<String, String>> {
+    let mut by_db: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for t in targets {
+        by_db
+            .entry(runner::ledger_db(t, config))
+            .or_default()
+            .push(t.to_string());
+    }
+    let mut out = BTreeMap::new();
+    for (db, ids) in by_db {
+        let docs: Vec<bson::Document> = conn
+            .client
+            .database(&db)
+            .collection::<bson::Document>(crate::migrate::lock::LOCKS)
+            .find(doc! { "_id": { "$in": ids } })
+            .await?
+            .try_collect()
+            .await?;
+        for d in docs {
+            let expires = d
+                .get_datetime("expires_at")
+                .map(|e| e.try_to_rfc3339_string().unwrap_or_default())
+                .unwrap_or_default();
+            out.insert(
+                d.get_str("_id").unwrap_or("").to_owned(),
+                format!("{} until {expires}", d.get_str("owner").unwrap_or("?")),
+            );
+        }
+    }
+    Ok(out)
+}
+
+async fn states(
+    conn: &Connection,
+    config: &Config,
+    targets: &[Target],
+    migrations: &[Migration],
+) -> Result<Vec<TargetState>> {
+    let ledgers = runner::read_ledgers(&conn.client, config, targets).await?;
+    let empty = BTreeMap::new();
+    Ok(targets
+        .iter()
+        .map(|t| {
+            runner::state_of(
+                t,
+                config,
+                migrations,
+                ledgers.get(&t.to_string()).unwrap_or(&empty),
+            )
+        })
+        .collect())
+}
+
+async fn status(
+    conn: &Connection,
+    config: &Config,
+    targets: &[Target],
+    migrations: &[Migration],
+    json: bool,
+    exit_code: bool,
+) -> Result<Outcome> {
+    let states = states(conn, config, targets, migrations).await?;
+    let locks = lock_holders(conn, config, targets).await?;
+    let behind = states.iter().filter(|s| !s.pending.is_empty()).count();
+    let failed = states.iter().filter(|s| !s.failed.is_empty()).count();
+    if json {
+        let out = serde_json::json!({
+            "targets": states.len(), "behind": behind, "failed": failed, "migrations": migrations.len(),
+            "states": states.iter().map(|s| serde_json::json!({
+                "target": s.target, "applied": s.applied, "pending": s.pending, "failed": s.failed.iter().map(|(v, e)| serde_json::json!({"version": v, "error": e})).collect::<Vec<_>>(),
+                "edited": s.edited.iter().map(|(v, _)| v).collect::<Vec<_>>(), "missing": s.missing, "latest": s.latest, "lock": locks.get(&s.target.to_string()),
+            })).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("{} target(s), {} migration file(s): {} up to date, {behind} behind, {failed} with failures", states.len(), migrations.len(), states.len() - behind);
+        let mut table = crate::render::table(
+            ["target", "applied", "pending", "failed", "latest", "lock"]
+                .map(String::from)
+                .to_vec(),
+        );
+        for s in &states {
+            let list = |v: &[u32]| {
+                v.iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            table.add_row(vec![
+                s.target.to_string(),
+                s.applied.len().to_string(),
+                list(&s.pending),
+                s.failed
+                    .iter()
+                    .map(|(v, e)| format!("{v}: {e}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                s.latest
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                locks
+                    .get(&s.target.to_string())
+                    .cloned()
+                    .unwrap_or_default(),
+            ]);
+        }
+        println!("{table}");
+    }
+    Ok(if exit_code && (behind > 0 || failed > 0) {
+        Outcome::Found
+    } else {
+        Outcome::Clean
+    })
+}
+
+fn report_runs(runs: &[TargetRun], json: bool, dry_run: bool, verb: &str) -> Result<Outcome> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(runs)?);
+    } else if dry_run {
+        for r in runs.iter().filter(|r| !r.steps.is_empty()) {
+            println!("target {}:", r.target);
+            for s in &r.steps {
+                println!("  {s}");
+            }
+        }
+        println!(
+            "dry run: {} of {} target(s) have pending migrations; nothing was changed",
+            runs.iter().filter(|r| !r.steps.is_empty()).count(),
+            runs.len()
+        );
+    } else {
+        let mut table = crate::render::table(
+            ["target", "outcome", "versions", "error"]
+                .map(String::from)
+                .to_vec(),
+        );
+        for r in runs {
+            let outcome = match r.status {
+                RunStatus::UpToDate => "up to date".to_string(),
+                RunStatus::Applied => format!(
+                    "{verb}{}",
+                    if r.resumed {
+                        " (resumed from checkpoint)"
+                    } else {
+                        ""
+                    }
+                ),
+                RunStatus::Failed => "FAILED".into(),
+                RunStatus::NotStarted => "not started".into(),
+                RunStatus::DryRun => "dry run".into(),
+            };
+            table.add_row(vec![
+                r.target.to_string(),
+                outcome,
+                r.applied
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                r.error.clone().unwrap_or_default(),
+            ]);
+        }
+        println!("{table}");
+        let n: usize = runs.iter().map(|r| r.applied.len()).sum();
+        println!("{n} migration(s) {verb} across {} target(s)", runs.len());
+    }
+    let failed: Vec<String> = runs
+        .iter()
+        .filter(|r| r.status == RunStatus::Failed)
+        .map(|r| format!("{}: {}", r.target, r.error.clone().unwrap_or_default()))
+        .collect();
+    let not_started = runs
+        .iter()
+        .filter(|r| r.status == RunStatus::NotStarted)
+        .count();
+    if !failed.is_empty() || not_started > 0 {
+        bail!(
+            "{} target(s) failed{}:\n  {}",
+            failed.len(),
+            if not_started > 0 {
+                format!(", {not_started} not started")
+            } else {
+                String::new()
+            },
+            failed.join("\n  ")
+        );
+    }
+    Ok(Outcome::Clean)
+}
+
+async fn verify(
+    conn: &Connection,
+    config: &Config,
+    targets: &[Target],
+    migrations: &[Migration],
+) -> Result<Outcome> {
+    let states = states(conn, config, targets, migrations).await?;
+    let mut problems = Vec::new();
+    for s in &states {
+        for (v, n) in &s.edited {
+            problems.push(format!(
+                "{}: V{v:04}__{n} was edited after it was applied (checksum differs)",
+                s.target
+            ));
+        }
+        for v in &s.missing {
+            problems.push(format!(
+                "{}: version {v} is applied but its file is gone",
+                s.target
+            ));
+        }
+        for (v, e) in &s.failed {
+            problems.push(format!("{}: version {v} failed: {e}", s.target));
+        }
+        for v in &s.out_of_order {
+            problems.push(format!(
+                "{}: version {v} is pending but older than the applied version {}",
+                s.target,
+                s.latest.unwrap_or(0)
+            ));
+        }
+    }
+    if problems.is_empty() {
+        println!(
+            "verified {} migration file(s) against {} target ledger(s): checksums and order match",
+            migrations.len(),
+            states.len()
+        );
+        Ok(Outcome::Clean)
+    } else {
+        for p in &problems {
+            println!("{p}");
+        }
+        println!(
+            "{} problem(s); `caas migrate repair` accepts edits or clears failures on purpose",
+            problems.len()
+        );
+        Ok(Outcome::Found)
+    }
+}
+
+async fn repair(
+    conn: &Connection,
+    config: &Config,
+    targets: &[Target],
+    migrations: &[Migration],
+    accept: bool,
+    clear: bool,
+    version: Option<u32>,
+) -> Result<Outcome> {
+    let states = states(conn, config, targets, migrations).await?;
+    let mut changed = 0;
+    for s in &states {
+        let db = conn.client.database(&runner::ledger_db(&s.target, config));
+        let label = s.target.to_string();
+        if accept {
+            for (v, n) in s
+                .edited
+                .iter()
+                .filter(|(v, _)| version.is_none_or(|x| x == *v))
+            {
+                let m = migrations
+                    .iter()
+                    .find(|m| m.version == *v)
+                    .expect("edited versions have files");
+                ledger::collection(&db)
+                    .update_one(
+                        doc! { "_id": ledger::entry_id(&label, *v) },
+                        doc! { "$set": { "checksum": &m.checksum } },
+                    )
+                    .await?;
+                println!("{label}: accepted the new checksum of V{v:04}__{n}");
+                changed += 1;
+            }
+        }
+        if clear {
+            let stale: Vec<u32> = s
+                .failed
+                .iter()
+                .map(|(v, _)| *v)
+                .chain(s.running.iter().copied())
+                .filter(|v| version.is_none_or(|x| x == *v))
+                .collect();
+            for v in stale {
+                ledger::collection(&db).delete_one(doc! { "_id": ledger::entry_id(&label, v), "status": { "$in": [bson::to_bson(&EntryStatus::Failed)?, bson::to_bson(&EntryStatus::Running)?] } }).await?;
+                println!("{label}: cleared the failed entry of version {v}; it runs again from its first step");
+                changed += 1;
+            }
+        }
+    }
+    println!(
+        "{changed} ledger entr{} repaired",
+        if changed == 1 { "y" } else { "ies" }
+    );
+    let _ = Path::new("");
+    Ok(Outcome::Clean)
+}

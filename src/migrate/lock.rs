@@ -1,0 +1,144 @@
+//! A lease lock per target, in `caas_locks` beside the ledger. Expiry is on server time
+//! (`$$NOW`), so clocks of different hosts do not matter; the holder renews it while it
+//! runs; a lease whose owner died is taken over once it expires.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use bson::{doc, DateTime, Document};
+use mongodb::error::{ErrorKind, WriteFailure};
+use mongodb::options::ReturnDocument;
+use mongodb::{Collection, Database};
+
+pub const LOCKS: &str = "caas_locks";
+
+/// How long a lease lasts without renewal.
+pub const LEASE: Duration = Duration::from_secs(15);
+
+fn locks(db: &Database) -> Collection<Document> {
+    db.collection(LOCKS)
+}
+
+/// A held lease. Call [`Lease::release`]; if the process dies, it expires.
+pub struct Lease {
+    db: Database,
+    id: String,
+    owner: String,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+fn is_duplicate(e: &mongodb::error::Error) -> bool {
+    match e.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == 11000,
+        ErrorKind::Command(c) => c.code == 11000,
+        _ => false,
+    }
+}
+
+/// Try once: take the lease if it is free, expired, or ours.
+async fn try_take(
+    db: &Database,
+    id: &str,
+    owner: &str,
+    lease: Duration,
+) -> mongodb::error::Result<bool> {
+    let filter = doc! { "_id": id, "$or": [ { "owner": owner }, { "$expr": { "$lt": ["$expires_at", "$$NOW"] } } ] };
+    let update = vec![doc! { "$set": {
+        "owner": owner,
+        "acquired_at": "$$NOW",
+        "expires_at": { "$add": ["$$NOW", lease.as_millis() as i64] },
+    } }];
+    match locks(db)
+        .find_one_and_update(filter, update)
+        .upsert(true)
+        .return_document(ReturnDocument::After)
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(e) if is_duplicate(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The current holder of a lease, for messages: "owner (expires at ...)".
+pub async fn holder(db: &Database, id: &str) -> Result<Option<(String, DateTime)>> {
+    let d = locks(db)
+        .find_one(doc! { "_id": id })
+        .await
+        .with_context(|| format!("reading {}.{LOCKS}", db.name()))?;
+    Ok(d.map(|d| {
+        (
+            d.get_str("owner").unwrap_or("?").to_owned(),
+            d.get_datetime("expires_at")
+                .copied()
+                .unwrap_or(DateTime::MIN),
+        )
+    }))
+}
+
+/// Take the lease, waiting up to `wait` for another holder to finish.
+pub async fn acquire(db: &Database, id: &str, owner: &str, wait: Duration) -> Result<Lease> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        if try_take(db, id, owner, LEASE)
+            .await
+            .with_context(|| format!("taking the lock {id} in {}.{LOCKS}", db.name()))?
+        {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let who = holder(db, id)
+                .await?
+                .map(|(o, e)| {
+                    format!(
+                        "{o} (lease expires {})",
+                        e.try_to_rfc3339_string().unwrap_or_default()
+                    )
+                })
+                .unwrap_or_else(|| "unknown".into());
+            bail!("target {id} is locked by {who}; waited {}s. If that process is gone, the lease expires by itself, or run `caas migrate unlock --force`", wait.as_secs());
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(500));
+    }
+    let (db2, id2, owner2) = (db.clone(), id.to_owned(), owner.to_owned());
+    let renewer = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(LEASE / 3).await;
+            if try_take(&db2, &id2, &owner2, LEASE).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(Lease {
+        db: db.clone(),
+        id: id.to_owned(),
+        owner: owner.to_owned(),
+        renewer,
+    })
+}
+
+impl Lease {
+    pub async fn release(self) -> Result<()> {
+        self.renewer.abort();
+        locks(&self.db)
+            .delete_one(doc! { "_id": &self.id, "owner": &self.owner })
+            .await
+            .with_context(|| format!("releasing the lock {}", self.id))?;
+        Ok(())
+    }
+}
+
+/// Remove leases: expired ones, or all with `force`. Returns how many were removed.
+pub async fn unlock(db: &Database, ids: &[String], force: bool) -> Result<u64> {
+    let mut filter = doc! { "_id": { "$in": ids } };
+    if !force {
+        filter.insert("$expr", doc! { "$lt": ["$expires_at", "$$NOW"] });
+    }
+    Ok(locks(db)
+        .delete_many(filter)
+        .await
+        .with_context(|| format!("removing locks in {}.{LOCKS}", db.name()))?
+        .deleted_count)
+}

@@ -1,0 +1,552 @@
+//! Running migrations over the fleet: which migrations a target needs, the cheap no-op
+//! check (one ledger query per database), then per target: lease -> ledger -> steps.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use futures::StreamExt;
+use mongodb::{Client, Database};
+use serde::Serialize;
+
+use super::ledger::{self, Entry, EntryStatus};
+use super::lock;
+use super::source::{Migration, Scope};
+use super::steps::{self, StepCtx};
+use crate::config::Config;
+use crate::spec::CollectionSpec;
+use crate::tenancy::registry::Tenant;
+use crate::tenancy::{Layout, Target, TargetKind, Tier};
+
+/// The database that holds a target's ledger and lock.
+pub fn ledger_db(target: &Target, config: &Config) -> String {
+    match &target.kind {
+        TargetKind::Platform => config.databases.platform.clone(),
+        TargetKind::Shared | TargetKind::CollectionSet { .. } => config.databases.shared.clone(),
+        TargetKind::Database { tenant, .. } => {
+            config.databases.tenant.replace("{tenant_id}", tenant)
+        }
+    }
+}
+
+/// The tiers a target serves.
+fn target_tiers(target: &Target, config: &Config) -> Vec<Tier> {
+    match &target.kind {
+        TargetKind::Platform => vec![],
+        TargetKind::Shared => Tier::ALL
+            .into_iter()
+            .filter(|t| config.tiers.layout(*t) == Layout::Shared)
+            .collect(),
+        TargetKind::CollectionSet { tier, .. } | TargetKind::Database { tier, .. } => vec![*tier],
+    }
+}
+
+/// Whether migration `m` runs on `target`.
+pub fn applies_to(m: &Migration, target: &Target, config: &Config) -> bool {
+    match (m.body.scope, &target.kind) {
+        (Scope::Tenant, TargetKind::Platform) => false,
+        (Scope::Tenant, _) => m.body.tiers.as_ref().is_none_or(|tiers| {
+            target_tiers(target, config)
+                .iter()
+                .any(|t| tiers.contains(t))
+        }),
+        (_, TargetKind::Platform) => true,
+        (_, _) => false,
+    }
+}
+
+/// On the shared target, the tenants a migration limited to some tiers may touch.
+fn allowed_tenants(
+    m: &Migration,
+    target: &Target,
+    config: &Config,
+    tenants: &[Tenant],
+) -> Option<Vec<String>> {
+    let tiers = m.body.tiers.as_ref()?;
+    if target.kind != TargetKind::Shared {
+        return None;
+    }
+    let shared = target_tiers(target, config);
+    if shared.iter().all(|t| tiers.contains(t)) {
+        return None;
+    }
+    Some(
+        tenants
+            .iter()
+            .filter(|t| tiers.contains(&t.tier) && shared.contains(&t.tier))
+            .map(|t| t.id.clone())
+            .collect(),
+    )
+}
+
+/// A target's state against the migration files.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetState {
+    pub target: Target,
+    pub applied: Vec<u32>,
+    pub pending: Vec<u32>,
+    pub failed: Vec<(u32, String)>,
+    pub running: Vec<u32>,
+    /// Applied, but the file changed since (version, name).
+    pub edited: Vec<(u32, String)>,
+    /// In the ledger, but no file.
+    pub missing: Vec<u32>,
+    /// Pending versions older than the newest applied one.
+    pub out_of_order: Vec<u32>,
+    pub latest: Option<u32>,
+}
+
+/// Read every target's ledger: one query per database (targets sharing a database are read together).
+pub async fn read_ledgers(
+    client: &Client,
+    config: &Config,
+    targets: &[Target],
+) -> Result<BTreeMap<String, BTreeMap<u32, Entry>>> {
+    let mut by_db: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for t in targets {
+        by_db
+            .entry(ledger_db(t, config))
+            .or_default()
+            .push(t.to_string());
+    }
+    let reads = futures::stream::iter(by_db)
+        .map(|(db, ts)| async move { ledger::read(&client.database(&db), &ts).await })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    let mut out = BTreeMap::new();
+    for r in reads {
+        out.extend(r?);
+    }
+    Ok(out)
+}
+
+/// Compare a target's ledger with the files.
+pub fn state_of(
+    target: &Target,
+    config: &Config,
+    migrations: &[Migration],
+    entries: &BTreeMap<u32, Entry>,
+) -> TargetState {
+    let mine: Vec<&Migration> = migrations
+        .iter()
+        .filter(|m| applies_to(m, target, config))
+        .collect();
+    let mut s = TargetState {
+        target: target.clone(),
+        applied: vec![],
+        pending: vec![],
+        failed: vec![],
+        running: vec![],
+        edited: vec![],
+        missing: vec![],
+        out_of_order: vec![],
+        latest: None,
+    };
+    for m in &mine {
+        match entries.get(&m.version) {
+            Some(e) if e.status == EntryStatus::Applied => {
+                s.applied.push(m.version);
+                if e.checksum != m.checksum {
+                    s.edited.push((m.version, m.name.clone()));
+                }
+            }
+            Some(e) if e.status == EntryStatus::Failed => {
+                s.failed
+                    .push((m.version, e.error.clone().unwrap_or_default()));
+                s.pending.push(m.version);
+            }
+            Some(e) if e.status == EntryStatus::Running => {
+                s.running.push(m.version);
+                s.pending.push(m.version);
+            }
+            _ => s.pending.push(m.version),
+        }
+    }
+    for (v, e) in entries {
+        if e.status == EntryStatus::Applied && !mine.iter().any(|m| m.version == *v) {
+            s.missing.push(*v);
+        }
+    }
+    s.latest = s.applied.iter().chain(s.missing.iter()).max().copied();
+    if let Some(top) = s.latest {
+        s.out_of_order = s.pending.iter().copied().filter(|v| *v < top).collect();
+    }
+    s
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnError {
+    /// Other targets go on after a failure (the end report lists every failure).
+    Continue,
+    /// No new target starts after the first failure.
+    Stop,
+}
+
+pub struct UpOptions {
+    pub to: Option<u32>,
+    pub dry_run: bool,
+    pub concurrency: usize,
+    pub on_error: OnError,
+    pub max_failures: Option<usize>,
+    pub lock_wait: Duration,
+    pub batch_pause: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    UpToDate,
+    Applied,
+    Failed,
+    /// Not started: `--on-error stop` or `--max-failures` was reached.
+    NotStarted,
+    DryRun,
+}
+
+/// How one target's run ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetRun {
+    pub target: Target,
+    pub status: RunStatus,
+    pub applied: Vec<u32>,
+    /// (version, step index, step kind, error)
+    pub failure: Option<(u32, u32, String, String)>,
+    pub error: Option<String>,
+    pub resumed: bool,
+    /// For --dry-run: the steps with physical names.
+    pub steps: Vec<String>,
+}
+
+/// Everything `up` needs from the caller.
+pub struct Fleetwide<'a> {
+    pub client: &'a Client,
+    pub config: &'a Config,
+    pub specs: &'a [&'a CollectionSpec],
+    pub tenants: &'a [Tenant],
+    pub migrations: &'a [Migration],
+}
+
+/// Refuse to run when applied migrations were edited: name versions and targets.
+pub fn refuse_edited(states: &[TargetState]) -> Result<()> {
+    let edited: Vec<String> = states
+        .iter()
+        .flat_map(|s| {
+            s.edited
+                .iter()
+                .map(move |(v, n)| format!("V{v:04}__{n} on {}", s.target))
+        })
+        .collect();
+    if !edited.is_empty() {
+        bail!(
+            "{} applied migration(s) were edited since they ran:\n  {}\nrestore the files, or accept the new content with `caas migrate repair --accept-checksum`",
+            edited.len(),
+            edited.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+pub async fn up(
+    f: &Fleetwide<'_>,
+    targets: &[Target],
+    opts: &UpOptions,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Vec<TargetRun>> {
+    let ledgers = read_ledgers(f.client, f.config, targets).await?;
+    let empty = BTreeMap::new();
+    let states: Vec<TargetState> = targets
+        .iter()
+        .map(|t| {
+            state_of(
+                t,
+                f.config,
+                f.migrations,
+                ledgers.get(&t.to_string()).unwrap_or(&empty),
+            )
+        })
+        .collect();
+    refuse_edited(&states)?;
+    let wanted = |v: u32| opts.to.is_none_or(|to| v <= to);
+    let failures = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let (failures, stop) = (&failures, &stop);
+    let runs = futures::stream::iter(states.into_iter().enumerate())
+        .map(|(i, state)| async move {
+            let pending: Vec<&Migration> = f
+                .migrations
+                .iter()
+                .filter(|m| state.pending.contains(&m.version) && wanted(m.version))
+                .collect();
+            let base = TargetRun {
+                target: state.target.clone(),
+                status: RunStatus::UpToDate,
+                applied: vec![],
+                failure: None,
+                error: None,
+                resumed: false,
+                steps: vec![],
+            };
+            let run = if pending.is_empty() {
+                base
+            } else if stop.load(Ordering::SeqCst) {
+                TargetRun {
+                    status: RunStatus::NotStarted,
+                    ..base
+                }
+            } else if opts.dry_run {
+                dry_run(f, &state.target, &pending, base)
+            } else {
+                run_target(f, &state.target, opts, progress, base).await
+            };
+            if run.status == RunStatus::Failed {
+                let n = failures.fetch_add(1, Ordering::SeqCst) + 1;
+                if opts.on_error == OnError::Stop || opts.max_failures.is_some_and(|k| n >= k) {
+                    stop.store(true, Ordering::SeqCst);
+                }
+            }
+            (i, run)
+        })
+        .buffer_unordered(opts.concurrency.max(1))
+        .collect::<Vec<_>>()
+        .await;
+    let mut runs = runs;
+    runs.sort_by_key(|(i, _)| *i);
+    Ok(runs.into_iter().map(|(_, r)| r).collect())
+}
+
+fn step_ctx<'a>(
+    f: &'a Fleetwide<'a>,
+    target: &'a Target,
+    m: &Migration,
+    progress: &'a (dyn Fn(&str) + Sync),
+    batch_pause: Duration,
+) -> StepCtx<'a> {
+    StepCtx {
+        client: f.client,
+        target,
+        specs: f.specs,
+        dbs: &f.config.databases,
+        scope: m.body.scope,
+        tenants: allowed_tenants(m, target, f.config, f.tenants),
+        ledger_db: f.client.database(&ledger_db(target, f.config)),
+        entry_id: ledger::entry_id(&target.to_string(), m.version),
+        batch_pause,
+        bypass_validation: m.body.bypass_validation,
+        progress,
+    }
+}
+
+fn dry_run(
+    f: &Fleetwide<'_>,
+    target: &Target,
+    pending: &[&Migration],
+    mut run: TargetRun,
+) -> TargetRun {
+    let quiet = |_: &str| {};
+    for m in pending {
+        let ctx = step_ctx(f, target, m, &quiet, Duration::ZERO);
+        for step in &m.body.up {
+            run.steps.push(format!(
+                "V{:04}__{}: {}",
+                m.version,
+                m.name,
+                ctx.describe(step)
+            ));
+        }
+    }
+    run.status = RunStatus::DryRun;
+    run
+}
+
+async fn run_target(
+    f: &Fleetwide<'_>,
+    target: &Target,
+    opts: &UpOptions,
+    progress: &(dyn Fn(&str) + Sync),
+    mut run: TargetRun,
+) -> TargetRun {
+    let label = target.to_string();
+    let db: Database = f.client.database(&ledger_db(target, f.config));
+    let owner = format!("{}:{}", ledger::host(), bson::oid::ObjectId::new().to_hex());
+    let lease = match lock::acquire(&db, &label, &owner, opts.lock_wait).await {
+        Ok(l) => l,
+        Err(e) => {
+            run.status = RunStatus::Failed;
+            run.error = Some(format!("{e:#}"));
+            return run;
+        }
+    };
+    let result = run_locked(f, target, opts, progress, &db, &mut run).await;
+    let released = lease.release().await;
+    match (result, released) {
+        (Err(e), _) | (Ok(()), Err(e)) => {
+            run.status = RunStatus::Failed;
+            run.error.get_or_insert_with(|| format!("{e:#}"));
+        }
+        (Ok(()), Ok(())) => {}
+    }
+    run
+}
+
+async fn run_locked(
+    f: &Fleetwide<'_>,
+    target: &Target,
+    opts: &UpOptions,
+    progress: &(dyn Fn(&str) + Sync),
+    db: &Database,
+    run: &mut TargetRun,
+) -> Result<()> {
+    let label = target.to_string();
+    // Under the lease, read this target's ledger again: another runner may have finished.
+    let entries = ledger::read(db, std::slice::from_ref(&label))
+        .await?
+        .remove(&label)
+        .unwrap_or_default();
+    let state = state_of(target, f.config, f.migrations, &entries);
+    refuse_edited(std::slice::from_ref(&state))?;
+    for m in f
+        .migrations
+        .iter()
+        .filter(|m| state.pending.contains(&m.version) && opts.to.is_none_or(|to| m.version <= to))
+    {
+        let entry = ledger::start(db, &label, m, entries.get(&m.version)).await?;
+        run.resumed |= entry.resumed > entries.get(&m.version).map_or(0, |e| e.resumed);
+        let ctx = step_ctx(f, target, m, progress, opts.batch_pause);
+        let mut failure = None;
+        for (i, step) in m.body.up.iter().enumerate() {
+            let i = i as u32;
+            if i < entry.checkpoint.step {
+                continue;
+            }
+            progress(&format!(
+                "{label}: V{:04}__{} step {} {}",
+                m.version,
+                m.name,
+                i + 1,
+                step.name()
+            ));
+            if let Err(e) = steps::run(&ctx, i, step, &entry.checkpoint).await {
+                failure = Some((i, step.name().to_owned(), e));
+                break;
+            }
+        }
+        match failure {
+            None => {
+                ledger::finish(db, &entry, None).await?;
+                run.applied.push(m.version);
+            }
+            Some((i, kind, e)) => {
+                let message = format!("step {} ({kind}): {e}", i + 1);
+                ledger::finish(db, &entry, Some(message.clone())).await?;
+                run.failure = Some((m.version, i + 1, kind, e));
+                run.status = RunStatus::Failed;
+                run.error = Some(format!("V{:04}__{} {message}", m.version, m.name));
+                return Ok(());
+            }
+        }
+    }
+    run.status = if run.applied.is_empty() {
+        RunStatus::UpToDate
+    } else {
+        RunStatus::Applied
+    };
+    Ok(())
+}
+
+/// Undo the newest applied migrations of each target: `steps` of them, or all above `to`.
+pub async fn down(
+    f: &Fleetwide<'_>,
+    targets: &[Target],
+    steps_back: Option<usize>,
+    to: Option<u32>,
+    lock_wait: Duration,
+) -> Result<Vec<TargetRun>> {
+    let ledgers = read_ledgers(f.client, f.config, targets).await?;
+    let empty = BTreeMap::new();
+    let mut runs = Vec::new();
+    for target in targets {
+        let state = state_of(
+            target,
+            f.config,
+            f.migrations,
+            ledgers.get(&target.to_string()).unwrap_or(&empty),
+        );
+        let mut applied = state.applied.clone();
+        applied.sort_unstable_by(|a, b| b.cmp(a));
+        let undo: Vec<u32> = match (steps_back, to) {
+            (_, Some(v)) => applied.into_iter().filter(|a| *a > v).collect(),
+            (n, None) => applied.into_iter().take(n.unwrap_or(1)).collect(),
+        };
+        let mut run = TargetRun {
+            target: target.clone(),
+            status: RunStatus::UpToDate,
+            applied: vec![],
+            failure: None,
+            error: None,
+            resumed: false,
+            steps: vec![],
+        };
+        if undo.is_empty() {
+            runs.push(run);
+            continue;
+        }
+        for v in &undo {
+            let m = f
+                .migrations
+                .iter()
+                .find(|m| m.version == *v)
+                .expect("applied versions have files (state_of)");
+            if m.body.down.is_empty() {
+                bail!("V{:04}__{} has no `down` steps; nothing was reverted (add `down:` to the file)", m.version, m.name);
+            }
+        }
+        let label = target.to_string();
+        let db = f.client.database(&ledger_db(target, f.config));
+        let owner = format!("{}:{}", ledger::host(), bson::oid::ObjectId::new().to_hex());
+        let lease = lock::acquire(&db, &label, &owner, lock_wait).await?;
+        let quiet = |_: &str| {};
+        for v in undo {
+            let m = f
+                .migrations
+                .iter()
+                .find(|m| m.version == v)
+                .expect("checked above");
+            let ctx = step_ctx(f, target, m, &quiet, Duration::ZERO);
+            let mut failed = None;
+            for (i, step) in m.body.down.iter().enumerate() {
+                if let Err(e) = steps::run(&ctx, i as u32, step, &Default::default()).await {
+                    failed = Some(format!(
+                        "V{v:04}__{} down step {} ({}): {e}",
+                        m.name,
+                        i + 1,
+                        step.name()
+                    ));
+                    break;
+                }
+            }
+            match failed {
+                None => {
+                    ledger::set_status(
+                        &db,
+                        &ledger::entry_id(&label, v),
+                        EntryStatus::Reverted,
+                        bson::doc! { "checkpoint": { "step": 0, "processed": 0 } },
+                    )
+                    .await?;
+                    run.applied.push(v);
+                    run.status = RunStatus::Applied;
+                }
+                Some(e) => {
+                    run.status = RunStatus::Failed;
+                    run.error = Some(e);
+                    break;
+                }
+            }
+        }
+        lease.release().await?;
+        runs.push(run);
+    }
+    Ok(runs)
+}
