@@ -33,4 +33,6 @@ step tenant list
 step schema plan --tenant corvid
 step schema apply --concurrency 4
 step schema apply
+step migrate up --concurrency 4
+step migrate status
 step schema diff --exit-code

@@ -4,5 +4,6 @@ mod support;
 
 mod compile_golden;
 mod lint_fixtures;
+mod live_migrate;
 mod live_schema;
 mod live_validators;

@@ -63,6 +63,9 @@ pub enum MigrateCommand {
         /// Pause between backfill batches (milliseconds), to limit load.
         #[arg(long, default_value_t = 0)]
         batch_pause_ms: u64,
+        /// Lease length of a target's lock; a crashed runner's lock frees after this.
+        #[arg(long, default_value_t = 15)]
+        lease_seconds: u64,
         #[arg(long)]
         json: bool,
     },
@@ -78,6 +81,8 @@ pub enum MigrateCommand {
         to: Option<u32>,
         #[arg(long, default_value_t = 30)]
         lock_timeout: u64,
+        #[arg(long, default_value_t = 15)]
+        lease_seconds: u64,
     },
     /// Check checksums and ordering against every ledger (for CI). Exit 1 on a problem.
     Verify {
@@ -160,6 +165,7 @@ pub async fn run(config: &Config, connect: &ConnectOpts, cmd: MigrateCommand) ->
             max_failures,
             lock_timeout,
             batch_pause_ms,
+            lease_seconds,
             json,
         } => {
             let fl = targets_of(&targets).await?;
@@ -177,6 +183,7 @@ pub async fn run(config: &Config, connect: &ConnectOpts, cmd: MigrateCommand) ->
                 on_error,
                 max_failures,
                 lock_wait: Duration::from_secs(lock_timeout),
+                lease: Duration::from_secs(lease_seconds.max(1)),
                 batch_pause: Duration::from_millis(batch_pause_ms),
             };
             let progress = |line: &str| {
@@ -192,6 +199,7 @@ pub async fn run(config: &Config, connect: &ConnectOpts, cmd: MigrateCommand) ->
             steps,
             to,
             lock_timeout,
+            lease_seconds,
         } => {
             let fl = targets_of(&targets).await?;
             let f = Fleetwide {
@@ -207,6 +215,7 @@ pub async fn run(config: &Config, connect: &ConnectOpts, cmd: MigrateCommand) ->
                 steps,
                 to,
                 Duration::from_secs(lock_timeout),
+                Duration::from_secs(lease_seconds.max(1)),
             )
             .await?;
             report_runs(&runs, false, false, "reverted")

@@ -225,7 +225,11 @@ fn step_checks(
         cx.error(
             at,
             true,
-            format!("`{}` on a shared collection would touch every tenant of the shared tier, but this migration is only for {:?}", step.name(), m.tiers.as_deref().unwrap_or(&[])),
+            format!(
+                "`{}` on a shared collection would touch every tenant of the shared tier, but this migration is only for {}",
+                step.name(),
+                m.tiers.as_deref().unwrap_or(&[]).iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+            ),
             "move the step to a migration for every shared tier, or use a filtered data step",
         );
     }

@@ -12,7 +12,7 @@ use mongodb::{Collection, Database};
 
 pub const LOCKS: &str = "caas_locks";
 
-/// How long a lease lasts without renewal.
+/// How long a lease lasts without renewal, by default.
 pub const LEASE: Duration = Duration::from_secs(15);
 
 fn locks(db: &Database) -> Collection<Document> {
@@ -35,6 +35,16 @@ fn is_duplicate(e: &mongodb::error::Error) -> bool {
     }
 }
 
+/// The server's clock (`hello.localTime`), so lease expiry never depends on this host's.
+/// (Compared as a literal: some servers do not evaluate `$$NOW` inside a query's `$expr`.)
+pub async fn server_now(db: &Database) -> mongodb::error::Result<DateTime> {
+    let hello = db.run_command(doc! { "hello": 1 }).await?;
+    Ok(hello
+        .get_datetime("localTime")
+        .copied()
+        .unwrap_or_else(|_| DateTime::now()))
+}
+
 /// Try once: take the lease if it is free, expired, or ours.
 async fn try_take(
     db: &Database,
@@ -42,7 +52,9 @@ async fn try_take(
     owner: &str,
     lease: Duration,
 ) -> mongodb::error::Result<bool> {
-    let filter = doc! { "_id": id, "$or": [ { "owner": owner }, { "$expr": { "$lt": ["$expires_at", "$$NOW"] } } ] };
+    let now = server_now(db).await?;
+    let filter =
+        doc! { "_id": id, "$or": [ { "owner": owner }, { "expires_at": { "$lt": now } } ] };
     let update = vec![doc! { "$set": {
         "owner": owner,
         "acquired_at": "$$NOW",
@@ -76,8 +88,15 @@ pub async fn holder(db: &Database, id: &str) -> Result<Option<(String, DateTime)
     }))
 }
 
-/// Take the lease, waiting up to `wait` for another holder to finish.
-pub async fn acquire(db: &Database, id: &str, owner: &str, wait: Duration) -> Result<Lease> {
+/// Take the lease (valid for `lease`, renewed every third of it), waiting up to `wait`
+/// for another holder to finish.
+pub async fn acquire(
+    db: &Database,
+    id: &str,
+    owner: &str,
+    wait: Duration,
+    lease: Duration,
+) -> Result<Lease> {
     let deadline = tokio::time::Instant::now() + wait;
     let mut pause = Duration::from_millis(50);
     loop {
@@ -105,8 +124,8 @@ pub async fn acquire(db: &Database, id: &str, owner: &str, wait: Duration) -> Re
     let (db2, id2, owner2) = (db.clone(), id.to_owned(), owner.to_owned());
     let renewer = tokio::spawn(async move {
         loop {
-            tokio::time::sleep(LEASE / 3).await;
-            if try_take(&db2, &id2, &owner2, LEASE).await.is_err() {
+            tokio::time::sleep(lease / 3).await;
+            if try_take(&db2, &id2, &owner2, lease).await.is_err() {
                 return;
             }
         }
@@ -134,7 +153,7 @@ impl Lease {
 pub async fn unlock(db: &Database, ids: &[String], force: bool) -> Result<u64> {
     let mut filter = doc! { "_id": { "$in": ids } };
     if !force {
-        filter.insert("$expr", doc! { "$lt": ["$expires_at", "$$NOW"] });
+        filter.insert("expires_at", doc! { "$lt": server_now(db).await.with_context(|| format!("reading the server time of {}", db.name()))? });
     }
     Ok(locks(db)
         .delete_many(filter)

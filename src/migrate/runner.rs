@@ -191,6 +191,7 @@ pub struct UpOptions {
     pub on_error: OnError,
     pub max_failures: Option<usize>,
     pub lock_wait: Duration,
+    pub lease: Duration,
     pub batch_pause: Duration,
 }
 
@@ -370,7 +371,7 @@ async fn run_target(
     let label = target.to_string();
     let db: Database = f.client.database(&ledger_db(target, f.config));
     let owner = format!("{}:{}", ledger::host(), bson::oid::ObjectId::new().to_hex());
-    let lease = match lock::acquire(&db, &label, &owner, opts.lock_wait).await {
+    let lease = match lock::acquire(&db, &label, &owner, opts.lock_wait, opts.lease).await {
         Ok(l) => l,
         Err(e) => {
             run.status = RunStatus::Failed;
@@ -462,6 +463,7 @@ pub async fn down(
     steps_back: Option<usize>,
     to: Option<u32>,
     lock_wait: Duration,
+    lease: Duration,
 ) -> Result<Vec<TargetRun>> {
     let ledgers = read_ledgers(f.client, f.config, targets).await?;
     let empty = BTreeMap::new();
@@ -505,7 +507,7 @@ pub async fn down(
         let label = target.to_string();
         let db = f.client.database(&ledger_db(target, f.config));
         let owner = format!("{}:{}", ledger::host(), bson::oid::ObjectId::new().to_hex());
-        let lease = lock::acquire(&db, &label, &owner, lock_wait).await?;
+        let lease = lock::acquire(&db, &label, &owner, lock_wait, lease).await?;
         let quiet = |_: &str| {};
         for v in undo {
             let m = f

@@ -87,6 +87,12 @@ impl TestProject {
         TestProject { dir, prefix }
     }
 
+    /// Copy migration files into the project's `migrations/`.
+    pub fn with_migrations(self, from: &Path) -> TestProject {
+        copy_dir(from, &self.path().join("migrations"));
+        self
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
