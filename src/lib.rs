@@ -16,6 +16,7 @@ pub mod migrate;
 pub mod plan;
 pub mod redact;
 pub mod render;
+pub mod seed;
 pub mod spec;
 pub mod tenancy;
 pub mod yaml;

@@ -4,6 +4,8 @@
 
 mod preflight;
 
+pub use preflight::validation_reasons;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bson::{doc, Document};

@@ -4,6 +4,7 @@
 mod live;
 mod migrate;
 mod schema;
+mod seed;
 mod tenant;
 
 use std::path::PathBuf;
@@ -58,6 +59,9 @@ pub enum Command {
     /// Versioned migrations over every target of every tier.
     #[command(subcommand, after_help = EXIT_CODES)]
     Migrate(migrate::MigrateCommand),
+    /// Load demo data for every collection and tier (never into production without --force).
+    #[command(after_help = EXIT_CODES)]
+    Seed(seed::SeedArgs),
     /// The tenant registry (saas_clients).
     #[command(subcommand, after_help = EXIT_CODES)]
     Tenant(tenant::TenantCommand),
@@ -68,6 +72,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
     match cli.command {
         Command::Schema(cmd) => schema::run(&cli.project, &cli.connect, cmd).await,
         Command::Migrate(cmd) => migrate::run(&cli.project.load()?, &cli.connect, cmd).await,
+        Command::Seed(args) => seed::run(&cli.project.load()?, &cli.connect, args).await,
         Command::Tenant(cmd) => tenant::run(&cli.project.load()?, &cli.connect, cmd).await,
     }
 }

@@ -1,0 +1,185 @@
+//! `caas seed`: demo data for every collection and tier.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{bail, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::apply::{ApplyOptions, Status};
+use crate::config::Config;
+use crate::connect::ConnectOpts;
+use crate::seed::fixtures::SeedFile;
+use crate::seed::{self, SeedOptions};
+use crate::tenancy::{registry, Target, Tier};
+use crate::Outcome;
+
+/// The environment variable that marks a production environment (as `[connection] production`).
+pub const ENV_MARKER: &str = "CAAS_ENVIRONMENT";
+
+#[derive(Debug, Clone, Args)]
+pub struct SeedArgs {
+    /// Only this demo tenant (repeatable).
+    #[arg(long = "tenant")]
+    pub tenants: Vec<String>,
+    /// Only demo tenants of this tier (repeatable).
+    #[arg(long = "tier")]
+    pub tiers: Vec<Tier>,
+    /// Multiply users, conversations and messages per tenant (load tests).
+    #[arg(long, default_value_t = 1)]
+    pub scale: u32,
+    /// Same value, same data: ids, names and timestamps are derived from it.
+    #[arg(long, default_value_t = 42)]
+    pub seed_value: u64,
+    /// Remove the demo data earlier runs created, and nothing else.
+    #[arg(long)]
+    pub reset: bool,
+    /// Run even against an environment marked production.
+    #[arg(long)]
+    pub force: bool,
+    /// Collections inserted into at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(config: &Config, connect: &ConnectOpts, args: SeedArgs) -> Result<Outcome> {
+    let marked = config.connection.production
+        || std::env::var(ENV_MARKER).is_ok_and(|v| v.eq_ignore_ascii_case("production"));
+    if marked && !args.force {
+        bail!(
+            "this environment is marked production ({}); seeding writes demo tenants and data. Rerun with --force if you really mean it",
+            if config.connection.production { "`[connection] production = true` in caas.toml" } else { "CAAS_ENVIRONMENT=production" }
+        );
+    }
+    let loaded = super::schema::load_clean(config)?;
+    let specs: Vec<&crate::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
+    let file = SeedFile::load(&config.root).map_err(|f| {
+        anyhow::anyhow!(
+            "{} problem(s) in the seed file; nothing was written:\n{}",
+            f.len(),
+            f.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })?;
+    let conn = connect.connect(config).await?;
+    if args.reset {
+        let rows = seed::reset(&conn.client, config, &specs, &file).await?;
+        let total: u64 = rows.iter().map(|r| r.inserted).sum();
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({ "deleted": total, "collections": rows.iter().map(|r| serde_json::json!({ "namespace": r.namespace, "deleted": r.inserted })).collect::<Vec<_>>() })
+            );
+        } else {
+            println!("removed {total} seeded document(s) from {} collection(s), and the demo tenants' targets", rows.iter().filter(|r| r.inserted > 0).count());
+        }
+        return Ok(Outcome::Clean);
+    }
+    let opts = SeedOptions {
+        seed_value: args.seed_value,
+        scale: args.scale.max(1),
+        tenants: args.tenants.clone(),
+        tiers: args.tiers.clone(),
+        concurrency: args.concurrency,
+    };
+    let tenants = seed::selected(&file, &opts)?;
+    let added = seed::register(&conn.client, config, &tenants).await?;
+    // The demo tenants' targets must exist with their validators before data goes in.
+    let all = registry::list(&conn.client.database(&config.databases.platform), config).await?;
+    let mut targets = vec![Target::platform()];
+    for t in &tenants {
+        let target = Target::for_tenant(&t.id, t.tier(), config.tiers.layout(t.tier()));
+        if !targets.contains(&target) {
+            targets.push(target);
+        }
+    }
+    let fleet = crate::fleet::Fleet {
+        tenants: all,
+        targets,
+    };
+    let compiled = crate::fleet::desired(&specs, &fleet, config);
+    let plans = crate::fleet::plan(&conn, config, &fleet, &compiled, args.concurrency).await?;
+    if plans.plans.iter().any(|p| p.declared().next().is_some()) {
+        let reports = crate::apply::apply(
+            &conn.client,
+            plans.plans,
+            ApplyOptions {
+                concurrency: args.concurrency,
+                ..Default::default()
+            },
+            &|_| {},
+        )
+        .await;
+        if let Some(r) = reports.iter().find(|r| r.status == Status::Failed) {
+            bail!(
+                "could not prepare target {} for demo data: {}",
+                r.target,
+                r.error.clone().unwrap_or_default()
+            );
+        }
+    }
+    seed::record_run(&conn.client, config, &opts, &tenants).await?;
+    let plan_ids = seed::plan_ids(&conn.client, config, &specs).await?;
+    let batches = seed::batches(config, &specs, &file, &tenants, &opts, &plan_ids, true)?;
+    let total: u64 = batches.iter().map(|b| b.docs.len() as u64).sum();
+    let bar = if std::io::stderr().is_terminal() && !args.json {
+        let b = ProgressBar::new(total);
+        b.set_style(
+            ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} documents {per_sec}")
+                .expect("template")
+                .progress_chars("=> "),
+        );
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    let done = AtomicU64::new(0);
+    let rows = seed::insert(&conn.client, batches, args.concurrency, &|n| {
+        bar.inc(n);
+        done.fetch_add(n, Ordering::Relaxed);
+    })
+    .await;
+    bar.finish_and_clear();
+    let (inserted, unchanged, failed) = rows.iter().fold((0, 0, 0), |(a, b, c), r| {
+        (a + r.inserted, b + r.unchanged, c + r.failed)
+    });
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "tenants_registered": added, "inserted": inserted, "unchanged": unchanged, "failed": failed, "collections": rows })
+            )?
+        );
+    } else {
+        let mut table = crate::render::table(
+            ["target", "collection", "inserted", "unchanged", "failed"]
+                .map(String::from)
+                .to_vec(),
+        );
+        for r in &rows {
+            table.add_row(vec![
+                r.target.clone(),
+                r.namespace.clone(),
+                r.inserted.to_string(),
+                r.unchanged.to_string(),
+                r.failed.to_string(),
+            ]);
+        }
+        println!("{table}");
+        for r in rows.iter().filter(|r| !r.errors.is_empty()) {
+            for e in &r.errors {
+                println!("rejected: {e}");
+            }
+        }
+        println!("{inserted} inserted, {unchanged} unchanged, {failed} rejected; {added} demo tenant(s) registered (seed value {}, scale {})", opts.seed_value, opts.scale);
+    }
+    if failed > 0 {
+        bail!("{failed} document(s) were rejected by the validators; see `rejected:` above");
+    }
+    Ok(Outcome::Clean)
+}

@@ -1,0 +1,519 @@
+//! The built-in generator for the CAAS catalogue (`generator: caas-chat`): a chat platform
+//! that reads as real, with references kept consistent inside each tenant (a message's
+//! sender is a participant of its conversation, receipts point at real messages, members
+//! at real groups). Pure: it returns documents by logical collection; placing and inserting
+//! them is the caller's job.
+
+use std::collections::BTreeMap;
+
+use bson::oid::ObjectId;
+use bson::{doc, Binary, Bson, DateTime, Document};
+
+use super::fixtures::{DemoTenant, SeedFile};
+use super::rng::{oid, sha256_hex, Rng};
+
+/// The plan codes the generator subscribes tenants to.
+pub const PLAN_CODES: [&str; 4] = [
+    "free_monthly",
+    "starter_monthly",
+    "pro_monthly",
+    "enterprise_yearly",
+];
+
+/// Generated documents, by logical collection, in insertion order.
+pub type Docs = BTreeMap<String, Vec<Document>>;
+
+/// What to generate.
+pub struct Gen<'a> {
+    pub seed: u64,
+    pub scale: u32,
+    pub file: &'a SeedFile,
+    /// The argon2id PHC string of the demo password, per tenant.
+    pub password_hash: &'a dyn Fn(&str) -> String,
+    /// Live plan `_id`s by code (plans may come from a migration, with other ids).
+    pub plan_ids: &'a BTreeMap<String, ObjectId>,
+}
+
+const DAY: i64 = 86_400_000;
+const PRICES: [i64; 4] = [0, 4_900, 29_900, 1_200_000];
+const MAX_USERS: [i32; 4] = [50, 500, 5_000, 1_000_000];
+const MAX_STORAGE_MB: [i64; 4] = [1_024, 10_240, 102_400, 10_485_760];
+const MAX_MESSAGES: [i64; 4] = [100_000, 1_000_000, 20_000_000, 2_000_000_000];
+const GROUP_NAMES: [&str; 2] = ["Product launch", "Coffee corner"];
+
+struct Out<'a> {
+    seed: u64,
+    tenant: String,
+    anchor: DateTime,
+    docs: &'a mut Docs,
+    counters: BTreeMap<&'static str, u64>,
+}
+
+impl Out<'_> {
+    /// Add a document with a stable `_id` whose timestamp is its `created_at`.
+    fn push(&mut self, coll: &'static str, at: DateTime, mut d: Document) -> ObjectId {
+        let n = self.counters.entry(coll).or_insert(0);
+        let id = oid(self.seed, &self.tenant, coll, *n, at);
+        *n += 1;
+        let mut full = doc! { "_id": id };
+        if !self.tenant.is_empty() && !d.contains_key("tenant_id") && !d.contains_key("_no_tenant")
+        {
+            full.insert("tenant_id", self.tenant.as_str());
+        }
+        d.remove("_no_tenant");
+        full.extend(d);
+        self.docs.entry(coll.to_owned()).or_default().push(full);
+        id
+    }
+
+    fn at(&self, day: i64, minute: i64) -> DateTime {
+        DateTime::from_millis(self.anchor.timestamp_millis() + day * DAY + minute * 60_000)
+    }
+}
+
+fn stamps(d: &mut Document, created: DateTime, updated: DateTime) {
+    d.insert("created_at", created);
+    d.insert("updated_at", updated);
+    d.insert("__v", 0);
+}
+
+impl Gen<'_> {
+    /// Platform-wide documents: plans, blocked IPs, platform metrics.
+    pub fn platform(&self) -> Docs {
+        let mut docs = Docs::new();
+        let mut out = Out {
+            seed: self.seed,
+            tenant: String::new(),
+            anchor: self.file.anchor(),
+            docs: &mut docs,
+            counters: BTreeMap::new(),
+        };
+        let mut rng = Rng::new(self.seed, "platform");
+        for (i, code) in [
+            "free_monthly",
+            "starter_monthly",
+            "pro_monthly",
+            "enterprise_yearly",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let tier = ["free", "starter", "pro", "enterprise"][i];
+            let price = PRICES[i];
+            let mut d = doc! {
+                "code": *code, "name": tier[..1].to_uppercase() + &tier[1..], "tier": tier, "price_minor": price, "currency": "USD",
+                "interval": if i == 3 { "year" } else { "month" }, "is_public": i < 3, "status": "active",
+                "features": ["messaging", "groups"],
+                "limits": { "max_users": MAX_USERS[i], "max_storage_mb": MAX_STORAGE_MB[i], "max_messages_per_month": MAX_MESSAGES[i] },
+            };
+            stamps(&mut d, out.at(0, i as i64), out.at(0, i as i64));
+            out.push("plans", out.at(0, i as i64), d);
+        }
+        for i in 0..3 {
+            let created = out.at(i, 30);
+            let mut d = doc! {
+                "cidr": format!("203.0.113.{}/32", 10 + rng.below(200)),
+                "reason": *rng.pick(&["abuse", "brute_force", "spam", "scraping"]),
+                "source": "automatic", "hit_count": (rng.below(5_000) + 10) as i64, "blocked_by": Bson::Null,
+                "blocked_until": if i == 0 { Bson::Null } else { Bson::DateTime(out.at(60 + i, 0)) },
+            };
+            stamps(&mut d, created, created);
+            out.push("blocked_ips", created, d);
+        }
+        for day in 0..14 {
+            for (name, unit, base) in [
+                ("platform.messages_per_minute", "count", 900.0),
+                ("platform.api_latency_p95", "ms", 42.0),
+            ] {
+                let ts = out.at(day, (rng.below(1_440)) as i64);
+                let value = base * (0.7 + (rng.below(60) as f64) / 100.0);
+                out.push("metrics", ts, doc! { "ts": ts, "meta": { "name": name, "tenant_id": Bson::Null }, "value": value, "unit": unit });
+            }
+        }
+        docs
+    }
+
+    /// Everything one demo tenant owns, platform-side (applications, keys, billing,
+    /// analytics, security) and in its own target (users, messaging, media, groups, ...).
+    pub fn tenant(&self, t: &DemoTenant) -> Docs {
+        let mut docs = Docs::new();
+        let mut out = Out {
+            seed: self.seed,
+            tenant: t.id.clone(),
+            anchor: self.file.anchor(),
+            docs: &mut docs,
+            counters: BTreeMap::new(),
+        };
+        let mut rng = Rng::new(self.seed, &t.id);
+        let scale = u64::from(self.scale.max(1));
+        let firsts = &self.file.names.first;
+        let lasts = &self.file.names.last;
+        let domain = t.domain();
+
+        // Applications and API keys (platform database, tenant-scoped).
+        let mut apps = Vec::new();
+        for (i, (name, platform)) in [("Web app", "web"), ("iOS app", "ios")].iter().enumerate() {
+            let created = out.at(0, 5 + i as i64);
+            let mut d = doc! {
+                "name": *name, "platform": *platform, "status": "active",
+                "allowed_origins": if *platform == "web" { vec![Bson::String(format!("https://app.{domain}"))] } else { vec![] },
+                "bundle_id": if *platform == "ios" { Bson::String(format!("com.{}.chat", t.id.replace('-', ""))) } else { Bson::Null },
+                "push": { "apns_topic": Bson::Null, "fcm_sender_id": Bson::Null },
+            };
+            stamps(&mut d, created, created);
+            apps.push(out.push("applications", created, d));
+        }
+        for (i, env) in ["live", "test"].iter().enumerate() {
+            let created = out.at(1, i as i64);
+            let secret = format!("caas_{env}_{}{}", rng.alnum(8), rng.alnum(32));
+            let mut d = doc! {
+                "application_id": apps[0], "name": format!("{} server key", env), "key_prefix": &secret[..18], "key_hash": sha256_hex(&secret),
+                "environment": *env, "scopes": ["messages:read", "messages:write", "users:read"], "status": "active",
+                "last_used_at": out.at(20, 0), "expires_at": Bson::Null, "revoked_at": Bson::Null,
+            };
+            stamps(&mut d, created, created);
+            out.push("api_keys", created, d);
+        }
+
+        // Users, with devices, sessions and keys.
+        let n_users = 8 * scale;
+        let pw = (self.password_hash)(&t.id);
+        let mut users = Vec::new();
+        for i in 0..n_users {
+            // Unique by construction, at any scale: the unique indexes on username and phone hold.
+            let (nf, nl) = (firsts.len() as u64, lasts.len() as u64);
+            let (first, last) = (
+                firsts[(i % nf) as usize].clone(),
+                lasts[((i / nf) % nl) as usize].clone(),
+            );
+            let suffix = if i < nf * nl {
+                String::new()
+            } else {
+                (i / (nf * nl)).to_string()
+            };
+            let username = format!("{}.{}{suffix}", first.to_lowercase(), last.to_lowercase());
+            let username: String = username
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '.')
+                .take(32)
+                .collect();
+            let created = out.at((i % 20) as i64, (i * 7 % 600) as i64);
+            let mut d = doc! {
+                "username": &username, "display_name": format!("{first} {last}"),
+                "email": format!("{username}.{i}@{domain}"), "phone": format!("1555{:07}", (i * 7_919) % 10_000_000),
+                "password_hash": &pw, "pass_change": true,
+                "role": if i == 0 { "admin" } else if i == 1 { "moderator" } else { "member" },
+                "status": if i % 13 == 12 { "invited" } else { "active" },
+                "avatar_file_id": Bson::Null, "locale": *rng.pick(&["en", "en-US", "de-DE", "fr", "es-ES"]),
+                "timezone": *rng.pick(&["Europe/Berlin", "America/New_York", "Asia/Tokyo", "UTC"]),
+                "last_seen_at": out.at(25 + (i % 10) as i64, 0), "demo": true,
+            };
+            stamps(&mut d, created, out.at(28, 0));
+            let user = out.push("users", created, d);
+            users.push(user);
+            let device_id = format!("dev-{}", rng.hex(16));
+            let platform = *rng.pick(&["ios", "android", "web"]);
+            let mut dev = doc! {
+                "user_id": user, "device_id": &device_id, "platform": platform,
+                "push_provider": match platform { "ios" => "apns", "android" => "fcm", _ => "webpush" },
+                "push_token": rng.hex(64), "app_version": "3.4.1", "os_version": "17.2",
+                "last_active_at": out.at(27, 0), "status": "active",
+            };
+            stamps(&mut dev, created, created);
+            out.push("user_devices", created, dev);
+            let mut s = doc! {
+                "user_id": user, "device_id": &device_id, "token_hash": sha256_hex(&rng.hex(40)), "ip": format!("198.51.100.{}", rng.below(250)),
+                "user_agent": "CaasChat/3.4.1", "expires_at": out.at(90, 0), "last_seen_at": out.at(27, 0),
+                "revoked_at": Bson::Null, "revoked_reason": Bson::Null,
+            };
+            stamps(&mut s, created, created);
+            out.push("user_sessions", created, s);
+            let mut k = doc! {
+                "user_id": user, "device_id": &device_id, "algorithm": "x25519",
+                "identity_key": Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: rng.bytes(32) },
+                "signed_prekey": { "key_id": 1, "public_key": Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: rng.bytes(32) }, "signature": Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: rng.bytes(64) } },
+                "status": "active", "rotated_at": Bson::Null,
+            };
+            stamps(&mut k, created, created);
+            out.push("user_keys", created, k);
+            let prekeys: Vec<Bson> = (0..5).map(|n| Bson::Document(doc! { "key_id": n, "public_key": Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: rng.bytes(32) } })).collect();
+            let mut b = doc! { "user_id": user, "device_id": &device_id, "one_time_prekeys": prekeys, "consumed_count": 0_i64, "uploaded_at": created };
+            stamps(&mut b, created, created);
+            out.push("prekey_bundles", created, b);
+        }
+        for i in 0..(users.len().saturating_sub(1)) {
+            let created = out.at(3, i as i64);
+            let mut d = doc! { "user_id": users[i], "target_user_id": users[i + 1], "type": if i % 5 == 4 { "blocked" } else { "contact" }, "status": "accepted" };
+            stamps(&mut d, created, created);
+            out.push("user_relationships", created, d);
+        }
+
+        // Groups and their conversations; direct conversations; messages.
+        let mut conversations: Vec<(ObjectId, Vec<ObjectId>, bool)> = Vec::new();
+        for g in 0..2 {
+            let created = out.at(2, 10 + g);
+            let members: Vec<ObjectId> = users
+                .iter()
+                .copied()
+                .skip(g as usize)
+                .step_by(2)
+                .take(6)
+                .collect();
+            let conv_created = created;
+            let mut conv = doc! {
+                "type": "group", "title": GROUP_NAMES[g as usize], "participant_ids": members.clone(),
+                "created_by": members[0], "is_encrypted": false, "message_count": 0_i64, "last_message": Bson::Null, "deleted_at": Bson::Null, "deleted_by": Bson::Null,
+            };
+            // group_id is set below once the group id is known (ids are derived, not random).
+            let group_id = oid(self.seed, &t.id, "groups", g as u64, created);
+            conv.insert("group_id", group_id);
+            stamps(&mut conv, conv_created, conv_created);
+            let conv_id = out.push("conversations", conv_created, conv);
+            let mut grp = doc! {
+                "name": GROUP_NAMES[g as usize], "description": "Demo group", "avatar_file_id": Bson::Null,
+                "owner_id": members[0], "conversation_id": conv_id, "visibility": if g == 0 { "private" } else { "public" },
+                "join_policy": if g == 0 { "invite" } else { "open" }, "member_count": members.len() as i32, "max_members": 500,
+                "settings": { "only_admins_post": false, "history_visible_to_new_members": true },
+                "state": "active", "state_history": [ { "state": "active", "at": created, "by": members[0], "reason": "created" } ],
+            };
+            stamps(&mut grp, created, created);
+            let gid = out.push("groups", created, grp);
+            debug_assert_eq!(gid, group_id);
+            for (m, user) in members.iter().enumerate() {
+                let mut d = doc! { "group_id": gid, "user_id": *user, "role": if m == 0 { "owner" } else { "member" }, "status": "active", "joined_at": created, "invited_by": members[0] };
+                stamps(&mut d, created, created);
+                out.push("group_members", created, d);
+            }
+            conversations.push((conv_id, members, true));
+        }
+        for c in 0..(3 * scale) {
+            let a = users[(c as usize * 2) % users.len()];
+            let b = users[(c as usize * 2 + 1) % users.len()];
+            if a == b {
+                continue;
+            }
+            let created = out.at(4 + (c % 10) as i64, c as i64);
+            let mut conv = doc! {
+                "type": "direct", "title": Bson::Null, "group_id": Bson::Null, "participant_ids": [a, b], "created_by": a,
+                "is_encrypted": c % 2 == 1, "message_count": 0_i64, "last_message": Bson::Null, "deleted_at": Bson::Null, "deleted_by": Bson::Null,
+            };
+            stamps(&mut conv, created, created);
+            let id = out.push("conversations", created, conv);
+            conversations.push((id, vec![a, b], false));
+        }
+        let phrases = &self.file.phrases;
+        let n_messages = 40 * scale;
+        let mut last_by_conv: BTreeMap<ObjectId, (ObjectId, ObjectId, DateTime, String, i64)> =
+            BTreeMap::new();
+        for m in 0..n_messages {
+            let (conv, members, _) = &conversations[(m % conversations.len() as u64) as usize];
+            let sender = members[(m as usize) % members.len()];
+            let at = out.at(6 + (m % 21) as i64, (m * 3 % 1_400) as i64);
+            let body = rng.pick(phrases).clone();
+            let mut d = doc! {
+                "conversation_id": *conv, "sender_id": sender, "client_message_id": format!("cm-{}", rng.hex(16)),
+                "type": "text", "body": &body, "reply_to_id": Bson::Null, "mentions": [], "edited_at": Bson::Null,
+                "deleted_at": Bson::Null, "deleted_by": Bson::Null,
+            };
+            stamps(&mut d, at, at);
+            let id = out.push("messages", at, d);
+            let e = last_by_conv
+                .entry(*conv)
+                .or_insert((id, sender, at, body.clone(), 0));
+            if at >= e.2 {
+                *e = (id, sender, at, body.chars().take(140).collect(), e.4);
+            }
+            e.4 += 1;
+            if m % 3 == 0 {
+                let reactor = members[(m as usize + 1) % members.len()];
+                let mut r = doc! { "message_id": id, "conversation_id": *conv, "user_id": reactor, "emoji": *rng.pick(&["👍", "❤️", "😂", "🎉"]) };
+                stamps(&mut r, at, at);
+                out.push("reactions", at, r);
+            }
+        }
+        // Denormalised inbox fields and read receipts follow the messages.
+        for (conv, members, _) in &conversations {
+            let Some((mid, sender, at, preview, count)) = last_by_conv.get(conv).cloned() else {
+                continue;
+            };
+            if let Some(list) = out.docs.get_mut("conversations") {
+                if let Some(c) = list
+                    .iter_mut()
+                    .find(|d| d.get_object_id("_id").ok() == Some(*conv))
+                {
+                    c.insert("message_count", count);
+                    c.insert("last_message", doc! { "message_id": mid, "sender_id": sender, "preview": preview, "sent_at": at });
+                }
+            }
+            for user in members {
+                let mut r = doc! { "conversation_id": *conv, "user_id": *user, "last_read_message_id": mid, "last_read_at": at, "unread_count": if *user == sender { 0 } else { 1 } };
+                stamps(&mut r, at, at);
+                out.push("read_receipts", at, r);
+            }
+        }
+
+        // Media: files, metadata, posts.
+        let mut images = Vec::new();
+        for f in 0..6 {
+            let created = out.at(8 + f, 30);
+            let (name, mime, kind) = [
+                ("launch.png", "image/png", "image"),
+                ("team.jpg", "image/jpeg", "image"),
+                ("notes.pdf", "application/pdf", "file"),
+            ][f as usize % 3];
+            let mut d = doc! {
+                "owner_id": users[f as usize % users.len()], "conversation_id": Bson::Null, "file_name": name, "mime_type": mime,
+                "size_bytes": (rng.below(4_000_000) + 20_000) as i64, "checksum_sha256": sha256_hex(&rng.hex(32)),
+                "storage": { "provider": "s3", "bucket": "caas-demo-media", "key": format!("{}/{}", t.id, rng.hex(24)) },
+                "status": "ready", "scanned_at": created, "deleted_at": Bson::Null, "deleted_by": Bson::Null,
+            };
+            stamps(&mut d, created, created);
+            let id = out.push("files", created, d);
+            if kind == "image" {
+                images.push(id);
+                let mut m = doc! { "file_id": id, "kind": "image", "width": 1_280, "height": 720, "blurhash": "LEHV6nWB2yk8pyo0adR*.7kCMdnj", "thumbnails": [], "transcodes": [], "exif": { "make": "DemoCam" } };
+                stamps(&mut m, created, created);
+                out.push("media_metadata", created, m);
+            }
+        }
+        for p in 0..4 {
+            let created = out.at(10 + p, 0);
+            let story = p == 3;
+            let mut d = doc! {
+                "author_id": users[p as usize % users.len()], "kind": if story { "story" } else { "post" }, "caption": rng.pick(phrases).clone(),
+                "media_file_ids": [images[p as usize % images.len()]], "visibility": if p % 2 == 0 { "public" } else { "contacts" },
+                "like_count": (rng.below(300)) as i64, "comment_count": (rng.below(40)) as i64,
+                "location": { "type": "Point", "coordinates": [13.4050 + (rng.below(100) as f64) / 1000.0, 52.5200] },
+                "expires_at": if story { Bson::DateTime(out.at(400, 0)) } else { Bson::Null },
+                "deleted_at": Bson::Null, "deleted_by": Bson::Null,
+            };
+            stamps(&mut d, created, created);
+            out.push("posts", created, d);
+        }
+
+        // Settings.
+        let created = out.at(0, 1);
+        let mut s = doc! {
+            "branding": { "app_name": &t.name, "primary_color": format!("#{}", rng.hex(6)), "logo_file_id": Bson::Null },
+            "features": { "e2e_encryption": t.tier != "free", "media_uploads": true, "groups": true, "posts": t.tier != "free" },
+            "limits": { "max_group_members": 500, "max_file_size_mb": 100, "message_retention_days": Bson::Null },
+            "moderation": { "profanity_filter": true, "blocked_words": ["spam"] },
+            "webhooks": [ { "url": format!("https://hooks.{domain}/caas"), "events": ["message.created", "user.created"], "secret_hash": sha256_hex(&rng.hex(32)), "active": true } ],
+        };
+        stamps(&mut s, created, created);
+        out.push("tenant_settings", created, s);
+
+        // Billing.
+        let plan_code = match t.tier.as_str() {
+            "free" => 0,
+            "starter" => 1,
+            "pro" => 2,
+            _ => 3,
+        };
+        let code = [
+            "free_monthly",
+            "starter_monthly",
+            "pro_monthly",
+            "enterprise_yearly",
+        ][plan_code as usize];
+        let plan = self.plan_ids.get(code).copied().unwrap_or_else(|| {
+            oid(
+                self.seed,
+                "",
+                "plans",
+                plan_code,
+                out.at(0, plan_code as i64),
+            )
+        });
+        let price = PRICES[plan_code as usize];
+        let created = out.at(0, 2);
+        let mut sub = doc! {
+            "plan_id": plan, "status": "active", "quantity": 1, "amount_minor": price, "currency": "USD",
+            "current_period_start": out.at(0, 0), "current_period_end": out.at(30, 0), "cancel_at_period_end": false,
+            "trial_ends_at": Bson::Null, "canceled_at": Bson::Null,
+            "provider": { "name": "stripe", "customer_id": format!("cus_{}", rng.alnum(14)), "subscription_id": format!("sub_{}", rng.alnum(14)) },
+        };
+        stamps(&mut sub, created, created);
+        let sub_id = out.push("subscriptions", created, sub);
+        for i in 0..2_i64 {
+            let issued = out.at(i * 30, 0);
+            let tax = price / 5;
+            let mut inv = doc! {
+                "subscription_id": sub_id, "number": format!("INV-2026-{:06}", rng.below(1_000_000)), "status": if i == 0 { "paid" } else { "open" },
+                "currency": "USD", "subtotal_minor": price, "tax_minor": tax, "total_minor": price + tax, "amount_paid_minor": if i == 0 { price + tax } else { 0 },
+                "lines": [ { "description": "Subscription", "quantity": 1_i64, "unit_amount_minor": price, "amount_minor": price } ],
+                "issued_at": issued, "due_at": out.at(i * 30 + 14, 0), "paid_at": if i == 0 { Bson::DateTime(out.at(3, 0)) } else { Bson::Null },
+            };
+            stamps(&mut inv, issued, issued);
+            out.push("invoices", issued, inv);
+        }
+        for (i, metric) in [
+            "messages_sent",
+            "active_users",
+            "storage_bytes",
+            "api_calls",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let created = out.at(29, i as i64);
+            let mut u = doc! { "subscription_id": sub_id, "metric": *metric, "quantity": (rng.below(100_000) + 1) as i64, "period_start": out.at(0, 0), "period_end": out.at(30, 0), "idempotency_key": format!("usage-{}-{metric}", t.id) };
+            stamps(&mut u, created, created);
+            out.push("usage_records", created, u);
+        }
+        let mut pm = doc! {
+            "type": "card", "provider": { "name": "stripe", "payment_method_id": format!("pm_{}", rng.alnum(20)) },
+            "card": { "brand": "visa", "last4": format!("{:04}", rng.below(10_000)), "exp_month": 12, "exp_year": 2029 },
+            "billing_email": format!("billing@{domain}"), "is_default": true, "status": "active", "deleted_at": Bson::Null, "deleted_by": Bson::Null,
+        };
+        stamps(&mut pm, created, created);
+        out.push("payment_methods", created, pm);
+
+        // Analytics.
+        for e in 0..(30 * scale) {
+            let ts = out.at((e % 28) as i64, (e * 11 % 1_400) as i64);
+            let kind = *rng.pick(&[
+                "message.sent",
+                "user.login",
+                "group.joined",
+                "file.uploaded",
+            ]);
+            out.push("events", ts, doc! { "ts": ts, "meta": { "event_type": kind, "application_id": apps[0] }, "user_id": users[(e % n_users) as usize], "properties": { "client": "ios" } });
+        }
+        for day in 0..7 {
+            let ts = out.at(day, 0);
+            out.push("metrics", ts, doc! { "_no_tenant": true, "ts": ts, "meta": { "name": "tenant.active_users", "tenant_id": &t.id }, "value": (rng.below(n_users) + 1) as f64, "unit": "count" });
+        }
+        for a in 0..5_i64 {
+            let created = out.at(a * 4, 15);
+            let mut d = doc! {
+                "tenant_id": &t.id, "actor": { "type": "user", "id": users[0].to_hex(), "ip": "198.51.100.7" },
+                "action": *rng.pick(&["user.invited", "settings.updated", "api_key.created", "group.archived"]),
+                "target": { "collection": "users", "id": users[(a as usize + 1) % users.len()].to_hex() },
+                "outcome": "success", "request_id": format!("req-{}", rng.hex(12)), "changes": { "role": { "from": "member", "to": "moderator" } },
+            };
+            stamps(&mut d, created, created);
+            out.push("audit_logs", created, d);
+        }
+
+        // Security.
+        let created = out.at(1, 3);
+        let mut ip = doc! { "cidr": "192.0.2.0/24", "applies_to": "dashboard", "note": "Office network", "created_by": users[0], "expires_at": Bson::Null };
+        stamps(&mut ip, created, created);
+        out.push("ip_whitelist", created, ip);
+        for (i, (kind, settings)) in [
+            ("password", doc! { "min_password_length": 12 }),
+            ("session", doc! { "session_ttl_minutes": 43_200 }),
+            ("mfa", doc! { "require_mfa": t.tier == "enterprise" }),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let created = out.at(1, 10 + i as i64);
+            let mut d = doc! { "kind": kind, "enabled": true, "version": 1, "settings": settings };
+            stamps(&mut d, created, created);
+            out.push("security_policies", created, d);
+        }
+        docs
+    }
+}

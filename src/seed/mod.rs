@@ -1,0 +1,582 @@
+//! `caas seed`: a demo platform a developer can click through, scaled up on demand.
+//! Seeds are data, not migrations: they never touch the migration ledger. Every seeded
+//! `_id` is derived from (seed value, tenant, collection, index), so a rerun inserts nothing
+//! new and `--reset` recomputes exactly what was seeded (from the run manifest in
+//! `caas_seed_runs`) and deletes that and nothing else.
+
+pub mod fixtures;
+pub mod generate;
+pub mod rng;
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Context, Result};
+use argon2::password_hash::{PasswordHasher, SaltString};
+use bson::oid::ObjectId;
+use bson::{doc, Bson, Document};
+use futures::{StreamExt, TryStreamExt};
+use mongodb::error::{ErrorKind, WriteFailure};
+use mongodb::Client;
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::spec::CollectionSpec;
+use crate::tenancy::{registry, Placement, Target};
+use fixtures::{DemoTenant, SeedFile, PASSWORD_PLACEHOLDER};
+use generate::{Docs, Gen, PLAN_CODES};
+
+pub use fixtures::SEED_FILE;
+
+/// Where the seed runs are recorded (an internal collection of the platform database).
+pub const RUNS: &str = "caas_seed_runs";
+
+/// Documents per insert_many.
+const BATCH: usize = 1_000;
+
+pub struct SeedOptions {
+    pub seed_value: u64,
+    pub scale: u32,
+    /// Demo tenants to seed (by id); empty: all of the file's.
+    pub tenants: Vec<String>,
+    pub tiers: Vec<crate::tenancy::Tier>,
+    pub concurrency: usize,
+}
+
+/// Counts for one physical collection.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Row {
+    pub target: String,
+    pub namespace: String,
+    pub inserted: u64,
+    pub unchanged: u64,
+    pub failed: u64,
+    /// The first rejections, readable (collection, target, failing rule).
+    pub errors: Vec<String>,
+}
+
+/// A batch of documents bound for one physical collection.
+pub struct Batch {
+    pub target: Target,
+    pub placement: Placement,
+    pub logical: String,
+    pub time_series: bool,
+    pub docs: Vec<Document>,
+}
+
+/// The demo tenants a run covers.
+pub fn selected<'a>(file: &'a SeedFile, opts: &SeedOptions) -> Result<Vec<&'a DemoTenant>> {
+    for id in &opts.tenants {
+        if !file.tenants.iter().any(|t| &t.id == id) {
+            let known: Vec<&str> = file.tenants.iter().map(|t| t.id.as_str()).collect();
+            bail!(
+                "`{id}` is not a demo tenant of {SEED_FILE}; demo tenants: {}",
+                known.join(", ")
+            );
+        }
+    }
+    Ok(file
+        .tenants
+        .iter()
+        .filter(|t| {
+            (opts.tenants.is_empty() && opts.tiers.is_empty())
+                || opts.tenants.contains(&t.id)
+                || opts.tiers.contains(&t.tier())
+        })
+        .collect())
+}
+
+/// argon2id of the demo password with a salt derived from (seed, tenant): unique per tenant,
+/// and one hash serves all of a tenant's demo accounts (hashing thousands at `--scale`
+/// would cost minutes and prove nothing more).
+pub fn password_hash(password: &str, seed: u64, tenant: &str) -> String {
+    let mut r = rng::Rng::new(seed, &format!("salt:{tenant}"));
+    let salt = SaltString::encode_b64(&r.bytes(16)).expect("16-byte salt");
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 hashes")
+        .to_string()
+}
+
+/// Generate every batch: platform documents, then each tenant's, placed on their targets
+/// and given the specs' BSON types.
+pub fn batches(
+    config: &Config,
+    specs: &[&CollectionSpec],
+    file: &SeedFile,
+    tenants: &[&DemoTenant],
+    opts: &SeedOptions,
+    plan_ids: &BTreeMap<String, ObjectId>,
+    hash: bool,
+) -> Result<Vec<Batch>> {
+    let hashes: BTreeMap<String, String> = if hash {
+        tenants
+            .iter()
+            .map(|t| t.id.as_str())
+            .chain([""])
+            .map(|t| {
+                (
+                    t.to_owned(),
+                    password_hash(&file.password, opts.seed_value, t),
+                )
+            })
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
+    let hash_of = |t: &str| {
+        hashes
+            .get(t)
+            .cloned()
+            .unwrap_or_else(|| "$argon2id$not-hashed".into())
+    };
+    let gen = Gen {
+        seed: opts.seed_value,
+        scale: opts.scale,
+        file,
+        password_hash: &hash_of,
+        plan_ids,
+    };
+    let mut out = Vec::new();
+    let mut platform = if file.generator.is_some() {
+        gen.platform()
+    } else {
+        Docs::new()
+    };
+    add_fixtures(
+        &mut platform,
+        &file.platform,
+        opts.seed_value,
+        "",
+        file,
+        &hash_of(""),
+    );
+    place(&mut out, config, specs, &Target::platform(), platform)?;
+    for t in tenants {
+        let mut docs = if file.generator.is_some() {
+            gen.tenant(t)
+        } else {
+            Docs::new()
+        };
+        add_fixtures(
+            &mut docs,
+            &file.tenant,
+            opts.seed_value,
+            &t.id,
+            file,
+            &hash_of(&t.id),
+        );
+        let target = Target::for_tenant(&t.id, t.tier(), config.tiers.layout(t.tier()));
+        place(&mut out, config, specs, &target, docs)?;
+    }
+    Ok(out)
+}
+
+/// Fixture documents: a stable `_id`, the tenant, the hashed password.
+fn add_fixtures(
+    docs: &mut Docs,
+    fixtures: &indexmap::IndexMap<String, Vec<serde_json::Map<String, serde_json::Value>>>,
+    seed: u64,
+    tenant: &str,
+    file: &SeedFile,
+    hash: &str,
+) {
+    for (coll, list) in fixtures {
+        for (i, f) in list.iter().enumerate() {
+            let mut d = crate::compile::json_to_bson(&serde_json::Value::Object(f.clone()))
+                .as_document()
+                .cloned()
+                .unwrap_or_default();
+            for (_, v) in d.iter_mut() {
+                if v.as_str() == Some(PASSWORD_PLACEHOLDER) {
+                    *v = Bson::String(hash.to_owned());
+                }
+            }
+            let at = file.anchor();
+            let mut full =
+                doc! { "_id": rng::oid(seed, tenant, &format!("fixture:{coll}"), i as u64, at) };
+            if !tenant.is_empty() {
+                full.insert("tenant_id", tenant);
+            }
+            full.extend(d);
+            docs.entry(coll.clone()).or_default().push(full);
+        }
+    }
+}
+
+fn place(
+    out: &mut Vec<Batch>,
+    config: &Config,
+    specs: &[&CollectionSpec],
+    target: &Target,
+    docs: Docs,
+) -> Result<()> {
+    for (logical, mut list) in docs {
+        // Platform-side collections of a tenant (applications, billing, ...) live in the platform target.
+        let spec = specs
+            .iter()
+            .find(|s| s.collection == logical)
+            .with_context(|| format!("{SEED_FILE}: no spec declares collection `{logical}`"))?;
+        let t = if target.holds(spec) {
+            target.clone()
+        } else {
+            Target::platform()
+        };
+        let placement = t.place(spec, &config.databases);
+        let anchor = bson::DateTime::now();
+        let [created, updated, _] = spec.standard_field_names();
+        for d in &mut list {
+            crate::compile::coerce(d, &spec.fields);
+            for name in [&created, &updated].into_iter().flatten() {
+                if !d.contains_key(name) {
+                    d.insert(
+                        name.clone(),
+                        d.get_object_id("_id")
+                            .map(|o| bson::DateTime::from_millis(o.timestamp().timestamp_millis()))
+                            .unwrap_or(anchor),
+                    );
+                }
+            }
+            if spec.fields.contains_key("demo") && !d.contains_key("demo") {
+                d.insert("demo", true);
+            }
+        }
+        out.push(Batch {
+            target: t,
+            placement,
+            logical,
+            time_series: spec.time_series.is_some(),
+            docs: list,
+        });
+    }
+    Ok(())
+}
+
+/// Insert every batch (unordered, `BATCH` at a time, `concurrency` at once). Existing
+/// documents (same `_id` or natural key) count as unchanged; rejected ones are reported
+/// with the failing rule, and the run goes on.
+pub async fn insert(
+    client: &Client,
+    batches: Vec<Batch>,
+    concurrency: usize,
+    on_progress: &(dyn Fn(u64) + Sync),
+) -> Vec<Row> {
+    let mut jobs = Vec::new();
+    for b in &batches {
+        for chunk in b.docs.chunks(BATCH) {
+            jobs.push((b, chunk));
+        }
+    }
+    let results: Vec<(String, String, Row)> = futures::stream::iter(jobs)
+        .map(|(b, chunk)| async move {
+            let row = insert_chunk(client, b, chunk).await;
+            on_progress(chunk.len() as u64);
+            (
+                b.target.to_string(),
+                format!("{}.{}", b.placement.database, b.placement.collection),
+                row,
+            )
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
+    for (target, ns, r) in results {
+        let row = rows
+            .entry((target.clone(), ns.clone()))
+            .or_insert_with(|| Row {
+                target,
+                namespace: ns,
+                ..Default::default()
+            });
+        row.inserted += r.inserted;
+        row.unchanged += r.unchanged;
+        row.failed += r.failed;
+        row.errors.extend(r.errors);
+        row.errors.truncate(5);
+    }
+    rows.into_values().collect()
+}
+
+async fn insert_chunk(client: &Client, b: &Batch, chunk: &[Document]) -> Row {
+    let coll = client
+        .database(&b.placement.database)
+        .collection::<Document>(&b.placement.collection);
+    let mut row = Row::default();
+    let mut docs: Vec<&Document> = chunk.iter().collect();
+    if b.time_series {
+        // Time series do not enforce `_id` uniqueness: skip what a previous run inserted.
+        let ids: Vec<Bson> = docs.iter().filter_map(|d| d.get("_id").cloned()).collect();
+        let existing: Vec<Document> = match coll
+            .find(doc! { "_id": { "$in": ids } })
+            .projection(doc! { "_id": 1 })
+            .await
+        {
+            Ok(c) => c.try_collect().await.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        let existing: Vec<&Bson> = existing.iter().filter_map(|d| d.get("_id")).collect();
+        docs.retain(|d| !d.get("_id").is_some_and(|id| existing.contains(&id)));
+        row.unchanged += (chunk.len() - docs.len()) as u64;
+    }
+    if docs.is_empty() {
+        return row;
+    }
+    match coll.insert_many(docs.iter().copied()).ordered(false).await {
+        Ok(r) => row.inserted += r.inserted_ids.len() as u64,
+        Err(e) => {
+            match e.kind.as_ref() {
+                ErrorKind::InsertMany(im) => {
+                    let errors = im.write_errors.as_deref().unwrap_or_default();
+                    for w in errors {
+                        if w.code == 11000 {
+                            row.unchanged += 1;
+                        } else {
+                            row.failed += 1;
+                            if row.errors.len() < 5 {
+                                let reasons = w
+                                    .details
+                                    .as_ref()
+                                    .map(crate::apply::validation_reasons)
+                                    .unwrap_or_default();
+                                let id = docs
+                                    .get(w.index)
+                                    .and_then(|d| d.get("_id"))
+                                    .map(|v| v.to_string())
+                                    .unwrap_or_default();
+                                let why = if reasons.is_empty() {
+                                    w.message.clone()
+                                } else {
+                                    reasons.join("; ")
+                                };
+                                row.errors.push(format!("{}.{} ({}, target {}): document {id} rejected (code {}): {why}", b.placement.database, b.placement.collection, b.logical, b.target, w.code));
+                            }
+                        }
+                    }
+                    row.inserted += (docs.len() - errors.len()) as u64;
+                }
+                ErrorKind::Write(WriteFailure::WriteError(w)) => {
+                    row.failed += docs.len() as u64;
+                    row.errors.push(format!(
+                        "{}.{}: {}",
+                        b.placement.database, b.placement.collection, w.message
+                    ));
+                }
+                _ => {
+                    row.failed += docs.len() as u64;
+                    row.errors.push(format!(
+                        "{}.{} (target {}): {}",
+                        b.placement.database,
+                        b.placement.collection,
+                        b.target,
+                        crate::apply::describe(&e)
+                    ));
+                }
+            }
+        }
+    }
+    row
+}
+
+/// Register the demo tenants that are missing, marked `demo: true`. A registered tenant
+/// with the same id that is not a demo tenant is left alone and is an error.
+pub async fn register(client: &Client, config: &Config, tenants: &[&DemoTenant]) -> Result<usize> {
+    let db = client.database(&config.databases.platform);
+    let coll = db.collection::<Document>(registry::REGISTRY);
+    let mut added = 0;
+    for t in tenants {
+        match coll.find_one(doc! { "tenant_id": &t.id }).await? {
+            Some(existing) if existing.get_bool("demo") != Ok(true) => {
+                bail!("tenant `{}` is registered but is not a demo tenant; seed refuses to write into it (rename the demo tenant in {SEED_FILE})", t.id)
+            }
+            Some(_) => {}
+            None => {
+                registry::add(
+                    &db,
+                    config,
+                    &t.id,
+                    t.tier(),
+                    Some(&t.name),
+                    t.email.as_deref(),
+                )
+                .await?;
+                coll.update_one(
+                    doc! { "tenant_id": &t.id },
+                    doc! { "$set": { "demo": true } },
+                )
+                .await?;
+                added += 1;
+            }
+        }
+    }
+    Ok(added)
+}
+
+/// The live plans' ids by code, so subscriptions reference real plan documents.
+pub async fn plan_ids(
+    client: &Client,
+    config: &Config,
+    specs: &[&CollectionSpec],
+) -> Result<BTreeMap<String, ObjectId>> {
+    let Some(spec) = specs.iter().find(|s| s.collection == "plans") else {
+        return Ok(BTreeMap::new());
+    };
+    let p = Target::platform().place(spec, &config.databases);
+    let docs: Vec<Document> = client
+        .database(&p.database)
+        .collection::<Document>(&p.collection)
+        .find(doc! { "code": { "$in": PLAN_CODES.to_vec() } })
+        .await?
+        .try_collect()
+        .await?;
+    Ok(docs
+        .iter()
+        .filter_map(|d| {
+            Some((
+                d.get_str("code").ok()?.to_owned(),
+                d.get_object_id("_id").ok()?,
+            ))
+        })
+        .collect())
+}
+
+/// Record a run so `--reset` can recompute what it seeded.
+pub async fn record_run(
+    client: &Client,
+    config: &Config,
+    opts: &SeedOptions,
+    tenants: &[&DemoTenant],
+) -> Result<()> {
+    let ids: Vec<&str> = tenants.iter().map(|t| t.id.as_str()).collect();
+    client
+        .database(&config.databases.platform)
+        .collection::<Document>(RUNS)
+        .update_one(
+            doc! { "_id": format!("{}:{}", opts.seed_value, opts.scale) },
+            doc! { "$set": { "seed_value": opts.seed_value as i64, "scale": opts.scale as i64, "at": bson::DateTime::now() }, "$addToSet": { "tenants": { "$each": ids } } },
+        )
+        .upsert(true)
+        .await?;
+    Ok(())
+}
+
+/// Remove what earlier runs seeded: their documents by `_id`, then the demo tenants
+/// (registry entries, Pro collection sets, Enterprise databases). Returns deleted counts.
+pub async fn reset(
+    client: &Client,
+    config: &Config,
+    specs: &[&CollectionSpec],
+    file: &SeedFile,
+) -> Result<Vec<Row>> {
+    let platform = client.database(&config.databases.platform);
+    let runs: Vec<Document> = platform
+        .collection::<Document>(RUNS)
+        .find(doc! {})
+        .await?
+        .try_collect()
+        .await?;
+    let mut rows: BTreeMap<String, Row> = BTreeMap::new();
+    let mut demo_tenants: Vec<String> = Vec::new();
+    for run in &runs {
+        let ids: Vec<String> = run
+            .get_array("tenants")
+            .map(|a| {
+                a.iter()
+                    .filter_map(|b| b.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let opts = SeedOptions {
+            seed_value: run.get_i64("seed_value").unwrap_or(0) as u64,
+            scale: run.get_i64("scale").unwrap_or(1) as u32,
+            tenants: vec![],
+            tiers: vec![],
+            concurrency: 1,
+        };
+        let tenants: Vec<&DemoTenant> = file
+            .tenants
+            .iter()
+            .filter(|t| ids.contains(&t.id))
+            .collect();
+        demo_tenants.extend(ids);
+        for b in batches(
+            config,
+            specs,
+            file,
+            &tenants,
+            &opts,
+            &BTreeMap::new(),
+            false,
+        )? {
+            let ns = format!("{}.{}", b.placement.database, b.placement.collection);
+            let coll = client
+                .database(&b.placement.database)
+                .collection::<Document>(&b.placement.collection);
+            let mut deleted = 0;
+            for chunk in b.docs.chunks(BATCH) {
+                let ids: Vec<Bson> = chunk.iter().filter_map(|d| d.get("_id").cloned()).collect();
+                deleted += coll
+                    .delete_many(doc! { "_id": { "$in": ids } })
+                    .await
+                    .with_context(|| format!("deleting seeded documents from {ns}"))?
+                    .deleted_count;
+            }
+            let row = rows.entry(ns.clone()).or_insert_with(|| Row {
+                target: b.target.to_string(),
+                namespace: ns,
+                ..Default::default()
+            });
+            row.inserted += deleted;
+        }
+    }
+    demo_tenants.sort();
+    demo_tenants.dedup();
+    let registry = platform.collection::<Document>(registry::REGISTRY);
+    for id in &demo_tenants {
+        let Some(entry) = registry
+            .find_one(doc! { "tenant_id": id, "demo": true })
+            .await?
+        else {
+            continue;
+        };
+        let tier: crate::tenancy::Tier = entry
+            .get_str("tier")
+            .unwrap_or("free")
+            .parse()
+            .unwrap_or(crate::tenancy::Tier::Free);
+        match Target::for_tenant(id, tier, config.tiers.layout(tier)).kind {
+            crate::tenancy::TargetKind::Database { .. } => {
+                client
+                    .database(&config.databases.tenant.replace("{tenant_id}", id))
+                    .drop()
+                    .await?
+            }
+            crate::tenancy::TargetKind::CollectionSet { .. } => {
+                let shared = client.database(&config.databases.shared);
+                for spec in specs
+                    .iter()
+                    .filter(|s| s.domain == crate::spec::Domain::Saas)
+                {
+                    let name = config
+                        .databases
+                        .collection_set
+                        .replace("{tenant_id}", id)
+                        .replace("{collection}", &spec.collection);
+                    shared.collection::<Document>(&name).drop().await?;
+                }
+                shared
+                    .collection::<Document>(crate::migrate::ledger::LEDGER)
+                    .delete_many(doc! { "target": format!("{tier}:{id}") })
+                    .await?;
+            }
+            _ => {}
+        }
+        registry
+            .delete_one(doc! { "tenant_id": id, "demo": true })
+            .await?;
+    }
+    platform
+        .collection::<Document>(RUNS)
+        .delete_many(doc! {})
+        .await?;
+    Ok(rows.into_values().collect())
+}
