@@ -34,5 +34,7 @@ step schema plan --tenant corvid
 step schema apply --concurrency 4
 step schema apply
 step migrate up --concurrency 4
+step seed
+step seed
 step migrate status
 step schema diff --exit-code

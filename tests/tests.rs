@@ -6,4 +6,5 @@ mod compile_golden;
 mod lint_fixtures;
 mod live_migrate;
 mod live_schema;
+mod live_seed;
 mod live_validators;

@@ -123,7 +123,7 @@ pub async fn run(config: &Config, connect: &ConnectOpts, args: SeedArgs) -> Resu
             );
         }
     }
-    seed::record_run(&conn.client, config, &opts, &tenants).await?;
+    let rerun = seed::record_run(&conn.client, config, &opts, &tenants).await?;
     let plan_ids = seed::plan_ids(&conn.client, config, &specs).await?;
     let batches = seed::batches(config, &specs, &file, &tenants, &opts, &plan_ids, true)?;
     let total: u64 = batches.iter().map(|b| b.docs.len() as u64).sum();
@@ -139,7 +139,7 @@ pub async fn run(config: &Config, connect: &ConnectOpts, args: SeedArgs) -> Resu
         ProgressBar::hidden()
     };
     let done = AtomicU64::new(0);
-    let rows = seed::insert(&conn.client, batches, args.concurrency, &|n| {
+    let rows = seed::insert(&conn.client, batches, args.concurrency, rerun, &|n| {
         bar.inc(n);
         done.fetch_add(n, Ordering::Relaxed);
     })

@@ -251,13 +251,16 @@ fn place(
     Ok(())
 }
 
-/// Insert every batch (unordered, `BATCH` at a time, `concurrency` at once). Existing
+/// Insert every batch (unordered, `BATCH` at a time, `concurrency` at once). `rerun`: an
+/// earlier run may have inserted some of these documents (time series, which do not
+/// enforce `_id` uniqueness, are then checked first). Existing
 /// documents (same `_id` or natural key) count as unchanged; rejected ones are reported
 /// with the failing rule, and the run goes on.
 pub async fn insert(
     client: &Client,
     batches: Vec<Batch>,
     concurrency: usize,
+    rerun: bool,
     on_progress: &(dyn Fn(u64) + Sync),
 ) -> Vec<Row> {
     let mut jobs = Vec::new();
@@ -268,7 +271,7 @@ pub async fn insert(
     }
     let results: Vec<(String, String, Row)> = futures::stream::iter(jobs)
         .map(|(b, chunk)| async move {
-            let row = insert_chunk(client, b, chunk).await;
+            let row = insert_chunk(client, b, chunk, rerun).await;
             on_progress(chunk.len() as u64);
             (
                 b.target.to_string(),
@@ -297,13 +300,13 @@ pub async fn insert(
     rows.into_values().collect()
 }
 
-async fn insert_chunk(client: &Client, b: &Batch, chunk: &[Document]) -> Row {
+async fn insert_chunk(client: &Client, b: &Batch, chunk: &[Document], rerun: bool) -> Row {
     let coll = client
         .database(&b.placement.database)
         .collection::<Document>(&b.placement.collection);
     let mut row = Row::default();
     let mut docs: Vec<&Document> = chunk.iter().collect();
-    if b.time_series {
+    if b.time_series && rerun {
         // Time series do not enforce `_id` uniqueness: skip what a previous run inserted.
         let ids: Vec<Bson> = docs.iter().filter_map(|d| d.get("_id").cloned()).collect();
         let existing: Vec<Document> = match coll
@@ -439,15 +442,16 @@ pub async fn plan_ids(
         .collect())
 }
 
-/// Record a run so `--reset` can recompute what it seeded.
+/// Record a run so `--reset` can recompute what it seeded. Returns whether an earlier run
+/// with the same seed value and scale was recorded (if not, none of its documents exist).
 pub async fn record_run(
     client: &Client,
     config: &Config,
     opts: &SeedOptions,
     tenants: &[&DemoTenant],
-) -> Result<()> {
+) -> Result<bool> {
     let ids: Vec<&str> = tenants.iter().map(|t| t.id.as_str()).collect();
-    client
+    let result = client
         .database(&config.databases.platform)
         .collection::<Document>(RUNS)
         .update_one(
@@ -456,7 +460,7 @@ pub async fn record_run(
         )
         .upsert(true)
         .await?;
-    Ok(())
+    Ok(result.matched_count > 0)
 }
 
 /// Remove what earlier runs seeded: their documents by `_id`, then the demo tenants

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Run the benchmarks (see BENCHMARKS.md) against a fresh in-memory SecantusDB, or against
+# MONGODB_URI if set. Arguments go to the bench binary, e.g. `scripts/bench.sh seed --scale 20`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -z "${MONGODB_URI:-}" ]; then
+  scripts/install-test-server.sh
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  .venv/bin/python -m secantus --host 127.0.0.1 --port "$port" --storage-path :memory: --log-level WARNING >/tmp/caas-bench-server.log 2>&1 &
+  server=$!
+  trap 'kill $server 2>/dev/null' EXIT
+  for _ in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
+  export MONGODB_URI="mongodb://127.0.0.1:$port/?directConnection=true"
+fi
+cargo bench --locked --quiet --bench caas_bench -- "$@"
