@@ -279,7 +279,7 @@ fn compile_output_is_deterministic_and_filtered() {
     let text = stdout(&table);
     assert!(
         text.contains("tenant_id_1_username_1")
-            && text.contains("acme") == false
+            && !text.contains("acme")
             && text.contains("caas_shared.{tenant_id}_users"),
         "{text}"
     );

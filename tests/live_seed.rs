@@ -344,7 +344,7 @@ async fn a_fixture_that_breaks_a_validator_is_named_and_the_rest_is_reported() {
         "{line}"
     );
     assert!(
-        text.contains("0 rejected") == false && text.contains("1 rejected"),
+        !text.contains("0 rejected") && text.contains("1 rejected"),
         "{text}"
     );
     assert!(

@@ -75,7 +75,7 @@ fn plan(live: &LiveState) -> TargetPlan {
     plan_target(&pro(), &want, live, &|_, _| true)
 }
 
-fn coll<'a>(live: &'a mut LiveState) -> &'a mut LiveCollection {
+fn coll(live: &mut LiveState) -> &mut LiveCollection {
     live.get_mut("caas_shared")
         .unwrap()
         .get_mut("acme_things")
@@ -190,7 +190,8 @@ fn missing_and_extra_indexes() {
 
 #[test]
 fn identity_changes_rebuild() {
-    let cases: Vec<(&str, fn(&mut Document))> = vec![
+    type Case = (&'static str, fn(&mut Document));
+    let cases: Vec<Case> = vec![
         ("key order", |i| {
             drop(i.insert("key", doc! { "x": 1, "email": 1 }))
         }),
@@ -338,7 +339,7 @@ fn mongosh_script_lists_every_change() {
         .push(doc! { "v": 2, "key": { "x": 1 }, "name": "x_1" });
     index(&mut live, "email_1").remove("unique");
     let p = plan(&live);
-    let script = to_mongosh(&[p.clone()], false);
+    let script = to_mongosh(std::slice::from_ref(&p), false);
     assert!(script.contains("// db.getSiblingDB(\"caas_shared\").getCollection(\"acme_things\").dropIndex(\"x_1\");"), "{script}");
     assert!(script.contains("\"email_1_caas_rebuild\""), "{script}");
     let pruned = to_mongosh(&[p], true);

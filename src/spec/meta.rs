@@ -66,7 +66,7 @@ pub fn check(doc: &Document, file: &Path) -> Vec<Finding> {
                 *parent == f.path && f.message == format!("missing required key `{meant}`")
             })
     });
-    findings.sort_by(|a, b| (a.line, a.column).cmp(&(b.line, b.column)));
+    findings.sort_by_key(|a| (a.line, a.column));
     findings.dedup();
     findings
 }

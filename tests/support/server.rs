@@ -55,6 +55,9 @@ fn start_secantus() -> String {
         log = log.display(),
         parent = std::process::id(),
     );
+    // The watchdog outlives this call by design (it stops the server when we exit), so it is
+    // not waited on.
+    #[allow(clippy::zombie_processes)]
     Command::new("sh")
         .arg("-c")
         .arg(script)
