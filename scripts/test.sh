@@ -8,6 +8,7 @@ cargo build --locked --quiet
 cargo test --locked --no-fail-fast 2>&1 | tee /tmp/caas-test-$$.log
 cargo run --locked --quiet -- schema lint
 cargo run --locked --quiet -- schema json-schema --check
+cargo run --locked --quiet -- docs --check
 # One closing line for the whole suite, counted from cargo's per-binary results.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "caas: %d passed, %d failed\n", p, f }' /tmp/caas-test-$$.log
 rm -f /tmp/caas-test-$$.log

@@ -10,6 +10,7 @@ pub mod compile;
 pub mod config;
 pub mod connect;
 pub mod diagnostic;
+pub mod docs;
 pub mod fleet;
 pub mod inspect;
 pub mod migrate;

@@ -1,6 +1,7 @@
 //! The command line: argument definitions and dispatch. Commands load config and specs,
 //! call the engine, and render what it returns.
 
+mod docs;
 mod live;
 mod migrate;
 mod schema;
@@ -56,6 +57,9 @@ pub enum Command {
     /// Collection specs: lint, compile, and the spec format's JSON Schema.
     #[command(subcommand, after_help = EXIT_CODES)]
     Schema(schema::SchemaCommand),
+    /// Markdown documentation of every collection, generated from the specs.
+    #[command(after_help = EXIT_CODES)]
+    Docs(docs::DocsArgs),
     /// Versioned migrations over every target of every tier.
     #[command(subcommand, after_help = EXIT_CODES)]
     Migrate(migrate::MigrateCommand),
@@ -71,6 +75,7 @@ pub enum Command {
 pub async fn run(cli: Cli) -> Result<Outcome> {
     match cli.command {
         Command::Schema(cmd) => schema::run(&cli.project, &cli.connect, cmd).await,
+        Command::Docs(args) => docs::run(&cli.project.load()?, args),
         Command::Migrate(cmd) => migrate::run(&cli.project.load()?, &cli.connect, cmd).await,
         Command::Seed(args) => seed::run(&cli.project.load()?, &cli.connect, args).await,
         Command::Tenant(cmd) => tenant::run(&cli.project.load()?, &cli.connect, cmd).await,

@@ -1,0 +1,57 @@
+//! `caas docs [--out DIR] [--check]`: Markdown documentation generated from the specs.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use crate::config::Config;
+use crate::Outcome;
+
+#[derive(Debug, Clone, Args)]
+pub struct DocsArgs {
+    /// Output folder, relative to the project. Default: docs/schema.
+    #[arg(long, default_value = "docs/schema")]
+    pub out: PathBuf,
+    /// Write nothing; exit 1 if the committed docs differ from the specs (for CI).
+    #[arg(long)]
+    pub check: bool,
+}
+
+pub fn run(config: &Config, args: DocsArgs) -> Result<Outcome> {
+    let loaded = super::schema::load_clean(config)?;
+    let specs: Vec<&crate::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
+    let pages = crate::docs::render(&specs, config);
+    let dir = config.root.join(&args.out);
+    if args.check {
+        let stale = crate::docs::stale(&dir, &pages);
+        if stale.is_empty() {
+            println!("{} is up to date ({} pages)", dir.display(), pages.len());
+            return Ok(Outcome::Clean);
+        }
+        for s in &stale {
+            println!("{}: {s}", dir.display());
+        }
+        println!(
+            "the docs are stale; run `caas docs` and commit {}",
+            dir.display()
+        );
+        return Ok(Outcome::Found);
+    }
+    for (path, text) in &pages {
+        let file = dir.join(path);
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
+    }
+    for extra in crate::docs::stale(&dir, &pages)
+        .iter()
+        .filter_map(|s| s.strip_suffix(" documents no spec"))
+    {
+        std::fs::remove_file(dir.join(extra)).with_context(|| format!("removing {extra}"))?;
+    }
+    println!("wrote {} pages to {}", pages.len(), dir.display());
+    Ok(Outcome::Clean)
+}
