@@ -164,7 +164,7 @@ impl Tiers {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Connection {
     /// Connection string; `--uri` and `MONGODB_URI` take precedence.
@@ -179,6 +179,16 @@ pub struct Connection {
 
 fn default_budget() -> u64 {
     10_000
+}
+
+impl Default for Connection {
+    fn default() -> Self {
+        Connection {
+            uri: None,
+            production: false,
+            namespace_budget: default_budget(),
+        }
+    }
 }
 
 /// A config that could not be read, with the place and the fix.
@@ -305,6 +315,11 @@ mod tests {
         assert_eq!(c.tiers.layout(Tier::Starter), Layout::Shared);
         assert_eq!(c.tiers.layout(Tier::Pro), Layout::CollectionSet);
         assert_eq!(c.tiers.layout(Tier::Enterprise), Layout::Database);
+        assert_eq!(
+            c.connection.namespace_budget, 10_000,
+            "without a [connection] section too"
+        );
+        assert!(!c.connection.production);
     }
 
     #[test]

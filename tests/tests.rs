@@ -3,6 +3,7 @@
 mod support;
 
 mod compile_golden;
+mod examples;
 mod lint_fixtures;
 mod live_migrate;
 mod live_schema;

@@ -160,35 +160,33 @@ pub fn validation_reasons(details: &Document) -> Vec<String> {
     out
 }
 
+const NESTED: [&str; 4] = [
+    "schemaRulesNotSatisfied",
+    "details",
+    "propertiesNotSatisfied",
+    "clausesNotSatisfied",
+];
+
 fn walk(d: &Document, path: &str, out: &mut Vec<String>) {
     let op = d.get_str("operatorName").unwrap_or("");
-    for key in [
-        "schemaRulesNotSatisfied",
-        "details",
-        "propertiesNotSatisfied",
-        "clausesNotSatisfied",
-    ] {
-        if let Ok(list) = d.get_array(key) {
-            for item in list {
-                if let Bson::Document(inner) = item {
-                    let p = match inner.get_str("propertyName") {
-                        Ok(name) if path.is_empty() => name.to_owned(),
-                        Ok(name) => format!("{path}.{name}"),
-                        Err(_) => path.to_owned(),
-                    };
-                    walk(inner, &p, out);
-                }
-            }
+    let mut nested = false;
+    for key in NESTED {
+        let children: Vec<&Document> = match d.get(key) {
+            Some(Bson::Array(list)) => list.iter().filter_map(Bson::as_document).collect(),
+            // `$and` clauses carry their details as one document.
+            Some(Bson::Document(inner)) => vec![inner],
+            _ => continue,
+        };
+        nested = true;
+        for inner in children {
+            let p = match inner.get_str("propertyName") {
+                Ok(name) if path.is_empty() => name.to_owned(),
+                Ok(name) => format!("{path}.{name}"),
+                Err(_) => path.to_owned(),
+            };
+            walk(inner, &p, out);
         }
     }
-    let leaf = ![
-        "schemaRulesNotSatisfied",
-        "details",
-        "propertiesNotSatisfied",
-        "clausesNotSatisfied",
-    ]
-    .iter()
-    .any(|k| d.contains_key(*k));
     match op {
         "required" => {
             let missing: Vec<String> = d
@@ -227,8 +225,17 @@ fn walk(d: &Document, path: &str, out: &mut Vec<String>) {
                 }
             ));
         }
+        "$expr" => {
+            let rule = d
+                .get_document("specifiedAs")
+                .ok()
+                .and_then(|s| s.get("$expr"))
+                .map(|e| crate::compile::to_json(&doc! { "e": e.clone() })["e"].to_string())
+                .unwrap_or_default();
+            out.push(format!("rule `$expr: {rule}` is false"));
+        }
         "" => {}
-        op if leaf || d.contains_key("reason") => {
+        op if !nested || d.contains_key("reason") => {
             let reason = d.get_str("reason").unwrap_or("does not match");
             let at = if path.is_empty() {
                 "document".to_string()
@@ -263,6 +270,23 @@ mod tests {
             vec![
                 "`email`: pattern regular expression did not match (value \"bob\")".to_string(),
                 "`name` is required".to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn reasons_inside_and_clauses_with_expr() {
+        let info = doc! { "details": { "operatorName": "$and", "clausesNotSatisfied": [
+            { "index": 0, "details": { "operatorName": "$jsonSchema", "schemaRulesNotSatisfied": [
+                { "operatorName": "additionalProperties", "specifiedAs": { "additionalProperties": false }, "additionalProperties": ["San Francisco"] } ] } },
+            { "index": 1, "details": { "operatorName": "$expr", "specifiedAs": { "$expr": { "$gt": ["$end_time", "$start_time"] } }, "reason": "expression did not match", "expressionResult": false } },
+        ] } };
+        let r = validation_reasons(&info);
+        assert_eq!(
+            r,
+            vec![
+                "`San Francisco` not allowed".to_string(),
+                r#"rule `$expr: {"$gt":["$end_time","$start_time"]}` is false"#.to_string()
             ]
         );
     }

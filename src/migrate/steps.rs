@@ -408,7 +408,12 @@ pub async fn run(
                             .cloned()
                             .unwrap_or_default();
                         if let Some(sp) = spec {
-                            crate::compile::coerce(&mut d, &sp.fields);
+                            let fields: indexmap::IndexMap<String, crate::spec::Field> = sp
+                                .effective_fields(None)
+                                .into_iter()
+                                .map(|(k, (f, _))| (k, f))
+                                .collect();
+                            crate::compile::coerce(&mut d, &fields);
                         }
                         if let Some(t) = t {
                             d.insert("tenant_id", t.as_str());

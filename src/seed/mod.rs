@@ -171,7 +171,8 @@ pub fn batches(
     Ok(out)
 }
 
-/// Fixture documents: a stable `_id`, the tenant, the hashed password.
+/// Fixture documents: a stable `_id`, the tenant, the hashed password, and references:
+/// `'{{ref:<collection>:<index>}}'` becomes the `_id` of that fixture document.
 fn add_fixtures(
     docs: &mut Docs,
     fixtures: &indexmap::IndexMap<String, Vec<serde_json::Map<String, serde_json::Value>>>,
@@ -180,20 +181,16 @@ fn add_fixtures(
     file: &SeedFile,
     hash: &str,
 ) {
+    let at = file.anchor();
+    let id_of = |coll: &str, i: u64| rng::oid(seed, tenant, &format!("fixture:{coll}"), i, at);
     for (coll, list) in fixtures {
         for (i, f) in list.iter().enumerate() {
             let mut d = crate::compile::json_to_bson(&serde_json::Value::Object(f.clone()))
                 .as_document()
                 .cloned()
                 .unwrap_or_default();
-            for (_, v) in d.iter_mut() {
-                if v.as_str() == Some(PASSWORD_PLACEHOLDER) {
-                    *v = Bson::String(hash.to_owned());
-                }
-            }
-            let at = file.anchor();
-            let mut full =
-                doc! { "_id": rng::oid(seed, tenant, &format!("fixture:{coll}"), i as u64, at) };
+            resolve_placeholders(&mut d, hash, &id_of);
+            let mut full = doc! { "_id": id_of(coll, i as u64) };
             if !tenant.is_empty() {
                 full.insert("tenant_id", tenant);
             }
@@ -201,6 +198,26 @@ fn add_fixtures(
             docs.entry(coll.clone()).or_default().push(full);
         }
     }
+}
+
+fn resolve_placeholders(d: &mut Document, hash: &str, id_of: &dyn Fn(&str, u64) -> ObjectId) {
+    fn walk(v: &mut Bson, hash: &str, id_of: &dyn Fn(&str, u64) -> ObjectId) {
+        match v {
+            Bson::String(s) if s == PASSWORD_PLACEHOLDER => *v = Bson::String(hash.to_owned()),
+            Bson::String(s) if s.starts_with("{{ref:") && s.ends_with("}}") => {
+                let inner = &s[6..s.len() - 2];
+                if let Some((coll, i)) = inner.rsplit_once(':') {
+                    if let Ok(i) = i.parse() {
+                        *v = Bson::ObjectId(id_of(coll, i));
+                    }
+                }
+            }
+            Bson::Document(d) => d.iter_mut().for_each(|(_, x)| walk(x, hash, id_of)),
+            Bson::Array(a) => a.iter_mut().for_each(|x| walk(x, hash, id_of)),
+            _ => {}
+        }
+    }
+    d.iter_mut().for_each(|(_, v)| walk(v, hash, id_of));
 }
 
 fn place(
@@ -224,8 +241,14 @@ fn place(
         let placement = t.place(spec, &config.databases);
         let anchor = bson::DateTime::now();
         let [created, updated, _] = spec.standard_field_names();
+        // Implied fields (soft delete, standard fields) get their types too.
+        let fields: indexmap::IndexMap<String, crate::spec::Field> = spec
+            .effective_fields(None)
+            .into_iter()
+            .map(|(k, (f, _))| (k, f))
+            .collect();
         for d in &mut list {
-            crate::compile::coerce(d, &spec.fields);
+            crate::compile::coerce(d, &fields);
             for name in [&created, &updated].into_iter().flatten() {
                 if !d.contains_key(name) {
                     d.insert(
