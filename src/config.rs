@@ -23,6 +23,8 @@ pub struct Config {
     pub tiers: Tiers,
     #[serde(default)]
     pub connection: Connection,
+    #[serde(default)]
+    pub roles: Roles,
     /// Directory the config was loaded from; relative paths resolve against it.
     #[serde(skip)]
     pub root: PathBuf,
@@ -189,6 +191,27 @@ impl Default for Connection {
             namespace_budget: default_budget(),
         }
     }
+}
+
+/// Custom roles (`caas roles`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Roles {
+    /// Role names are `{prefix}{service}`; roles with the prefix belong to caas.
+    #[serde(default = "default_role_prefix")]
+    pub prefix: String,
+}
+
+impl Default for Roles {
+    fn default() -> Self {
+        Roles {
+            prefix: default_role_prefix(),
+        }
+    }
+}
+
+fn default_role_prefix() -> String {
+    "caas_svc_".into()
 }
 
 /// A config that could not be read, with the place and the fix.

@@ -17,6 +17,7 @@ pub mod migrate;
 pub mod plan;
 pub mod redact;
 pub mod render;
+pub mod roles;
 pub mod seed;
 pub mod spec;
 pub mod tenancy;

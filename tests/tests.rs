@@ -6,6 +6,7 @@ mod compile_golden;
 mod examples;
 mod lint_fixtures;
 mod live_migrate;
+mod live_roles;
 mod live_schema;
 mod live_seed;
 mod live_validators;

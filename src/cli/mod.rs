@@ -4,6 +4,7 @@
 mod docs;
 mod live;
 mod migrate;
+mod roles;
 mod schema;
 mod seed;
 mod tenant;
@@ -63,6 +64,9 @@ pub enum Command {
     /// Versioned migrations over every target of every tier.
     #[command(subcommand, after_help = EXIT_CODES)]
     Migrate(migrate::MigrateCommand),
+    /// MongoDB roles per owning service, generated from the specs.
+    #[command(subcommand, after_help = EXIT_CODES)]
+    Roles(roles::RolesCommand),
     /// Load demo data for every collection and tier (never into production without --force).
     #[command(after_help = EXIT_CODES)]
     Seed(seed::SeedArgs),
@@ -77,6 +81,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Schema(cmd) => schema::run(&cli.project, &cli.connect, cmd).await,
         Command::Docs(args) => docs::run(&cli.project.load()?, args),
         Command::Migrate(cmd) => migrate::run(&cli.project.load()?, &cli.connect, cmd).await,
+        Command::Roles(cmd) => roles::run(&cli.project.load()?, &cli.connect, cmd).await,
         Command::Seed(args) => seed::run(&cli.project.load()?, &cli.connect, args).await,
         Command::Tenant(cmd) => tenant::run(&cli.project.load()?, &cli.connect, cmd).await,
     }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-pub use server::{client, uri};
+pub use server::{auth_uri, client, uri};
 
 /// The project root (where Cargo.toml is).
 pub fn root() -> PathBuf {
@@ -71,20 +71,31 @@ pub fn stderr(out: &Output) -> String {
 pub struct TestProject {
     pub dir: tempfile::TempDir,
     pub prefix: String,
+    /// The server this project's commands and clean-up use.
+    pub uri: String,
 }
 
 impl TestProject {
     /// A project whose specs are copied from `specs_from` (a folder of domain folders).
     pub fn new(test: &str, specs_from: &Path) -> TestProject {
+        Self::new_on(test, specs_from, uri())
+    }
+
+    /// A project on another server (e.g. the auth-enabled one). Its role prefix is unique too.
+    pub fn new_on(test: &str, specs_from: &Path, server: String) -> TestProject {
         let dir = tempfile::tempdir().expect("tempdir");
         let prefix = unique_prefix(test);
         copy_dir(specs_from, &dir.path().join("schemas"));
         let toml = format!(
-            "[databases]\nplatform = \"{p}_platform\"\nbilling = \"{p}_billing\"\nanalytics = \"{p}_analytics\"\nsecurity = \"{p}_platform\"\nshared = \"{p}_shared\"\ntenant = \"{p}_{{tenant_id}}\"\n",
+            "[databases]\nplatform = \"{p}_platform\"\nbilling = \"{p}_billing\"\nanalytics = \"{p}_analytics\"\nsecurity = \"{p}_platform\"\nshared = \"{p}_shared\"\ntenant = \"{p}_{{tenant_id}}\"\n[roles]\nprefix = \"{p}_svc_\"\n",
             p = prefix
         );
         std::fs::write(dir.path().join("caas.toml"), toml).expect("write caas.toml");
-        TestProject { dir, prefix }
+        TestProject {
+            dir,
+            prefix,
+            uri: server,
+        }
     }
 
     /// Copy migration files into the project's `migrations/`.
@@ -102,21 +113,59 @@ impl TestProject {
     }
 
     pub fn caas(&self, args: &[&str]) -> Output {
-        caas_env(self.path(), args, &[("MONGODB_URI", &uri())])
+        caas_env(self.path(), args, &[("MONGODB_URI", &self.uri)])
     }
 }
 
 impl Drop for TestProject {
     fn drop(&mut self) {
-        drop_databases(&self.prefix);
+        drop_databases(&self.uri, &self.prefix);
     }
 }
 
-/// Drop every database whose name starts with the prefix.
-pub fn drop_databases(prefix: &str) {
+/// Drop every database, role and user whose name starts with the prefix.
+pub fn drop_databases(server: &str, prefix: &str) {
     let prefix = prefix.to_owned();
+    let server = server.to_owned();
     let run = async move {
-        let c = client().await;
+        let c = mongodb::Client::with_uri_str(&server)
+            .await
+            .expect("client");
+        let admin = c.database("admin");
+        if let Ok(users) = admin.run_command(bson::doc! { "usersInfo": 1 }).await {
+            for u in users
+                .get_array("users")
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|b| b.as_document().cloned())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+            {
+                if let Ok(name) = u.get_str("user") {
+                    if name.starts_with(&prefix) {
+                        let _ = admin.run_command(bson::doc! { "dropUser": name }).await;
+                    }
+                }
+            }
+        }
+        if let Ok(roles) = admin.run_command(bson::doc! { "rolesInfo": 1 }).await {
+            for r in roles
+                .get_array("roles")
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|b| b.as_document().cloned())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+            {
+                if let Ok(name) = r.get_str("role") {
+                    if name.starts_with(&prefix) {
+                        let _ = admin.run_command(bson::doc! { "dropRole": name }).await;
+                    }
+                }
+            }
+        }
         if let Ok(names) = c.list_database_names().await {
             for n in names.into_iter().filter(|n| n.starts_with(&prefix)) {
                 let _ = c.database(&n).drop().await;

@@ -29,6 +29,118 @@ pub async fn client() -> Client {
     Client::with_options(opts).expect("client")
 }
 
+static AUTH_URI: OnceLock<String> = OnceLock::new();
+
+/// A server with authentication on, and a root user: `CAAS_TEST_MONGODB_AUTH_URI` (with
+/// root credentials), or a second SecantusDB started with `--auth`.
+pub fn auth_uri() -> String {
+    AUTH_URI
+        .get_or_init(|| match std::env::var("CAAS_TEST_MONGODB_AUTH_URI") {
+            Ok(u) if !u.trim().is_empty() => u,
+            _ => start_secantus_with_auth(),
+        })
+        .clone()
+}
+
+fn python() -> std::path::PathBuf {
+    let root = super::root();
+    let status = Command::new(root.join("scripts/install-test-server.sh"))
+        .status()
+        .expect("run scripts/install-test-server.sh");
+    assert!(
+        status.success(),
+        "installing SecantusDB failed; see the output above"
+    );
+    let venv = std::env::var("CAAS_VENV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| root.join(".venv"));
+    venv.join("bin/python")
+}
+
+fn wait_for_port(port: u16, log: &std::path::Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "SecantusDB did not listen on port {port} within 60 s; log: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// SecantusDB has no localhost exception: create the root user on a storage folder without
+/// `--auth`, stop the server, and start it again on the same folder with `--auth`.
+fn start_secantus_with_auth() -> String {
+    let python = python();
+    let dir = std::env::temp_dir().join(format!("caas-test-auth-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("auth storage dir");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("free port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let log = dir.join("server.log");
+    let mut boot = Command::new(&python)
+        .args([
+            "-m",
+            "secantus",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--storage-path",
+        ])
+        .arg(dir.join("data"))
+        .args(["--log-level", "WARNING"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start SecantusDB for bootstrap");
+    wait_for_port(port, &log);
+    let uri = format!("mongodb://127.0.0.1:{port}/?directConnection=true");
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(async {
+            let c = Client::with_uri_str(&uri).await.expect("client");
+            c.database("admin")
+                .run_command(bson::doc! { "createUser": "root", "pwd": "root-pw", "roles": ["root"], "mechanisms": ["SCRAM-SHA-256"] })
+                .await
+                .expect("create the root user");
+        })
+    })
+    .join()
+    .expect("bootstrap thread");
+    let _ = Command::new("kill")
+        .args(["-TERM", &boot.id().to_string()])
+        .status();
+    let _ = boot.wait();
+    while TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let script = format!(
+        "'{py}' -m secantus --host 127.0.0.1 --port {port} --storage-path '{data}' --auth --log-level WARNING >'{log}' 2>&1 & s=$!; \
+         while kill -0 {parent} 2>/dev/null && kill -0 $s 2>/dev/null; do sleep 0.5; done; kill $s 2>/dev/null; rm -rf '{dir}'",
+        py = python.display(),
+        data = dir.join("data").display(),
+        log = log.display(),
+        dir = dir.display(),
+        parent = std::process::id(),
+    );
+    // The watchdog outlives this call by design, so it is not waited on.
+    #[allow(clippy::zombie_processes)]
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start SecantusDB --auth");
+    wait_for_port(port, &log);
+    format!("mongodb://root:root-pw@127.0.0.1:{port}/?directConnection=true&authSource=admin")
+}
+
 fn start_secantus() -> String {
     let root = super::root();
     let status = Command::new(root.join("scripts/install-test-server.sh"))

@@ -1,0 +1,165 @@
+//! `caas roles plan|apply|diff|user`: MongoDB custom roles per owning service.
+
+use anyhow::{bail, Result};
+use clap::Subcommand;
+
+use crate::config::Config;
+use crate::connect::ConnectOpts;
+use crate::roles::{self, RoleChange};
+use crate::tenancy::registry::{self, Selection};
+use crate::Outcome;
+
+#[derive(Debug, Subcommand)]
+pub enum RolesCommand {
+    /// Show the role changes `apply` would make.
+    Plan {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create and update one role per service over every target (roles in `admin`).
+    Apply {
+        /// Drop roles with the prefix that no service in the specs needs.
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Compare the server's roles with the specs; with --exit-code, exit 1 on drift.
+    Diff {
+        #[arg(long)]
+        exit_code: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create or update a database user holding a service's role (SCRAM-SHA-256).
+    User {
+        /// The service, as named by `owner`/`access` in the specs.
+        service: String,
+        /// The user's name. Default: the service name.
+        #[arg(long)]
+        username: Option<String>,
+        /// Environment variable that holds the password (never passed as an argument).
+        #[arg(long)]
+        password_env: String,
+    },
+}
+
+pub async fn run(config: &Config, connect: &ConnectOpts, cmd: RolesCommand) -> Result<Outcome> {
+    let loaded = super::schema::load_clean(config)?;
+    let specs: Vec<&crate::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
+    if let RolesCommand::User { password_env, .. } = &cmd {
+        match std::env::var(password_env) {
+            Ok(v) if !v.is_empty() => {}
+            _ => bail!("environment variable {password_env} is not set or empty; put the password there (it is never read from arguments)"),
+        }
+    }
+    let conn = connect.connect(config).await?;
+    let tenants = registry::list(&conn.client.database(&config.databases.platform), config).await?;
+    let targets = registry::resolve_targets(&tenants, config, &Selection::default())?;
+    let desired = roles::desired(&specs, &targets, config);
+    let live = roles::live(&conn.client, config).await?;
+    let changes = roles::plan(&desired, &live);
+    match cmd {
+        RolesCommand::Plan { json }
+        | RolesCommand::Diff {
+            json,
+            exit_code: false,
+        } if json => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({ "in_sync": changes.is_empty(), "changes": changes, "roles": desired.len() })
+                )?
+            );
+            Ok(Outcome::Clean)
+        }
+        RolesCommand::Diff {
+            json: true,
+            exit_code: true,
+        } => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({ "in_sync": changes.is_empty(), "changes": changes, "roles": desired.len() })
+                )?
+            );
+            Ok(if changes.is_empty() {
+                Outcome::Clean
+            } else {
+                Outcome::Found
+            })
+        }
+        RolesCommand::Plan { .. } | RolesCommand::Diff { .. } => {
+            let exit_code = matches!(
+                cmd,
+                RolesCommand::Diff {
+                    exit_code: true,
+                    ..
+                }
+            );
+            for c in &changes {
+                println!("{}\t{}", c.role(), c.summary());
+            }
+            if changes.is_empty() {
+                println!("in sync: {} role(s) match the specs", desired.len());
+            } else {
+                println!(
+                    "drift: {} of {} role(s) differ",
+                    changes
+                        .iter()
+                        .filter(|c| !matches!(c, RoleChange::Undeclared { .. }))
+                        .count(),
+                    desired.len()
+                );
+            }
+            Ok(if exit_code && !changes.is_empty() {
+                Outcome::Found
+            } else {
+                Outcome::Clean
+            })
+        }
+        RolesCommand::Apply { prune } => {
+            let done = roles::apply(&conn.client, &desired, &changes, prune).await?;
+            let held: Vec<&RoleChange> = changes
+                .iter()
+                .filter(|c| matches!(c, RoleChange::Undeclared { .. }) && !prune)
+                .collect();
+            for c in &changes {
+                println!("{}\t{}", c.role(), c.summary());
+            }
+            println!(
+                "{done} role change(s) applied; {} role(s) for {} target(s)",
+                desired.len(),
+                targets.len()
+            );
+            Ok(if held.is_empty() {
+                Outcome::Clean
+            } else {
+                Outcome::Found
+            })
+        }
+        RolesCommand::User {
+            service,
+            username,
+            password_env,
+        } => {
+            let role = roles::role_name(config, &service);
+            if !desired.iter().any(|r| r.name == role) {
+                let known: Vec<&str> = desired
+                    .iter()
+                    .map(|r| r.name.trim_start_matches(&config.roles.prefix))
+                    .collect();
+                bail!(
+                    "no spec names service `{service}` as owner or in access; services: {}",
+                    known.join(", ")
+                );
+            }
+            if !live.iter().any(|r| r.name == role) {
+                bail!("role {role} does not exist yet; run `caas roles apply` first");
+            }
+            let password = std::env::var(&password_env).unwrap_or_default();
+            let username = username.unwrap_or_else(|| service.clone());
+            let what = roles::upsert_user(&conn.client, &role, &username, &password).await?;
+            println!("{what} user {username} with role {role} (password from ${password_env})");
+            Ok(Outcome::Clean)
+        }
+    }
+}
