@@ -5,13 +5,14 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
-/// Replace the password of every `mongodb://` / `mongodb+srv://` URI with `****`, and
-/// `password=...` style options.
+/// Replace the password of every `scheme://user:password@` URI (a mistyped scheme must not
+/// leak it either) with `****`, and `password=...` style options.
 pub fn redact(text: &str) -> String {
     static URI: OnceLock<Regex> = OnceLock::new();
     static OPT: OnceLock<Regex> = OnceLock::new();
-    let uri =
-        URI.get_or_init(|| Regex::new(r"(mongodb(?:\+srv)?://[^:/@\s]*):[^@\s]*@").expect("regex"));
+    let uri = URI.get_or_init(|| {
+        Regex::new(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):[^@\s]*@").expect("regex")
+    });
     let opt =
         OPT.get_or_init(|| Regex::new(r"(?i)((?:password|pwd|secret)=)[^&\s]*").expect("regex"));
     let once = uri.replace_all(text, "${1}:****@");
@@ -41,5 +42,13 @@ mod tests {
             "mongodb://127.0.0.1:27017"
         );
         assert_eq!(redact("mongodb://user@h"), "mongodb://user@h");
+        assert_eq!(
+            redact("http://user:pw-1@127.0.0.1:1/"),
+            "http://user:****@127.0.0.1:1/"
+        );
+        assert_eq!(
+            redact("invalid `mongodbx://u:p@h`"),
+            "invalid `mongodbx://u:****@h`"
+        );
     }
 }

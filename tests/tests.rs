@@ -4,6 +4,7 @@ mod support;
 
 mod compile_golden;
 mod examples;
+mod faults;
 mod lint_fixtures;
 mod live_migrate;
 mod live_roles;

@@ -354,6 +354,9 @@ pub fn describe(e: &Error) -> String {
             }
         }
         ErrorKind::Write(WriteFailure::WriteError(w)) => format!("code {}: {}", w.code, w.message),
+        ErrorKind::Io(io) => format!("the connection to the server was lost ({io}); check that the server runs, then rerun"),
+        ErrorKind::ServerSelection { .. } => "no server answered (server selection timed out); check that the server runs, then rerun".to_string(),
+        ErrorKind::ConnectionPoolCleared { .. } => "the connection to the server was lost (pool cleared); check that the server runs, then rerun".to_string(),
         ErrorKind::Write(WriteFailure::WriteConcernError(w)) => {
             format!("write concern error {}: {}", w.code, w.message)
         }

@@ -46,26 +46,46 @@ pub async fn server_now(db: &Database) -> mongodb::error::Result<DateTime> {
 }
 
 /// Try once: take the lease if it is free, expired, or ours.
+///
+/// The lease records the holder's session (`lsid`). Taking over an expired lease from
+/// another owner first kills that owner's session: a runner killed inside a transaction
+/// leaves it open on the server, and writes to the same documents would wait for it.
 async fn try_take(
     db: &Database,
     id: &str,
     owner: &str,
     lease: Duration,
+    lsid: Option<&Document>,
 ) -> mongodb::error::Result<bool> {
     let now = server_now(db).await?;
     let filter =
         doc! { "_id": id, "$or": [ { "owner": owner }, { "expires_at": { "$lt": now } } ] };
-    let update = vec![doc! { "$set": {
+    let mut set = doc! {
         "owner": owner,
         "acquired_at": "$$NOW",
         "expires_at": { "$add": ["$$NOW", lease.as_millis() as i64] },
-    } }];
+    };
+    if let Some(l) = lsid {
+        set.insert("lsid", l.clone());
+    }
+    let update = vec![doc! { "$set": set }];
     match locks(db)
         .find_one_and_update(filter, update)
         .upsert(true)
-        .return_document(ReturnDocument::After)
+        .return_document(ReturnDocument::Before)
         .await
     {
+        Ok(Some(previous)) if previous.get_str("owner").is_ok_and(|o| o != owner) => {
+            if let Ok(dead) = previous.get_document("lsid") {
+                // Best effort: the session may have ended on its own already.
+                let _ = db
+                    .client()
+                    .database("admin")
+                    .run_command(doc! { "killSessions": [dead.clone()] })
+                    .await;
+            }
+            Ok(true)
+        }
         Ok(_) => Ok(true),
         Err(e) if is_duplicate(&e) => Ok(false),
         Err(e) => Err(e),
@@ -96,11 +116,12 @@ pub async fn acquire(
     owner: &str,
     wait: Duration,
     lease: Duration,
+    lsid: Option<Document>,
 ) -> Result<Lease> {
     let deadline = tokio::time::Instant::now() + wait;
     let mut pause = Duration::from_millis(50);
     loop {
-        if try_take(db, id, owner, LEASE)
+        if try_take(db, id, owner, lease, lsid.as_ref())
             .await
             .with_context(|| format!("taking the lock {id} in {}.{LOCKS}", db.name()))?
         {
@@ -125,7 +146,7 @@ pub async fn acquire(
     let renewer = tokio::spawn(async move {
         loop {
             tokio::time::sleep(lease / 3).await;
-            if try_take(&db2, &id2, &owner2, lease).await.is_err() {
+            if try_take(&db2, &id2, &owner2, lease, None).await.is_err() {
                 return;
             }
         }

@@ -297,7 +297,7 @@ pub async fn up(
                     ..base
                 }
             } else if opts.dry_run {
-                dry_run(f, &state.target, &pending, base)
+                dry_run(f, &state.target, &pending, base).await
             } else {
                 run_target(f, &state.target, opts, progress, base).await
             };
@@ -323,6 +323,7 @@ fn step_ctx<'a>(
     m: &Migration,
     progress: &'a (dyn Fn(&str) + Sync),
     batch_pause: Duration,
+    session: &'a tokio::sync::Mutex<mongodb::ClientSession>,
 ) -> StepCtx<'a> {
     StepCtx {
         client: f.client,
@@ -336,18 +337,27 @@ fn step_ctx<'a>(
         batch_pause,
         bypass_validation: m.body.bypass_validation,
         progress,
+        session,
     }
 }
 
-fn dry_run(
+async fn dry_run(
     f: &Fleetwide<'_>,
     target: &Target,
     pending: &[&Migration],
     mut run: TargetRun,
 ) -> TargetRun {
     let quiet = |_: &str| {};
+    let session = match f.client.start_session().await {
+        Ok(s) => tokio::sync::Mutex::new(s),
+        Err(e) => {
+            run.status = RunStatus::Failed;
+            run.error = Some(crate::apply::describe(&e));
+            return run;
+        }
+    };
     for m in pending {
-        let ctx = step_ctx(f, target, m, &quiet, Duration::ZERO);
+        let ctx = step_ctx(f, target, m, &quiet, Duration::ZERO, &session);
         for step in &m.body.up {
             run.steps.push(format!(
                 "V{:04}__{}: {}",
@@ -371,15 +381,28 @@ async fn run_target(
     let label = target.to_string();
     let db: Database = f.client.database(&ledger_db(target, f.config));
     let owner = format!("{}:{}", ledger::host(), bson::oid::ObjectId::new().to_hex());
-    let lease = match lock::acquire(&db, &label, &owner, opts.lock_wait, opts.lease).await {
-        Ok(l) => l,
+    // One session for every transaction of this run; its id goes into the lease, so a
+    // runner that takes over after a crash can end the transaction this one left open.
+    let session = match f.client.start_session().await {
+        Ok(s) => s,
         Err(e) => {
             run.status = RunStatus::Failed;
-            run.error = Some(format!("{e:#}"));
+            run.error = Some(crate::apply::describe(&e));
             return run;
         }
     };
-    let result = run_locked(f, target, opts, progress, &db, &mut run).await;
+    let lsid = session.id().clone();
+    let session = tokio::sync::Mutex::new(session);
+    let lease =
+        match lock::acquire(&db, &label, &owner, opts.lock_wait, opts.lease, Some(lsid)).await {
+            Ok(l) => l,
+            Err(e) => {
+                run.status = RunStatus::Failed;
+                run.error = Some(format!("{e:#}"));
+                return run;
+            }
+        };
+    let result = run_locked(f, target, opts, progress, &db, &session, &mut run).await;
     let released = lease.release().await;
     match (result, released) {
         (Err(e), _) | (Ok(()), Err(e)) => {
@@ -397,6 +420,7 @@ async fn run_locked(
     opts: &UpOptions,
     progress: &(dyn Fn(&str) + Sync),
     db: &Database,
+    session: &tokio::sync::Mutex<mongodb::ClientSession>,
     run: &mut TargetRun,
 ) -> Result<()> {
     let label = target.to_string();
@@ -414,7 +438,7 @@ async fn run_locked(
     {
         let entry = ledger::start(db, &label, m, entries.get(&m.version)).await?;
         run.resumed |= entry.resumed > entries.get(&m.version).map_or(0, |e| e.resumed);
-        let ctx = step_ctx(f, target, m, progress, opts.batch_pause);
+        let ctx = step_ctx(f, target, m, progress, opts.batch_pause, session);
         let mut failure = None;
         for (i, step) in m.body.up.iter().enumerate() {
             let i = i as u32;
@@ -507,7 +531,10 @@ pub async fn down(
         let label = target.to_string();
         let db = f.client.database(&ledger_db(target, f.config));
         let owner = format!("{}:{}", ledger::host(), bson::oid::ObjectId::new().to_hex());
-        let lease = lock::acquire(&db, &label, &owner, lock_wait, lease).await?;
+        let session = f.client.start_session().await?;
+        let lsid = session.id().clone();
+        let session = tokio::sync::Mutex::new(session);
+        let lease = lock::acquire(&db, &label, &owner, lock_wait, lease, Some(lsid)).await?;
         let quiet = |_: &str| {};
         for v in undo {
             let m = f
@@ -515,7 +542,7 @@ pub async fn down(
                 .iter()
                 .find(|m| m.version == v)
                 .expect("checked above");
-            let ctx = step_ctx(f, target, m, &quiet, Duration::ZERO);
+            let ctx = step_ctx(f, target, m, &quiet, Duration::ZERO, &session);
             let mut failed = None;
             for (i, step) in m.body.down.iter().enumerate() {
                 if let Err(e) = steps::run(&ctx, i as u32, step, &Default::default()).await {

@@ -33,6 +33,8 @@ pub struct StepCtx<'a> {
     pub batch_pause: Duration,
     pub bypass_validation: bool,
     pub progress: &'a (dyn Fn(&str) + Sync),
+    /// The one session every transaction of this target run uses (its id is in the lease).
+    pub session: &'a tokio::sync::Mutex<ClientSession>,
 }
 
 impl StepCtx<'_> {
@@ -196,18 +198,15 @@ where
         &'s mut ClientSession,
     ) -> futures::future::BoxFuture<'s, mongodb::error::Result<()>>,
 {
-    let mut session = ctx
-        .client
-        .start_session()
-        .await
-        .map_err(|e| describe_err(&e))?;
+    let mut guard = ctx.session.lock().await;
+    let session: &mut ClientSession = &mut guard;
     for attempt in 0..3 {
         session
             .start_transaction()
             .await
             .map_err(|e| describe_err(&e))?;
         let result = async {
-            f(&mut session).await?;
+            f(&mut *session).await?;
             ledger::save_checkpoint(
                 &ctx.ledger_db,
                 &ctx.entry_id,
@@ -216,7 +215,7 @@ where
                     last_id: None,
                     processed: 0,
                 },
-                Some(&mut session),
+                Some(&mut *session),
             )
             .await?;
             session.commit_transaction().await
@@ -538,11 +537,8 @@ async fn backfill(
             p.database, p.collection
         ));
     }
-    let mut session = ctx
-        .client
-        .start_session()
-        .await
-        .map_err(|e| describe_err(&e))?;
+    let mut guard = ctx.session.lock().await;
+    let session: &mut ClientSession = &mut guard;
     loop {
         let mut batch_filter = filter.clone();
         if let Some(l) = &last {
@@ -577,9 +573,10 @@ async fn backfill(
         let r = async {
             coll.update_many(doc! { "_id": { "$in": ids } }, update.clone())
                 .bypass_document_validation(ctx.bypass_validation)
-                .session(&mut session)
+                .session(&mut *session)
                 .await?;
-            ledger::save_checkpoint(&ctx.ledger_db, &ctx.entry_id, &cp, Some(&mut session)).await?;
+            ledger::save_checkpoint(&ctx.ledger_db, &ctx.entry_id, &cp, Some(&mut *session))
+                .await?;
             session.commit_transaction().await
         }
         .await;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-pub use server::{auth_uri, client, uri};
+pub use server::{auth_uri, client, uri, PrivateServer};
 
 /// The project root (where Cargo.toml is).
 pub fn root() -> PathBuf {

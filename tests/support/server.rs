@@ -189,3 +189,81 @@ fn start_secantus() -> String {
     }
     format!("mongodb://127.0.0.1:{port}/?directConnection=true")
 }
+
+/// A SecantusDB of one test's own, on a storage folder, that the test can stop and start
+/// (to fail the server in the middle of a run). Always SecantusDB, even with
+/// `CAAS_TEST_MONGODB_URI` set: a shared mongod cannot be stopped by a test.
+pub struct PrivateServer {
+    pub port: u16,
+    storage: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateServer {
+    pub fn start() -> PrivateServer {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .expect("free port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let mut s = PrivateServer {
+            port,
+            storage: tempfile::tempdir().expect("storage"),
+            child: None,
+        };
+        s.restart();
+        s
+    }
+
+    pub fn uri(&self) -> String {
+        format!("mongodb://127.0.0.1:{}/?directConnection=true", self.port)
+    }
+
+    /// Stop the server the way an operator would (SIGTERM) and wait until it is gone.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let _ = c.wait();
+        }
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn restart(&mut self) {
+        let log = self.storage.path().join("server.log");
+        let child = Command::new(python())
+            .args([
+                "-m",
+                "secantus",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &self.port.to_string(),
+                "--storage-path",
+            ])
+            .arg(self.storage.path().join("data"))
+            .args(["--log-level", "WARNING"])
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::File::create(&log)
+                    .map(Stdio::from)
+                    .unwrap_or(Stdio::null()),
+            )
+            .spawn()
+            .expect("start a private SecantusDB");
+        self.child = Some(child);
+        wait_for_port(self.port, &log);
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
