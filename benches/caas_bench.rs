@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bson::Document;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 
 use caas::config::Config;
 use caas::seed::fixtures::SeedFile;
@@ -169,6 +169,364 @@ async fn caas_run(
     took
 }
 
+/// Peak resident memory since the last reset, in MiB (Linux: VmHWM, reset via clear_refs).
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn peak_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb: f64 = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0.0);
+    kb / 1024.0
+}
+
+/// One measured phase.
+struct Phase {
+    wall: Duration,
+    trips: u64,
+    peak: f64,
+}
+
+async fn measure<F: std::future::Future<Output = ()>>(conn: &caas::connect::Connection, f: F) -> Phase {
+    reset_peak();
+    let before = conn.commands();
+    let start = Instant::now();
+    f.await;
+    Phase { wall: start.elapsed(), trips: conn.commands() - before, peak: peak_mib() }
+}
+
+fn row(label: &str, caas: &Phase, raw: &Phase) {
+    println!(
+        "| {label} | {:.2} s | {:.2} s | {:.2} | {} | {} | {:.0} MiB | {:.0} MiB |",
+        caas.wall.as_secs_f64(),
+        raw.wall.as_secs_f64(),
+        caas.wall.as_secs_f64() / raw.wall.as_secs_f64(),
+        caas.trips,
+        raw.trips,
+        caas.peak,
+        raw.peak
+    );
+}
+
+fn specs_of(report: &caas::spec::LoadReport) -> Vec<&caas::spec::CollectionSpec> {
+    report.specs.iter().map(|s| &s.spec).collect()
+}
+
+/// Register `n` tenants directly (40% free, 30% starter, 15% pro, 15% enterprise).
+async fn register(conn: &caas::connect::Connection, config: &Config, n: usize) {
+    use caas::tenancy::Tier;
+    let docs: Vec<Document> = (0..n)
+        .map(|i| {
+            // 35% free, 35% starter, 15% pro, 15% enterprise; every tier from 4 tenants on.
+            const MIX: [Tier; 20] = [Tier::Free, Tier::Starter, Tier::Pro, Tier::Enterprise, Tier::Free, Tier::Starter, Tier::Free, Tier::Starter, Tier::Free, Tier::Starter, Tier::Free, Tier::Starter, Tier::Free, Tier::Starter, Tier::Pro, Tier::Enterprise, Tier::Free, Tier::Starter, Tier::Pro, Tier::Enterprise];
+            let tier = MIX[i % 20];
+            caas::tenancy::registry::new_tenant_document(config, &format!("t{i:05}"), tier, "Bench", None)
+        })
+        .collect();
+    let coll = conn.client.database(&config.databases.platform).collection::<Document>("saas_clients");
+    for chunk in docs.chunks(1_000) {
+        coll.insert_many(chunk).await.expect("register");
+    }
+}
+
+async fn drop_prefix(conn: &caas::connect::Connection, prefix: &str) {
+    for db in conn.client.list_database_names().await.unwrap().into_iter().filter(|d| d.starts_with(prefix)) {
+        conn.client.database(&db).drop().await.unwrap();
+    }
+}
+
+/// The raw floor for "apply from empty": create + one createIndexes per collection.
+async fn raw_apply(conn: &caas::connect::Connection, compiled: &[caas::compile::CompiledTarget], concurrency: usize) {
+    let jobs: Vec<&caas::compile::CompiledCollection> = compiled.iter().flat_map(|t| t.collections.iter()).collect();
+    futures::stream::iter(jobs)
+        .map(|c| async move {
+            let db = conn.client.database(&c.placement.database);
+            let mut cmd = bson::doc! { "create": &c.placement.collection };
+            cmd.extend(c.options.to_document());
+            if let Err(e) = db.run_command(cmd).await {
+                // The registry exists already (tenants were registered): collMod, as caas does.
+                assert!(matches!(e.kind.as_ref(), mongodb::error::ErrorKind::Command(x) if x.code == 48), "create: {e}");
+                let mut m = bson::doc! { "collMod": &c.placement.collection };
+                m.extend(c.options.to_document());
+                db.run_command(m).await.expect("collMod");
+            }
+            if !c.indexes.is_empty() {
+                let ix: Vec<Document> = c.indexes.iter().map(|i| i.to_create_spec()).collect();
+                db.run_command(bson::doc! { "createIndexes": &c.placement.collection, "indexes": ix }).await.expect("createIndexes");
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect::<Vec<_>>()
+        .await;
+}
+
+/// The raw floor for a no-op diff: listCollections per database, listIndexes per collection.
+async fn raw_read(conn: &caas::connect::Connection, compiled: &[caas::compile::CompiledTarget], concurrency: usize) {
+    let mut dbs = std::collections::BTreeSet::new();
+    let mut colls = Vec::new();
+    for c in compiled.iter().flat_map(|t| t.collections.iter()) {
+        dbs.insert(c.placement.database.clone());
+        colls.push((c.placement.database.clone(), c.placement.collection.clone()));
+    }
+    futures::stream::iter(dbs)
+        .map(|db| async move {
+            let _: Vec<Document> = conn.client.database(&db).run_cursor_command(bson::doc! { "listCollections": 1 }).await.unwrap().try_collect().await.unwrap();
+        })
+        .buffer_unordered(concurrency)
+        .collect::<Vec<_>>()
+        .await;
+    futures::stream::iter(colls)
+        .map(|(db, c)| async move {
+            let _: Vec<Document> = conn.client.database(&db).run_cursor_command(bson::doc! { "listIndexes": c }).await.unwrap().try_collect().await.unwrap();
+        })
+        .buffer_unordered(concurrency)
+        .collect::<Vec<_>>()
+        .await;
+}
+
+/// Run one phase in a child process (so its peak memory is its own) and read its result.
+fn phase_in_child(kind: &str, prefix: &str, concurrency: usize) -> Phase {
+    let exe = std::env::current_exe().expect("bench exe");
+    let out = std::process::Command::new(exe).args(["phase", kind, prefix, &concurrency.to_string()]).output().expect("phase");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.starts_with("PHASE ")).unwrap_or_else(|| panic!("phase {kind} failed: {}{}", text, String::from_utf8_lossy(&out.stderr)));
+    let v: Vec<f64> = line[6..].split(' ').filter_map(|x| x.parse().ok()).collect();
+    Phase { wall: Duration::from_secs_f64(v[0]), trips: v[1] as u64, peak: v[2] }
+}
+
+/// Child side of [`phase_in_child`].
+async fn phase(uri: &str, args: &[String]) {
+    let (kind, prefix, concurrency) = (args[1].as_str(), args[2].as_str(), args[3].parse::<usize>().unwrap_or(4));
+    let conn = caas::connect::connect(uri, Duration::from_secs(30)).await.expect("connect");
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let report = caas::spec::load_project(&root.join("schemas"), &[]).expect("specs");
+    let specs = specs_of(&report);
+    let config = project_config(prefix);
+    let p = match kind {
+        "raw-apply" | "raw-read" => {
+            let fleet = caas::fleet::resolve(&conn, &config, &Default::default()).await.expect("fleet");
+            let compiled = caas::fleet::desired(&specs, &fleet, &config);
+            if kind == "raw-apply" {
+                measure(&conn, raw_apply(&conn, &compiled, concurrency)).await
+            } else {
+                measure(&conn, raw_read(&conn, &compiled, concurrency)).await
+            }
+        }
+        "caas-apply" => {
+            measure(&conn, async {
+                let fleet = caas::fleet::resolve(&conn, &config, &Default::default()).await.expect("fleet");
+                let compiled = caas::fleet::desired(&specs, &fleet, &config);
+                let plans = caas::fleet::plan(&conn, &config, &fleet, &compiled, concurrency).await.expect("plan");
+                let reports = caas::apply::apply(&conn.client, plans.plans, caas::apply::ApplyOptions { concurrency, ..Default::default() }, &|_| {}).await;
+                assert!(reports.iter().all(|r| r.status != caas::apply::Status::Failed), "apply failed");
+            })
+            .await
+        }
+        "caas-diff" => {
+            let mut drift = 0;
+            let p = measure(&conn, async {
+                let fleet = caas::fleet::resolve(&conn, &config, &Default::default()).await.expect("fleet");
+                caas::fleet::plan_each(&conn, &config, &fleet, &specs, concurrency, |p| drift += p.changes.len()).await.expect("diff");
+            })
+            .await;
+            assert_eq!(drift, 0, "no false positives after apply");
+            p
+        }
+        "caas-migrate-noop" | "caas-migrate" => {
+            let shared: Vec<caas::tenancy::Tier> = vec![caas::tenancy::Tier::Free, caas::tenancy::Tier::Starter];
+            let (migrations, findings) = caas::migrate::load(&root.join("migrations"), &specs, &shared);
+            assert!(findings.is_empty(), "{findings:?}");
+            let opts = caas::migrate::runner::UpOptions {
+                to: None,
+                dry_run: false,
+                concurrency,
+                on_error: caas::migrate::runner::OnError::Continue,
+                max_failures: None,
+                lock_wait: Duration::from_secs(30),
+                lease: Duration::from_secs(15),
+                batch_pause: Duration::ZERO,
+            };
+            let mut applied = 0;
+            let p = measure(&conn, async {
+                let fleet = caas::fleet::resolve(&conn, &config, &Default::default()).await.expect("fleet");
+                let f = caas::migrate::runner::Fleetwide { client: &conn.client, config: &config, specs: &specs, tenants: &fleet.tenants, migrations: &migrations };
+                let runs = caas::migrate::runner::up(&f, &fleet.targets, &opts, &|_| {}).await.expect("up");
+                applied = runs.iter().map(|r| r.applied.len()).sum::<usize>();
+            })
+            .await;
+            if kind == "caas-migrate-noop" {
+                assert_eq!(applied, 0, "a no-op up applies nothing");
+            }
+            p
+        }
+        "plan-memory" | "plan-memory-all" => {
+            // Planning only, no server: `prefix` is the number of synthetic targets.
+            let n: usize = prefix.parse().expect("target count");
+            let config = project_config("mem");
+            let tenants: Vec<caas::tenancy::registry::Tenant> = Vec::new();
+            let targets: Vec<caas::tenancy::Target> = (0..n)
+                .map(|i| {
+                    let tier = if i % 2 == 0 { caas::tenancy::Tier::Enterprise } else { caas::tenancy::Tier::Pro };
+                    caas::tenancy::Target::for_tenant(&format!("t{i:06}"), tier, config.tiers.layout(tier))
+                })
+                .collect();
+            let fleet = caas::fleet::Fleet { tenants, targets };
+            let live = caas::inspect::LiveState::new();
+            let mut changes = 0usize;
+            let p = measure(&conn, async {
+                if kind == "plan-memory" {
+                    caas::fleet::plan_live_each(&config, &fleet, &specs, &live, &mut |p| changes += p.changes.len());
+                } else {
+                    let compiled = caas::fleet::desired(&specs, &fleet, &config);
+                    let plans: Vec<_> = compiled.iter().map(|t| caas::plan::plan_target(&t.target, &t.collections, &live, &|_, _| true)).collect();
+                    changes = plans.iter().map(|p| p.changes.len()).sum();
+                }
+            })
+            .await;
+            assert!(changes > n, "every target plans its collections");
+            p
+        }
+        other => panic!("unknown phase {other}"),
+    };
+    println!("PHASE {} {} {}", p.wall.as_secs_f64(), p.trips, p.peak);
+}
+
+async fn fleet_bench(uri: &str, args: &[String]) {
+    let concurrency = arg(args, "--concurrency", 4) as usize;
+    let sizes: Vec<usize> = args.iter().position(|a| a == "--tenants").and_then(|i| args.get(i + 1)).map(|v| v.split(',').filter_map(|x| x.parse().ok()).collect()).unwrap_or_else(|| vec![10, 100, 1000]);
+    let conn = caas::connect::connect(uri, Duration::from_secs(30)).await.expect("connect");
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let report = caas::spec::load_project(&root.join("schemas"), &[]).expect("specs");
+    let specs = specs_of(&report);
+    println!("fleet benchmarks: concurrency {concurrency}; tenants 40% free, 30% starter, 15% pro, 15% enterprise");
+    println!("| tenants / phase | caas | raw floor | caas / raw | caas round trips | raw round trips | caas peak | raw peak |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for n in sizes {
+        let prefix = format!("fb{n}");
+        let config = project_config(&prefix);
+        drop_prefix(&conn, &prefix).await;
+        register(&conn, &config, n).await;
+        let fleet = caas::fleet::resolve(&conn, &config, &Default::default()).await.expect("fleet");
+        let compiled = caas::fleet::desired(&specs, &fleet, &config);
+        let targets = fleet.targets.len();
+        // Raw floor first on an empty server, then caas on an empty server again; each
+        // phase in its own process.
+        let raw = phase_in_child("raw-apply", &prefix, concurrency);
+        let registry: Vec<Document> = conn.client.database(&config.databases.platform).collection::<Document>("saas_clients").find(bson::doc! {}).await.unwrap().try_collect().await.unwrap();
+        drop_prefix(&conn, &prefix).await;
+        conn.client.database(&config.databases.platform).collection::<Document>("saas_clients").insert_many(registry).await.unwrap();
+        let ours = phase_in_child("caas-apply", &prefix, concurrency);
+        row(&format!("{n} tenants ({targets} targets, {} collections): apply from empty", compiled.iter().map(|t| t.collections.len()).sum::<usize>()), &ours, &raw);
+        let raw = phase_in_child("raw-read", &prefix, concurrency);
+        let ours = phase_in_child("caas-diff", &prefix, concurrency);
+        row(&format!("{n} tenants: no-op diff"), &ours, &raw);
+        drop_prefix(&conn, &prefix).await;
+    }
+}
+
+/// `migrate`: a no-op `migrate up` over the fleet (after applying the catalogue's migrations),
+/// against the floor of one ledger `find` per database.
+async fn migrate_bench(uri: &str, args: &[String]) {
+    let n = arg(args, "--tenants", 1000) as usize;
+    let concurrency = arg(args, "--concurrency", 16) as usize;
+    let conn = caas::connect::connect(uri, Duration::from_secs(30)).await.expect("connect");
+    let prefix = format!("mb{n}");
+    let config = project_config(&prefix);
+    drop_prefix(&conn, &prefix).await;
+    register(&conn, &config, n).await;
+    phase_in_child("caas-apply", &prefix, concurrency);
+    let first = phase_in_child("caas-migrate", &prefix, concurrency);
+    let fleet = caas::fleet::resolve(&conn, &config, &Default::default()).await.expect("fleet");
+    let dbs: std::collections::BTreeSet<String> = fleet.targets.iter().map(|t| caas::migrate::runner::ledger_db(t, &config)).collect();
+    let raw = measure(&conn, async {
+        futures::stream::iter(dbs.iter())
+            .map(|db| async { let _: Vec<Document> = conn.client.database(db).collection::<Document>("caas_migrations").find(bson::doc! {}).await.unwrap().try_collect().await.unwrap(); })
+            .buffer_unordered(concurrency)
+            .collect::<Vec<_>>()
+            .await;
+    })
+    .await;
+    let ours = phase_in_child("caas-migrate-noop", &prefix, concurrency);
+    println!("migrate: {n} tenants, {} targets, {} ledger databases, concurrency {concurrency}", fleet.targets.len(), dbs.len());
+    println!("first `migrate up` (3 catalogue migrations on every target): {:.2} s, {} round trips", first.wall.as_secs_f64(), first.trips);
+    println!("| phase | caas | raw floor | caas / raw | caas round trips | raw round trips | caas peak | raw peak |");
+    println!("|---|---|---|---|---|---|---|---|");
+    row(&format!("{n} tenants: no-op migrate up"), &ours, &raw);
+    drop_prefix(&conn, &prefix).await;
+}
+
+/// `backfill`: a batched, checkpointed backfill against one server-side update_many.
+async fn backfill_bench(uri: &str, args: &[String]) {
+    let docs = arg(args, "--docs", 10_000) as usize;
+    let batch = arg(args, "--batch", 1_000);
+    let conn = caas::connect::connect(uri, Duration::from_secs(30)).await.expect("connect");
+    let prefix = "bfb";
+    drop_prefix(&conn, prefix).await;
+    let config = project_config(prefix);
+    let spec: caas::spec::CollectionSpec = serde_json::from_value(caas::yaml::parse("collection: items\ndomain: platform\nstandard_fields: false\nfields:\n  n: { type: int, required: true }\n  visits: { type: long, required: true }\n").unwrap().value).unwrap();
+    let specs = vec![&spec];
+    let db = conn.client.database(&config.databases.platform);
+    for coll in ["items", "items_raw"] {
+        let all: Vec<Document> = (0..docs).map(|i| bson::doc! { "n": i as i32, "visits": 0_i64 }).collect();
+        for chunk in all.chunks(5_000) {
+            db.collection::<Document>(coll).insert_many(chunk).await.unwrap();
+        }
+    }
+    let text = format!("description: bench\nscope: platform\nup:\n  - backfill: {{ collection: items, batch_size: {batch}, update: {{ $inc: {{ visits: 1 }} }} }}\n");
+    let doc = caas::yaml::parse(&text).unwrap();
+    let body: caas::migrate::MigrationFile = serde_json::from_value(doc.value.clone()).unwrap();
+    let m = caas::migrate::Migration { version: 1, name: "bench".into(), file: "V0001__bench.yaml".into(), checksum: caas::migrate::source::checksum(&doc.value), body, doc };
+    let migrations = vec![m];
+    let opts = caas::migrate::runner::UpOptions { to: None, dry_run: false, concurrency: 1, on_error: caas::migrate::runner::OnError::Stop, max_failures: None, lock_wait: Duration::from_secs(5), lease: Duration::from_secs(15), batch_pause: Duration::ZERO };
+    let raw = measure(&conn, async {
+        db.collection::<Document>("items_raw").update_many(bson::doc! {}, bson::doc! { "$inc": { "visits": 1 } }).await.unwrap();
+    })
+    .await;
+    let ours = measure(&conn, async {
+        let f = caas::migrate::runner::Fleetwide { client: &conn.client, config: &config, specs: &specs, tenants: &[], migrations: &migrations };
+        let runs = caas::migrate::runner::up(&f, &[caas::tenancy::Target::platform()], &opts, &|_| {}).await.unwrap();
+        assert_eq!(runs[0].applied, vec![1]);
+    })
+    .await;
+    let done = db.collection::<Document>("items").count_documents(bson::doc! { "visits": 1_i64 }).await.unwrap();
+    assert_eq!(done as usize, docs);
+    println!("backfill: {docs} documents, batches of {batch} (each batch + checkpoint in one transaction)");
+    println!("| phase | caas backfill | raw update_many | raw / caas throughput | caas round trips | raw round trips |");
+    println!("|---|---|---|---|---|---|");
+    println!("| {docs} documents | {:.2} s | {:.2} s | {:.2} | {} | {} |", ours.wall.as_secs_f64(), raw.wall.as_secs_f64(), raw.wall.as_secs_f64() / ours.wall.as_secs_f64(), ours.trips, raw.trips);
+    drop_prefix(&conn, prefix).await;
+}
+
+/// `scaling`: `schema apply` from empty at one fleet size with concurrency 1, 4 and 16.
+async fn scaling_bench(uri: &str, args: &[String]) {
+    let n = arg(args, "--tenants", 100) as usize;
+    let conn = caas::connect::connect(uri, Duration::from_secs(30)).await.expect("connect");
+    println!("apply from empty, {n} tenants, by --concurrency");
+    println!("| concurrency | caas apply | round trips | peak |\n|---|---|---|---|");
+    for c in [1usize, 4, 16] {
+        let prefix = format!("sc{c}");
+        let config = project_config(&prefix);
+        drop_prefix(&conn, &prefix).await;
+        register(&conn, &config, n).await;
+        let p = phase_in_child("caas-apply", &prefix, c);
+        println!("| {c} | {:.2} s | {} | {:.0} MiB |", p.wall.as_secs_f64(), p.trips, p.peak);
+        drop_prefix(&conn, &prefix).await;
+    }
+}
+
+/// `memory`: planning only (no server work) for many targets: one target at a time (what
+/// `schema diff` does) against everything compiled at once.
+async fn memory_bench(args: &[String]) {
+    println!("planning memory (16 saas collections per target, half Pro, half Enterprise)");
+    println!("| targets | streamed (schema diff) | all at once |\n|---|---|---|");
+    let sizes: Vec<usize> = args.iter().position(|a| a == "--targets").and_then(|i| args.get(i + 1)).map(|v| v.split(',').filter_map(|x| x.parse().ok()).collect()).unwrap_or_else(|| vec![100, 1000, 10_000]);
+    for n in sizes {
+        let s = phase_in_child("plan-memory", &n.to_string(), 1);
+        let a = phase_in_child("plan-memory-all", &n.to_string(), 1);
+        println!("| {n} | {:.0} MiB ({:.2} s) | {:.0} MiB ({:.2} s) |", s.peak, s.wall.as_secs_f64(), a.peak, a.wall.as_secs_f64());
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args()
@@ -178,6 +536,12 @@ async fn main() {
     let uri = std::env::var("MONGODB_URI").expect("MONGODB_URI (scripts/bench.sh starts a server)");
     match args.first().map(String::as_str) {
         Some("seed") | None => seed_bench(&uri, &args).await,
+        Some("fleet") => fleet_bench(&uri, &args).await,
+        Some("phase") => phase(&uri, &args).await,
+        Some("migrate") => migrate_bench(&uri, &args).await,
+        Some("backfill") => backfill_bench(&uri, &args).await,
+        Some("scaling") => scaling_bench(&uri, &args).await,
+        Some("memory") => memory_bench(&args).await,
         Some(other) => panic!("unknown benchmark `{other}`; see benches/caas_bench.rs"),
     }
 }

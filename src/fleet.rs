@@ -101,6 +101,41 @@ pub async fn plan(
     })
 }
 
+/// Like [`plan`], but compiles and plans one target at a time and hands each plan to
+/// `each` before the next is built: memory stays flat however many targets there are
+/// (the live state is still read once, one listCollections per database).
+pub async fn plan_each(
+    conn: &Connection,
+    config: &Config,
+    fleet: &Fleet,
+    specs: &[&CollectionSpec],
+    concurrency: usize,
+    mut each: impl FnMut(TargetPlan),
+) -> Result<usize> {
+    let mut databases = BTreeSet::new();
+    let mut declared = BTreeSet::new();
+    for t in &fleet.targets {
+        for s in specs.iter().filter(|s| t.holds(s)) {
+            let p = t.place(s, &config.databases);
+            databases.insert(p.database.clone());
+            declared.insert((p.database, p.collection));
+        }
+    }
+    let live = inspect::read(&conn.client, &databases, |db, coll| declared.contains(&(db.to_owned(), coll.to_owned())), concurrency).await?;
+    Ok(plan_live_each(config, fleet, specs, &live, &mut each))
+}
+
+/// The pure half of [`plan_each`]: plans against a given live state, one target at a time.
+pub fn plan_live_each(config: &Config, fleet: &Fleet, specs: &[&CollectionSpec], live: &LiveState, each: &mut dyn FnMut(TargetPlan)) -> usize {
+    let prefixes = pro_prefixes(fleet, config);
+    for target in &fleet.targets {
+        let compiled = compile_target(specs, target, &config.databases);
+        let owns = |db: &str, coll: &str| owns(target, config, &prefixes, db, coll);
+        each(plan_target(target, &compiled.collections, live, &owns));
+    }
+    fleet.targets.len()
+}
+
 /// `(shared database prefix of each Pro tenant's collections)`, for attributing live
 /// collections in the shared database to the right target.
 fn pro_prefixes(fleet: &Fleet, config: &Config) -> Vec<(String, String)> {

@@ -86,61 +86,38 @@ pub async fn plan(
     Ok(Outcome::Clean)
 }
 
-pub async fn diff(
-    config: &Config,
-    connect: &ConnectOpts,
-    targets: &TargetOpts,
-    json: bool,
-    exit_code: bool,
-) -> Result<Outcome> {
-    let (_, plans) = make_plans(config, connect, targets).await?;
-    let drift: usize = plans.plans.iter().map(|p| p.changes.len()).sum();
-    if json {
-        let out: Vec<serde_json::Value> = plans
-            .plans
-            .iter()
-            .flat_map(|p| {
-                p.changes.iter().map(move |c| {
-                    serde_json::json!({
-                        "target": p.target.to_string(), "database": c.database, "collection": c.collection,
-                        "drift": c.summary(), "class": c.safety.as_str(), "undeclared": c.undeclared,
-                    })
-                })
-            })
-            .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({ "in_sync": drift == 0, "targets": plans.plans.len(), "drift": out })
-            )?
-        );
-    } else {
-        for p in &plans.plans {
-            for c in &p.changes {
-                println!(
-                    "{}\t{}.{}\t{}",
-                    p.target,
-                    c.database,
-                    c.collection,
-                    c.summary()
-                );
+pub async fn diff(config: &Config, connect: &ConnectOpts, targets: &TargetOpts, json: bool, exit_code: bool) -> Result<Outcome> {
+    let loaded = super::schema::load_clean(config)?;
+    let specs: Vec<&crate::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
+    let conn = connect.connect(config).await?;
+    let fleet = fleet::resolve(&conn, config, &targets.selection()).await?;
+    // Plans are built and printed one target at a time (flat memory at any fleet size).
+    let (mut drift, mut drifting, mut rows) = (0usize, 0usize, Vec::new());
+    let total = fleet::plan_each(&conn, config, &fleet, &specs, targets.concurrency, |p| {
+        if !p.changes.is_empty() {
+            drifting += 1;
+        }
+        for c in &p.changes {
+            drift += 1;
+            if json {
+                rows.push(serde_json::json!({
+                    "target": p.target.to_string(), "database": c.database, "collection": c.collection,
+                    "drift": c.summary(), "class": c.safety.as_str(), "undeclared": c.undeclared,
+                }));
+            } else {
+                println!("{}\t{}.{}\t{}", p.target, c.database, c.collection, c.summary());
             }
         }
-        if drift == 0 {
-            println!("in sync: {} target(s) match the specs", plans.plans.len());
-        } else {
-            let targets = plans.plans.iter().filter(|p| !p.changes.is_empty()).count();
-            println!(
-                "drift: {drift} difference(s) in {targets} of {} target(s)",
-                plans.plans.len()
-            );
-        }
-    }
-    Ok(if exit_code && drift > 0 {
-        Outcome::Found
-    } else {
-        Outcome::Clean
     })
+    .await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "in_sync": drift == 0, "targets": total, "drift": rows }))?);
+    } else if drift == 0 {
+        println!("in sync: {total} target(s) match the specs");
+    } else {
+        println!("drift: {drift} difference(s) in {drifting} of {total} target(s)");
+    }
+    Ok(if exit_code && drift > 0 { Outcome::Found } else { Outcome::Clean })
 }
 
 fn print_plans(plans: &[TargetPlan]) {
