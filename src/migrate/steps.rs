@@ -511,7 +511,7 @@ async fn field_update(
     .await
 }
 
-/// Batches by `_id`: each batch's update and its checkpoint commit together, so a crash
+/// Batches by `_id` range: each batch's update and its checkpoint commit together, so a crash
 /// resumes after the last committed batch and no document is updated twice.
 async fn backfill(
     ctx: &StepCtx<'_>,
@@ -570,8 +570,14 @@ async fn backfill(
             .start_transaction()
             .await
             .map_err(|e| describe_err(&e))?;
+        // The batch is an `_id` range (the server walks the `_id` index), not a list of ids.
+        let mut range = doc! { "$lte": max.clone() };
+        if let Some(l) = &last {
+            range.insert("$gt", l.clone());
+        }
+        let in_batch = doc! { "$and": [filter.clone(), { "_id": range }] };
         let r = async {
-            coll.update_many(doc! { "_id": { "$in": ids } }, update.clone())
+            coll.update_many(in_batch, update.clone())
                 .bypass_document_validation(ctx.bypass_validation)
                 .session(&mut *session)
                 .await?;
