@@ -176,7 +176,11 @@ fn reset_peak() {
 
 fn peak_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kb: f64 = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0.0);
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0);
     kb / 1024.0
 }
 
@@ -187,12 +191,19 @@ struct Phase {
     peak: f64,
 }
 
-async fn measure<F: std::future::Future<Output = ()>>(conn: &caas::connect::Connection, f: F) -> Phase {
+async fn measure<F: std::future::Future<Output = ()>>(
+    conn: &caas::connect::Connection,
+    f: F,
+) -> Phase {
     reset_peak();
     let before = conn.commands();
     let start = Instant::now();
     f.await;
-    Phase { wall: start.elapsed(), trips: conn.commands() - before, peak: peak_mib() }
+    Phase {
+        wall: start.elapsed(),
+        trips: conn.commands() - before,
+        peak: peak_mib(),
+    }
 }
 
 fn row(label: &str, caas: &Phase, raw: &Phase) {
@@ -218,26 +229,68 @@ async fn register(conn: &caas::connect::Connection, config: &Config, n: usize) {
     let docs: Vec<Document> = (0..n)
         .map(|i| {
             // 35% free, 35% starter, 15% pro, 15% enterprise; every tier from 4 tenants on.
-            const MIX: [Tier; 20] = [Tier::Free, Tier::Starter, Tier::Pro, Tier::Enterprise, Tier::Free, Tier::Starter, Tier::Free, Tier::Starter, Tier::Free, Tier::Starter, Tier::Free, Tier::Starter, Tier::Free, Tier::Starter, Tier::Pro, Tier::Enterprise, Tier::Free, Tier::Starter, Tier::Pro, Tier::Enterprise];
+            const MIX: [Tier; 20] = [
+                Tier::Free,
+                Tier::Starter,
+                Tier::Pro,
+                Tier::Enterprise,
+                Tier::Free,
+                Tier::Starter,
+                Tier::Free,
+                Tier::Starter,
+                Tier::Free,
+                Tier::Starter,
+                Tier::Free,
+                Tier::Starter,
+                Tier::Free,
+                Tier::Starter,
+                Tier::Pro,
+                Tier::Enterprise,
+                Tier::Free,
+                Tier::Starter,
+                Tier::Pro,
+                Tier::Enterprise,
+            ];
             let tier = MIX[i % 20];
-            caas::tenancy::registry::new_tenant_document(config, &format!("t{i:05}"), tier, "Bench", None)
+            caas::tenancy::registry::new_tenant_document(
+                config,
+                &format!("t{i:05}"),
+                tier,
+                "Bench",
+                None,
+            )
         })
         .collect();
-    let coll = conn.client.database(&config.databases.platform).collection::<Document>("saas_clients");
+    let coll = conn
+        .client
+        .database(&config.databases.platform)
+        .collection::<Document>("saas_clients");
     for chunk in docs.chunks(1_000) {
         coll.insert_many(chunk).await.expect("register");
     }
 }
 
 async fn drop_prefix(conn: &caas::connect::Connection, prefix: &str) {
-    for db in conn.client.list_database_names().await.unwrap().into_iter().filter(|d| d.starts_with(prefix)) {
+    for db in conn
+        .client
+        .list_database_names()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.starts_with(prefix))
+    {
         conn.client.database(&db).drop().await.unwrap();
     }
 }
 
 /// The raw floor for "apply from empty": create + one createIndexes per collection.
-async fn raw_apply(conn: &caas::connect::Connection, compiled: &[caas::compile::CompiledTarget], concurrency: usize) {
-    let jobs: Vec<&caas::compile::CompiledCollection> = compiled.iter().flat_map(|t| t.collections.iter()).collect();
+async fn raw_apply(
+    conn: &caas::connect::Connection,
+    compiled: &[caas::compile::CompiledTarget],
+    concurrency: usize,
+) {
+    let jobs: Vec<&caas::compile::CompiledCollection> =
+        compiled.iter().flat_map(|t| t.collections.iter()).collect();
     futures::stream::iter(jobs)
         .map(|c| async move {
             let db = conn.client.database(&c.placement.database);
@@ -261,7 +314,11 @@ async fn raw_apply(conn: &caas::connect::Connection, compiled: &[caas::compile::
 }
 
 /// The raw floor for a no-op diff: listCollections per database, listIndexes per collection.
-async fn raw_read(conn: &caas::connect::Connection, compiled: &[caas::compile::CompiledTarget], concurrency: usize) {
+async fn raw_read(
+    conn: &caas::connect::Connection,
+    compiled: &[caas::compile::CompiledTarget],
+    concurrency: usize,
+) {
     let mut dbs = std::collections::BTreeSet::new();
     let mut colls = Vec::new();
     for c in compiled.iter().flat_map(|t| t.collections.iter()) {
@@ -270,14 +327,30 @@ async fn raw_read(conn: &caas::connect::Connection, compiled: &[caas::compile::C
     }
     futures::stream::iter(dbs)
         .map(|db| async move {
-            let _: Vec<Document> = conn.client.database(&db).run_cursor_command(bson::doc! { "listCollections": 1 }).await.unwrap().try_collect().await.unwrap();
+            let _: Vec<Document> = conn
+                .client
+                .database(&db)
+                .run_cursor_command(bson::doc! { "listCollections": 1 })
+                .await
+                .unwrap()
+                .try_collect()
+                .await
+                .unwrap();
         })
         .buffer_unordered(concurrency)
         .collect::<Vec<_>>()
         .await;
     futures::stream::iter(colls)
         .map(|(db, c)| async move {
-            let _: Vec<Document> = conn.client.database(&db).run_cursor_command(bson::doc! { "listIndexes": c }).await.unwrap().try_collect().await.unwrap();
+            let _: Vec<Document> = conn
+                .client
+                .database(&db)
+                .run_cursor_command(bson::doc! { "listIndexes": c })
+                .await
+                .unwrap()
+                .try_collect()
+                .await
+                .unwrap();
         })
         .buffer_unordered(concurrency)
         .collect::<Vec<_>>()
@@ -287,24 +360,51 @@ async fn raw_read(conn: &caas::connect::Connection, compiled: &[caas::compile::C
 /// Run one phase in a child process (so its peak memory is its own) and read its result.
 fn phase_in_child(kind: &str, prefix: &str, concurrency: usize) -> Phase {
     let exe = std::env::current_exe().expect("bench exe");
-    let out = std::process::Command::new(exe).args(["phase", kind, prefix, &concurrency.to_string()]).output().expect("phase");
+    let out = std::process::Command::new(exe)
+        .args(["phase", kind, prefix, &concurrency.to_string()])
+        .output()
+        .expect("phase");
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().find(|l| l.starts_with("PHASE ")).unwrap_or_else(|| panic!("phase {kind} failed: {}{}", text, String::from_utf8_lossy(&out.stderr)));
-    let v: Vec<f64> = line[6..].split(' ').filter_map(|x| x.parse().ok()).collect();
-    Phase { wall: Duration::from_secs_f64(v[0]), trips: v[1] as u64, peak: v[2] }
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("PHASE "))
+        .unwrap_or_else(|| {
+            panic!(
+                "phase {kind} failed: {}{}",
+                text,
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    let v: Vec<f64> = line[6..]
+        .split(' ')
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    Phase {
+        wall: Duration::from_secs_f64(v[0]),
+        trips: v[1] as u64,
+        peak: v[2],
+    }
 }
 
 /// Child side of [`phase_in_child`].
 async fn phase(uri: &str, args: &[String]) {
-    let (kind, prefix, concurrency) = (args[1].as_str(), args[2].as_str(), args[3].parse::<usize>().unwrap_or(4));
-    let conn = caas::connect::connect(uri, Duration::from_secs(30)).await.expect("connect");
+    let (kind, prefix, concurrency) = (
+        args[1].as_str(),
+        args[2].as_str(),
+        args[3].parse::<usize>().unwrap_or(4),
+    );
+    let conn = caas::connect::connect(uri, Duration::from_secs(30))
+        .await
+        .expect("connect");
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let report = caas::spec::load_project(&root.join("schemas"), &[]).expect("specs");
     let specs = specs_of(&report);
     let config = project_config(prefix);
     let p = match kind {
         "raw-apply" | "raw-read" => {
-            let fleet = caas::fleet::resolve(&conn, &config, &Default::default()).await.expect("fleet");
+            let fleet = caas::fleet::resolve(&conn, &config, &Default::default())
+                .await
+                .expect("fleet");
             let compiled = caas::fleet::desired(&specs, &fleet, &config);
             if kind == "raw-apply" {
                 measure(&conn, raw_apply(&conn, &compiled, concurrency)).await
@@ -313,28 +413,64 @@ async fn phase(uri: &str, args: &[String]) {
             }
         }
         "caas-apply" => {
+            // The path `caas schema apply` takes: read once, plan per target as workers take them.
             measure(&conn, async {
-                let fleet = caas::fleet::resolve(&conn, &config, &Default::default()).await.expect("fleet");
-                let compiled = caas::fleet::desired(&specs, &fleet, &config);
-                let plans = caas::fleet::plan(&conn, &config, &fleet, &compiled, concurrency).await.expect("plan");
-                let reports = caas::apply::apply(&conn.client, plans.plans, caas::apply::ApplyOptions { concurrency, ..Default::default() }, &|_| {}).await;
-                assert!(reports.iter().all(|r| r.status != caas::apply::Status::Failed), "apply failed");
+                let fleet = caas::fleet::resolve(&conn, &config, &Default::default())
+                    .await
+                    .expect("fleet");
+                let live = caas::fleet::read_live(&conn, &config, &fleet, &specs, concurrency)
+                    .await
+                    .expect("live");
+                let mut changed = Vec::new();
+                caas::fleet::plan_live_each(&config, &fleet, &specs, &live, &mut |p| {
+                    if !p.changes.is_empty() {
+                        changed.push(p.target)
+                    }
+                });
+                let plan_of = |t: caas::tenancy::Target| {
+                    caas::fleet::plan_one(&config, &fleet, &specs, &live, &t)
+                };
+                let reports = caas::apply::apply_each(
+                    &conn.client,
+                    changed,
+                    &plan_of,
+                    caas::apply::ApplyOptions {
+                        concurrency,
+                        ..Default::default()
+                    },
+                    &|_| {},
+                )
+                .await;
+                assert!(
+                    reports
+                        .iter()
+                        .all(|r| r.status != caas::apply::Status::Failed),
+                    "apply failed"
+                );
             })
             .await
         }
         "caas-diff" => {
             let mut drift = 0;
             let p = measure(&conn, async {
-                let fleet = caas::fleet::resolve(&conn, &config, &Default::default()).await.expect("fleet");
-                caas::fleet::plan_each(&conn, &config, &fleet, &specs, concurrency, |p| drift += p.changes.len()).await.expect("diff");
+                let fleet = caas::fleet::resolve(&conn, &config, &Default::default())
+                    .await
+                    .expect("fleet");
+                caas::fleet::plan_each(&conn, &config, &fleet, &specs, concurrency, |p| {
+                    drift += p.changes.len()
+                })
+                .await
+                .expect("diff");
             })
             .await;
             assert_eq!(drift, 0, "no false positives after apply");
             p
         }
         "caas-migrate-noop" | "caas-migrate" => {
-            let shared: Vec<caas::tenancy::Tier> = vec![caas::tenancy::Tier::Free, caas::tenancy::Tier::Starter];
-            let (migrations, findings) = caas::migrate::load(&root.join("migrations"), &specs, &shared);
+            let shared: Vec<caas::tenancy::Tier> =
+                vec![caas::tenancy::Tier::Free, caas::tenancy::Tier::Starter];
+            let (migrations, findings) =
+                caas::migrate::load(&root.join("migrations"), &specs, &shared);
             assert!(findings.is_empty(), "{findings:?}");
             let opts = caas::migrate::runner::UpOptions {
                 to: None,
@@ -348,9 +484,19 @@ async fn phase(uri: &str, args: &[String]) {
             };
             let mut applied = 0;
             let p = measure(&conn, async {
-                let fleet = caas::fleet::resolve(&conn, &config, &Default::default()).await.expect("fleet");
-                let f = caas::migrate::runner::Fleetwide { client: &conn.client, config: &config, specs: &specs, tenants: &fleet.tenants, migrations: &migrations };
-                let runs = caas::migrate::runner::up(&f, &fleet.targets, &opts, &|_| {}).await.expect("up");
+                let fleet = caas::fleet::resolve(&conn, &config, &Default::default())
+                    .await
+                    .expect("fleet");
+                let f = caas::migrate::runner::Fleetwide {
+                    client: &conn.client,
+                    config: &config,
+                    specs: &specs,
+                    tenants: &fleet.tenants,
+                    migrations: &migrations,
+                };
+                let runs = caas::migrate::runner::up(&f, &fleet.targets, &opts, &|_| {})
+                    .await
+                    .expect("up");
                 applied = runs.iter().map(|r| r.applied.len()).sum::<usize>();
             })
             .await;
@@ -366,8 +512,16 @@ async fn phase(uri: &str, args: &[String]) {
             let tenants: Vec<caas::tenancy::registry::Tenant> = Vec::new();
             let targets: Vec<caas::tenancy::Target> = (0..n)
                 .map(|i| {
-                    let tier = if i % 2 == 0 { caas::tenancy::Tier::Enterprise } else { caas::tenancy::Tier::Pro };
-                    caas::tenancy::Target::for_tenant(&format!("t{i:06}"), tier, config.tiers.layout(tier))
+                    let tier = if i % 2 == 0 {
+                        caas::tenancy::Tier::Enterprise
+                    } else {
+                        caas::tenancy::Tier::Pro
+                    };
+                    caas::tenancy::Target::for_tenant(
+                        &format!("t{i:06}"),
+                        tier,
+                        config.tiers.layout(tier),
+                    )
                 })
                 .collect();
             let fleet = caas::fleet::Fleet { tenants, targets };
@@ -375,10 +529,17 @@ async fn phase(uri: &str, args: &[String]) {
             let mut changes = 0usize;
             let p = measure(&conn, async {
                 if kind == "plan-memory" {
-                    caas::fleet::plan_live_each(&config, &fleet, &specs, &live, &mut |p| changes += p.changes.len());
+                    caas::fleet::plan_live_each(&config, &fleet, &specs, &live, &mut |p| {
+                        changes += p.changes.len()
+                    });
                 } else {
                     let compiled = caas::fleet::desired(&specs, &fleet, &config);
-                    let plans: Vec<_> = compiled.iter().map(|t| caas::plan::plan_target(&t.target, &t.collections, &live, &|_, _| true)).collect();
+                    let plans: Vec<_> = compiled
+                        .iter()
+                        .map(|t| {
+                            caas::plan::plan_target(&t.target, &t.collections, &live, &|_, _| true)
+                        })
+                        .collect();
                     changes = plans.iter().map(|p| p.changes.len()).sum();
                 }
             })
@@ -393,8 +554,15 @@ async fn phase(uri: &str, args: &[String]) {
 
 async fn fleet_bench(uri: &str, args: &[String]) {
     let concurrency = arg(args, "--concurrency", 4) as usize;
-    let sizes: Vec<usize> = args.iter().position(|a| a == "--tenants").and_then(|i| args.get(i + 1)).map(|v| v.split(',').filter_map(|x| x.parse().ok()).collect()).unwrap_or_else(|| vec![10, 100, 1000]);
-    let conn = caas::connect::connect(uri, Duration::from_secs(30)).await.expect("connect");
+    let sizes: Vec<usize> = args
+        .iter()
+        .position(|a| a == "--tenants")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.split(',').filter_map(|x| x.parse().ok()).collect())
+        .unwrap_or_else(|| vec![10, 100, 1000]);
+    let conn = caas::connect::connect(uri, Duration::from_secs(30))
+        .await
+        .expect("connect");
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let report = caas::spec::load_project(&root.join("schemas"), &[]).expect("specs");
     let specs = specs_of(&report);
@@ -406,17 +574,40 @@ async fn fleet_bench(uri: &str, args: &[String]) {
         let config = project_config(&prefix);
         drop_prefix(&conn, &prefix).await;
         register(&conn, &config, n).await;
-        let fleet = caas::fleet::resolve(&conn, &config, &Default::default()).await.expect("fleet");
+        let fleet = caas::fleet::resolve(&conn, &config, &Default::default())
+            .await
+            .expect("fleet");
         let compiled = caas::fleet::desired(&specs, &fleet, &config);
         let targets = fleet.targets.len();
         // Raw floor first on an empty server, then caas on an empty server again; each
         // phase in its own process.
         let raw = phase_in_child("raw-apply", &prefix, concurrency);
-        let registry: Vec<Document> = conn.client.database(&config.databases.platform).collection::<Document>("saas_clients").find(bson::doc! {}).await.unwrap().try_collect().await.unwrap();
+        let registry: Vec<Document> = conn
+            .client
+            .database(&config.databases.platform)
+            .collection::<Document>("saas_clients")
+            .find(bson::doc! {})
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
         drop_prefix(&conn, &prefix).await;
-        conn.client.database(&config.databases.platform).collection::<Document>("saas_clients").insert_many(registry).await.unwrap();
+        conn.client
+            .database(&config.databases.platform)
+            .collection::<Document>("saas_clients")
+            .insert_many(registry)
+            .await
+            .unwrap();
         let ours = phase_in_child("caas-apply", &prefix, concurrency);
-        row(&format!("{n} tenants ({targets} targets, {} collections): apply from empty", compiled.iter().map(|t| t.collections.len()).sum::<usize>()), &ours, &raw);
+        row(
+            &format!(
+                "{n} tenants ({targets} targets, {} collections): apply from empty",
+                compiled.iter().map(|t| t.collections.len()).sum::<usize>()
+            ),
+            &ours,
+            &raw,
+        );
         let raw = phase_in_child("raw-read", &prefix, concurrency);
         let ours = phase_in_child("caas-diff", &prefix, concurrency);
         row(&format!("{n} tenants: no-op diff"), &ours, &raw);
@@ -429,26 +620,53 @@ async fn fleet_bench(uri: &str, args: &[String]) {
 async fn migrate_bench(uri: &str, args: &[String]) {
     let n = arg(args, "--tenants", 1000) as usize;
     let concurrency = arg(args, "--concurrency", 16) as usize;
-    let conn = caas::connect::connect(uri, Duration::from_secs(30)).await.expect("connect");
+    let conn = caas::connect::connect(uri, Duration::from_secs(30))
+        .await
+        .expect("connect");
     let prefix = format!("mb{n}");
     let config = project_config(&prefix);
     drop_prefix(&conn, &prefix).await;
     register(&conn, &config, n).await;
     phase_in_child("caas-apply", &prefix, concurrency);
     let first = phase_in_child("caas-migrate", &prefix, concurrency);
-    let fleet = caas::fleet::resolve(&conn, &config, &Default::default()).await.expect("fleet");
-    let dbs: std::collections::BTreeSet<String> = fleet.targets.iter().map(|t| caas::migrate::runner::ledger_db(t, &config)).collect();
+    let fleet = caas::fleet::resolve(&conn, &config, &Default::default())
+        .await
+        .expect("fleet");
+    let dbs: std::collections::BTreeSet<String> = fleet
+        .targets
+        .iter()
+        .map(|t| caas::migrate::runner::ledger_db(t, &config))
+        .collect();
     let raw = measure(&conn, async {
         futures::stream::iter(dbs.iter())
-            .map(|db| async { let _: Vec<Document> = conn.client.database(db).collection::<Document>("caas_migrations").find(bson::doc! {}).await.unwrap().try_collect().await.unwrap(); })
+            .map(|db| async {
+                let _: Vec<Document> = conn
+                    .client
+                    .database(db)
+                    .collection::<Document>("caas_migrations")
+                    .find(bson::doc! {})
+                    .await
+                    .unwrap()
+                    .try_collect()
+                    .await
+                    .unwrap();
+            })
             .buffer_unordered(concurrency)
             .collect::<Vec<_>>()
             .await;
     })
     .await;
     let ours = phase_in_child("caas-migrate-noop", &prefix, concurrency);
-    println!("migrate: {n} tenants, {} targets, {} ledger databases, concurrency {concurrency}", fleet.targets.len(), dbs.len());
-    println!("first `migrate up` (3 catalogue migrations on every target): {:.2} s, {} round trips", first.wall.as_secs_f64(), first.trips);
+    println!(
+        "migrate: {n} tenants, {} targets, {} ledger databases, concurrency {concurrency}",
+        fleet.targets.len(),
+        dbs.len()
+    );
+    println!(
+        "first `migrate up` (3 catalogue migrations on every target): {:.2} s, {} round trips",
+        first.wall.as_secs_f64(),
+        first.trips
+    );
     println!("| phase | caas | raw floor | caas / raw | caas round trips | raw round trips | caas peak | raw peak |");
     println!("|---|---|---|---|---|---|---|---|");
     row(&format!("{n} tenants: no-op migrate up"), &ours, &raw);
@@ -459,7 +677,9 @@ async fn migrate_bench(uri: &str, args: &[String]) {
 async fn backfill_bench(uri: &str, args: &[String]) {
     let docs = arg(args, "--docs", 10_000) as usize;
     let batch = arg(args, "--batch", 1_000);
-    let conn = caas::connect::connect(uri, Duration::from_secs(30)).await.expect("connect");
+    let conn = caas::connect::connect(uri, Duration::from_secs(30))
+        .await
+        .expect("connect");
     let prefix = "bfb";
     drop_prefix(&conn, prefix).await;
     let config = project_config(prefix);
@@ -467,40 +687,86 @@ async fn backfill_bench(uri: &str, args: &[String]) {
     let specs = vec![&spec];
     let db = conn.client.database(&config.databases.platform);
     for coll in ["items", "items_raw"] {
-        let all: Vec<Document> = (0..docs).map(|i| bson::doc! { "n": i as i32, "visits": 0_i64 }).collect();
+        let all: Vec<Document> = (0..docs)
+            .map(|i| bson::doc! { "n": i as i32, "visits": 0_i64 })
+            .collect();
         for chunk in all.chunks(5_000) {
-            db.collection::<Document>(coll).insert_many(chunk).await.unwrap();
+            db.collection::<Document>(coll)
+                .insert_many(chunk)
+                .await
+                .unwrap();
         }
     }
     let text = format!("description: bench\nscope: platform\nup:\n  - backfill: {{ collection: items, batch_size: {batch}, update: {{ $inc: {{ visits: 1 }} }} }}\n");
     let doc = caas::yaml::parse(&text).unwrap();
     let body: caas::migrate::MigrationFile = serde_json::from_value(doc.value.clone()).unwrap();
-    let m = caas::migrate::Migration { version: 1, name: "bench".into(), file: "V0001__bench.yaml".into(), checksum: caas::migrate::source::checksum(&doc.value), body, doc };
+    let m = caas::migrate::Migration {
+        version: 1,
+        name: "bench".into(),
+        file: "V0001__bench.yaml".into(),
+        checksum: caas::migrate::source::checksum(&doc.value),
+        body,
+        doc,
+    };
     let migrations = vec![m];
-    let opts = caas::migrate::runner::UpOptions { to: None, dry_run: false, concurrency: 1, on_error: caas::migrate::runner::OnError::Stop, max_failures: None, lock_wait: Duration::from_secs(5), lease: Duration::from_secs(15), batch_pause: Duration::ZERO };
+    let opts = caas::migrate::runner::UpOptions {
+        to: None,
+        dry_run: false,
+        concurrency: 1,
+        on_error: caas::migrate::runner::OnError::Stop,
+        max_failures: None,
+        lock_wait: Duration::from_secs(5),
+        lease: Duration::from_secs(15),
+        batch_pause: Duration::ZERO,
+    };
     let raw = measure(&conn, async {
-        db.collection::<Document>("items_raw").update_many(bson::doc! {}, bson::doc! { "$inc": { "visits": 1 } }).await.unwrap();
+        db.collection::<Document>("items_raw")
+            .update_many(bson::doc! {}, bson::doc! { "$inc": { "visits": 1 } })
+            .await
+            .unwrap();
     })
     .await;
     let ours = measure(&conn, async {
-        let f = caas::migrate::runner::Fleetwide { client: &conn.client, config: &config, specs: &specs, tenants: &[], migrations: &migrations };
-        let runs = caas::migrate::runner::up(&f, &[caas::tenancy::Target::platform()], &opts, &|_| {}).await.unwrap();
+        let f = caas::migrate::runner::Fleetwide {
+            client: &conn.client,
+            config: &config,
+            specs: &specs,
+            tenants: &[],
+            migrations: &migrations,
+        };
+        let runs =
+            caas::migrate::runner::up(&f, &[caas::tenancy::Target::platform()], &opts, &|_| {})
+                .await
+                .unwrap();
         assert_eq!(runs[0].applied, vec![1]);
     })
     .await;
-    let done = db.collection::<Document>("items").count_documents(bson::doc! { "visits": 1_i64 }).await.unwrap();
+    let done = db
+        .collection::<Document>("items")
+        .count_documents(bson::doc! { "visits": 1_i64 })
+        .await
+        .unwrap();
     assert_eq!(done as usize, docs);
     println!("backfill: {docs} documents, batches of {batch} (each batch + checkpoint in one transaction)");
     println!("| phase | caas backfill | raw update_many | raw / caas throughput | caas round trips | raw round trips |");
     println!("|---|---|---|---|---|---|");
-    println!("| {docs} documents | {:.2} s | {:.2} s | {:.2} | {} | {} |", ours.wall.as_secs_f64(), raw.wall.as_secs_f64(), raw.wall.as_secs_f64() / ours.wall.as_secs_f64(), ours.trips, raw.trips);
+    println!(
+        "| {docs} documents | {:.2} s | {:.2} s | {:.2} | {} | {} |",
+        ours.wall.as_secs_f64(),
+        raw.wall.as_secs_f64(),
+        raw.wall.as_secs_f64() / ours.wall.as_secs_f64(),
+        ours.trips,
+        raw.trips
+    );
     drop_prefix(&conn, prefix).await;
 }
 
 /// `scaling`: `schema apply` from empty at one fleet size with concurrency 1, 4 and 16.
 async fn scaling_bench(uri: &str, args: &[String]) {
     let n = arg(args, "--tenants", 100) as usize;
-    let conn = caas::connect::connect(uri, Duration::from_secs(30)).await.expect("connect");
+    let conn = caas::connect::connect(uri, Duration::from_secs(30))
+        .await
+        .expect("connect");
     println!("apply from empty, {n} tenants, by --concurrency");
     println!("| concurrency | caas apply | round trips | peak |\n|---|---|---|---|");
     for c in [1usize, 4, 16] {
@@ -509,7 +775,12 @@ async fn scaling_bench(uri: &str, args: &[String]) {
         drop_prefix(&conn, &prefix).await;
         register(&conn, &config, n).await;
         let p = phase_in_child("caas-apply", &prefix, c);
-        println!("| {c} | {:.2} s | {} | {:.0} MiB |", p.wall.as_secs_f64(), p.trips, p.peak);
+        println!(
+            "| {c} | {:.2} s | {} | {:.0} MiB |",
+            p.wall.as_secs_f64(),
+            p.trips,
+            p.peak
+        );
         drop_prefix(&conn, &prefix).await;
     }
 }
@@ -519,11 +790,22 @@ async fn scaling_bench(uri: &str, args: &[String]) {
 async fn memory_bench(args: &[String]) {
     println!("planning memory (16 saas collections per target, half Pro, half Enterprise)");
     println!("| targets | streamed (schema diff) | all at once |\n|---|---|---|");
-    let sizes: Vec<usize> = args.iter().position(|a| a == "--targets").and_then(|i| args.get(i + 1)).map(|v| v.split(',').filter_map(|x| x.parse().ok()).collect()).unwrap_or_else(|| vec![100, 1000, 10_000]);
+    let sizes: Vec<usize> = args
+        .iter()
+        .position(|a| a == "--targets")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.split(',').filter_map(|x| x.parse().ok()).collect())
+        .unwrap_or_else(|| vec![100, 1000, 10_000]);
     for n in sizes {
         let s = phase_in_child("plan-memory", &n.to_string(), 1);
         let a = phase_in_child("plan-memory-all", &n.to_string(), 1);
-        println!("| {n} | {:.0} MiB ({:.2} s) | {:.0} MiB ({:.2} s) |", s.peak, s.wall.as_secs_f64(), a.peak, a.wall.as_secs_f64());
+        println!(
+            "| {n} | {:.0} MiB ({:.2} s) | {:.0} MiB ({:.2} s) |",
+            s.peak,
+            s.wall.as_secs_f64(),
+            a.peak,
+            a.wall.as_secs_f64()
+        );
     }
 }
 

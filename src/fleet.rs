@@ -101,6 +101,47 @@ pub async fn plan(
     })
 }
 
+/// Read the live state of every database the fleet's targets use: one listCollections per
+/// database, one listIndexes per declared collection. Placements only; nothing is compiled.
+pub async fn read_live(
+    conn: &Connection,
+    config: &Config,
+    fleet: &Fleet,
+    specs: &[&CollectionSpec],
+    concurrency: usize,
+) -> Result<LiveState> {
+    let mut databases = BTreeSet::new();
+    let mut declared = BTreeSet::new();
+    for t in &fleet.targets {
+        for s in specs.iter().filter(|s| t.holds(s)) {
+            let p = t.place(s, &config.databases);
+            databases.insert(p.database.clone());
+            declared.insert((p.database, p.collection));
+        }
+    }
+    inspect::read(
+        &conn.client,
+        &databases,
+        |db, coll| declared.contains(&(db.to_owned(), coll.to_owned())),
+        concurrency,
+    )
+    .await
+}
+
+/// Compile and plan one target against the live state.
+pub fn plan_one(
+    config: &Config,
+    fleet: &Fleet,
+    specs: &[&CollectionSpec],
+    live: &LiveState,
+    target: &Target,
+) -> TargetPlan {
+    let prefixes = pro_prefixes(fleet, config);
+    let compiled = compile_target(specs, target, &config.databases);
+    let owns = |db: &str, coll: &str| owns(target, config, &prefixes, db, coll);
+    plan_target(target, &compiled.collections, live, &owns)
+}
+
 /// Like [`plan`], but compiles and plans one target at a time and hands each plan to
 /// `each` before the next is built: memory stays flat however many targets there are
 /// (the live state is still read once, one listCollections per database).
@@ -112,28 +153,50 @@ pub async fn plan_each(
     concurrency: usize,
     mut each: impl FnMut(TargetPlan),
 ) -> Result<usize> {
-    let mut databases = BTreeSet::new();
-    let mut declared = BTreeSet::new();
-    for t in &fleet.targets {
-        for s in specs.iter().filter(|s| t.holds(s)) {
-            let p = t.place(s, &config.databases);
-            databases.insert(p.database.clone());
-            declared.insert((p.database, p.collection));
-        }
-    }
-    let live = inspect::read(&conn.client, &databases, |db, coll| declared.contains(&(db.to_owned(), coll.to_owned())), concurrency).await?;
+    let live = read_live(conn, config, fleet, specs, concurrency).await?;
     Ok(plan_live_each(config, fleet, specs, &live, &mut each))
 }
 
 /// The pure half of [`plan_each`]: plans against a given live state, one target at a time.
-pub fn plan_live_each(config: &Config, fleet: &Fleet, specs: &[&CollectionSpec], live: &LiveState, each: &mut dyn FnMut(TargetPlan)) -> usize {
-    let prefixes = pro_prefixes(fleet, config);
+pub fn plan_live_each(
+    config: &Config,
+    fleet: &Fleet,
+    specs: &[&CollectionSpec],
+    live: &LiveState,
+    each: &mut dyn FnMut(TargetPlan),
+) -> usize {
     for target in &fleet.targets {
-        let compiled = compile_target(specs, target, &config.databases);
-        let owns = |db: &str, coll: &str| owns(target, config, &prefixes, db, coll);
-        each(plan_target(target, &compiled.collections, live, &owns));
+        each(plan_one(config, fleet, specs, live, target));
     }
     fleet.targets.len()
+}
+
+/// Collections plus indexes after a plan, estimated without compiling: what is live, plus
+/// what the specs declare and is not live yet (for the capacity guard).
+pub fn namespace_estimate(
+    config: &Config,
+    fleet: &Fleet,
+    specs: &[&CollectionSpec],
+    live: &LiveState,
+) -> usize {
+    let live_count: usize = live
+        .values()
+        .flat_map(|c| c.values())
+        .map(|c| 1 + c.indexes.as_ref().map_or(0, |i| i.len() + 1))
+        .sum();
+    let mut missing = 0;
+    for t in &fleet.targets {
+        for s in specs.iter().filter(|s| t.holds(s)) {
+            let p = t.place(s, &config.databases);
+            if !live
+                .get(&p.database)
+                .is_some_and(|d| d.contains_key(&p.collection))
+            {
+                missing += 2 + s.indexes.len();
+            }
+        }
+    }
+    live_count + missing
 }
 
 /// `(shared database prefix of each Pro tenant's collections)`, for attributing live

@@ -68,11 +68,24 @@ pub async fn apply(
     opts: ApplyOptions,
     on_done: &(dyn Fn(&TargetReport) + Sync),
 ) -> Vec<TargetReport> {
+    apply_each(client, plans, &|p| p, opts, on_done).await
+}
+
+/// Apply lazily: each item becomes its plan only when a worker takes it, so at most
+/// `concurrency` plans exist at once however many targets there are.
+pub async fn apply_each<T: Send>(
+    client: &Client,
+    items: Vec<T>,
+    plan_of: &(dyn Fn(T) -> TargetPlan + Sync),
+    opts: ApplyOptions,
+    on_done: &(dyn Fn(&TargetReport) + Sync),
+) -> Vec<TargetReport> {
     let stop = AtomicBool::new(false);
     let stop = &stop;
     let mut reports: Vec<(usize, TargetReport)> =
-        futures::stream::iter(plans.into_iter().enumerate())
-            .map(|(i, plan)| async move {
+        futures::stream::iter(items.into_iter().enumerate())
+            .map(|(i, item)| async move {
+                let plan = plan_of(item);
                 let report = if stop.load(Ordering::SeqCst) {
                     TargetReport {
                         target: plan.target.clone(),

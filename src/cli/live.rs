@@ -14,7 +14,7 @@ use crate::connect::{ConnectOpts, Connection};
 use crate::fleet::{self, Plans};
 use crate::plan::{Safety, TargetPlan};
 use crate::tenancy::registry::Selection;
-use crate::tenancy::Tier;
+use crate::tenancy::{Target, Tier};
 use crate::Outcome;
 
 /// Which targets a run covers.
@@ -86,7 +86,13 @@ pub async fn plan(
     Ok(Outcome::Clean)
 }
 
-pub async fn diff(config: &Config, connect: &ConnectOpts, targets: &TargetOpts, json: bool, exit_code: bool) -> Result<Outcome> {
+pub async fn diff(
+    config: &Config,
+    connect: &ConnectOpts,
+    targets: &TargetOpts,
+    json: bool,
+    exit_code: bool,
+) -> Result<Outcome> {
     let loaded = super::schema::load_clean(config)?;
     let specs: Vec<&crate::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
     let conn = connect.connect(config).await?;
@@ -111,13 +117,22 @@ pub async fn diff(config: &Config, connect: &ConnectOpts, targets: &TargetOpts, 
     })
     .await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "in_sync": drift == 0, "targets": total, "drift": rows }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "in_sync": drift == 0, "targets": total, "drift": rows })
+            )?
+        );
     } else if drift == 0 {
         println!("in sync: {total} target(s) match the specs");
     } else {
         println!("drift: {drift} difference(s) in {drifting} of {total} target(s)");
     }
-    Ok(if exit_code && drift > 0 { Outcome::Found } else { Outcome::Clean })
+    Ok(if exit_code && drift > 0 {
+        Outcome::Found
+    } else {
+        Outcome::Clean
+    })
 }
 
 fn print_plans(plans: &[TargetPlan]) {
@@ -184,17 +199,36 @@ pub async fn apply(
     targets: &TargetOpts,
     flags: &ApplyFlags,
 ) -> Result<Outcome> {
-    let (conn, plans) = make_plans(config, connect, targets).await?;
-    if plans.plans.iter().all(|p| p.changes.is_empty()) {
+    let loaded = super::schema::load_clean(config)?;
+    let specs: Vec<&crate::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
+    let conn = connect.connect(config).await?;
+    let fleet = fleet::resolve(&conn, config, &targets.selection()).await?;
+    let live = fleet::read_live(&conn, config, &fleet, &specs, targets.concurrency).await?;
+    let estimate = fleet::namespace_estimate(config, &fleet, &specs, &live);
+    if estimate as u64 > config.connection.namespace_budget {
+        eprintln!(
+            "warning: about {estimate} collections and indexes in the databases caas manages after this apply, over the budget of {} (connection.namespace_budget); MongoDB Atlas advises about 10,000 for mid tiers",
+            config.connection.namespace_budget
+        );
+    }
+    // Plans are built one target at a time (flat memory): a first pass keeps only whether a
+    // target changes; the workers plan those targets again as they take them.
+    let mut with_changes = Vec::new();
+    fleet::plan_live_each(config, &fleet, &specs, &live, &mut |p| {
+        if !p.changes.is_empty() {
+            with_changes.push(p.target);
+        }
+    });
+    if with_changes.is_empty() {
         if flags.json {
             println!(
                 "{}",
-                serde_json::json!({ "changes": 0, "targets": plans.plans.len() })
+                serde_json::json!({ "changes": 0, "targets": fleet.targets.len() })
             );
         } else {
             println!(
                 "no changes: {} target(s) match the specs",
-                plans.plans.len()
+                fleet.targets.len()
             );
         }
         return Ok(Outcome::Clean);
@@ -206,7 +240,7 @@ pub async fn apply(
         fail_fast: flags.fail_fast,
         concurrency: targets.concurrency,
     };
-    let total = plans.plans.len() as u64;
+    let total = with_changes.len() as u64;
     let tty = std::io::stderr().is_terminal() && !flags.json;
     let bar = if tty {
         let b = ProgressBar::new(total);
@@ -230,7 +264,27 @@ pub async fn apply(
             eprintln!("[{n}/{total}] {} {}", r.target, status_word(r));
         }
     };
-    let reports = crate::apply::apply(&conn.client, plans.plans, opts, &on_done).await;
+    let plan_of = |t: Target| fleet::plan_one(config, &fleet, &specs, &live, &t);
+    let changed =
+        crate::apply::apply_each(&conn.client, with_changes, &plan_of, opts, &on_done).await;
+    // Every target in the report, in fleet order; the unchanged ones had nothing to do.
+    let reports: Vec<TargetReport> = fleet
+        .targets
+        .iter()
+        .map(|t| {
+            changed
+                .iter()
+                .find(|r| &r.target == t)
+                .cloned()
+                .unwrap_or_else(|| TargetReport {
+                    target: t.clone(),
+                    status: Status::NoChanges,
+                    applied: vec![],
+                    skipped: vec![],
+                    error: None,
+                })
+        })
+        .collect();
     bar.finish_and_clear();
     if flags.json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
