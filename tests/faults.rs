@@ -26,53 +26,6 @@ fn ok(p: &TestProject, args: &[&str]) -> String {
     stdout(&out)
 }
 
-/// Tenants in every tier, the fixture migrations' collections filled in every target.
-async fn migrate_fleet(p: &TestProject, items: usize) -> Vec<(Database, String, String)> {
-    for (id, tier) in [
-        ("fr", "free"),
-        ("st", "starter"),
-        ("pa", "pro"),
-        ("pb", "pro"),
-        ("ea", "enterprise"),
-        ("eb", "enterprise"),
-    ] {
-        ok(p, &["tenant", "add", id, "--tier", tier]);
-    }
-    ok(p, &["schema", "apply"]);
-    let c = client().await;
-    let shared = c.database(&format!("{}_shared", p.prefix));
-    let places = vec![
-        (shared.clone(), String::new(), "fr".to_string()),
-        (shared.clone(), String::new(), "st".to_string()),
-        (shared.clone(), "pa_".into(), "pa".into()),
-        (shared.clone(), "pb_".into(), "pb".into()),
-        (
-            c.database(&format!("{}_ea", p.prefix)),
-            String::new(),
-            "ea".into(),
-        ),
-        (
-            c.database(&format!("{}_eb", p.prefix)),
-            String::new(),
-            "eb".into(),
-        ),
-    ];
-    for (db, prefix, tenant) in &places {
-        db.collection::<Document>(&format!("{prefix}counters"))
-            .insert_one(doc! { "tenant_id": tenant, "name": "runs", "value": 0_i64 })
-            .await
-            .unwrap();
-        let docs: Vec<Document> = (0..items)
-            .map(|i| doc! { "tenant_id": tenant, "code": format!("{tenant}-{i}"), "visits": 0_i64 })
-            .collect();
-        db.collection::<Document>(&format!("{prefix}items"))
-            .insert_many(docs)
-            .await
-            .unwrap();
-    }
-    places
-}
-
 /// Every counter and every item's visits, for exactly-once checks.
 async fn totals(places: &[(Database, String, String)]) -> (Vec<i64>, Vec<i64>) {
     let (mut counters, mut visits) = (Vec::new(), Vec::new());
@@ -113,7 +66,7 @@ impl Lcg {
 async fn sigkill_at_random_points_then_rerun_applies_everything_exactly_once() {
     let p = TestProject::new("fkill", &fixture("migrate/schemas"))
         .with_migrations(&fixture("migrate/migrations"));
-    let places = migrate_fleet(&p, 30).await;
+    let places = crate::support::migrate_fleet(&p, 30).await;
     ok(&p, &["migrate", "up"]);
     let seed = 0x5eed_u64;
     let mut rng = Lcg(seed);
@@ -222,7 +175,7 @@ async fn sigkill_at_random_points_then_rerun_applies_everything_exactly_once() {
 async fn four_runners_at_once_apply_each_migration_once_per_target() {
     let p = TestProject::new("ffour", &fixture("migrate/schemas"))
         .with_migrations(&fixture("migrate/migrations"));
-    let places = migrate_fleet(&p, 20).await;
+    let places = crate::support::migrate_fleet(&p, 20).await;
     let children: Vec<_> = (0..4)
         .map(|i| {
             Command::new(env!("CARGO_BIN_EXE_caas"))

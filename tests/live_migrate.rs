@@ -28,56 +28,6 @@ fn ok(p: &TestProject, args: &[&str]) -> String {
     stdout(&out)
 }
 
-/// One tenant per tier, targets applied, and a counter plus `items` documents in every target.
-async fn fleet(p: &TestProject, items: usize) -> Vec<(Database, String, String)> {
-    for (id, tier) in [
-        ("fr", "free"),
-        ("st", "starter"),
-        ("pa", "pro"),
-        ("pb", "pro"),
-        ("ea", "enterprise"),
-        ("eb", "enterprise"),
-    ] {
-        ok(p, &["tenant", "add", id, "--tier", tier]);
-    }
-    ok(p, &["schema", "apply"]);
-    let c = client().await;
-    let shared = c.database(&format!("{}_shared", p.prefix));
-    // (database, physical collection prefix, tenant) of each place that holds tenant data.
-    let places = vec![
-        (shared.clone(), String::new(), "fr".to_string()),
-        (shared.clone(), String::new(), "st".to_string()),
-        (shared.clone(), "pa_".to_string(), "pa".to_string()),
-        (shared.clone(), "pb_".to_string(), "pb".to_string()),
-        (
-            c.database(&format!("{}_ea", p.prefix)),
-            String::new(),
-            "ea".to_string(),
-        ),
-        (
-            c.database(&format!("{}_eb", p.prefix)),
-            String::new(),
-            "eb".to_string(),
-        ),
-    ];
-    for (db, prefix, tenant) in &places {
-        db.collection::<Document>(&format!("{prefix}counters"))
-            .insert_one(doc! { "tenant_id": tenant, "name": "runs", "value": 0_i64 })
-            .await
-            .unwrap();
-        let docs: Vec<Document> = (0..items)
-            .map(|i| doc! { "tenant_id": tenant, "code": format!("{tenant}-{i}"), "visits": 0_i64 })
-            .collect();
-        if !docs.is_empty() {
-            db.collection::<Document>(&format!("{prefix}items"))
-                .insert_many(docs)
-                .await
-                .unwrap();
-        }
-    }
-    places
-}
-
 async fn counters(places: &[(Database, String, String)]) -> Vec<i64> {
     let mut out = Vec::new();
     for (db, prefix, tenant) in places {
@@ -105,7 +55,7 @@ async fn ledger(db: &Database) -> Vec<Document> {
 #[tokio::test(flavor = "multi_thread")]
 async fn up_applies_everywhere_once_and_a_second_up_does_nothing() {
     let p = project("mupall");
-    let places = fleet(&p, 3).await;
+    let places = crate::support::migrate_fleet(&p, 3).await;
     let out = ok(&p, &["migrate", "up", "--json"]);
     let runs: serde_json::Value = serde_json::from_str(&out).unwrap();
     let applied: Vec<String> = runs
@@ -181,7 +131,7 @@ async fn up_applies_everywhere_once_and_a_second_up_does_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_runners_at_once_apply_each_migration_exactly_once() {
     let p = project("mtwo");
-    let places = fleet(&p, 12).await;
+    let places = crate::support::migrate_fleet(&p, 12).await;
     let spawn = || {
         Command::new(env!("CARGO_BIN_EXE_caas"))
             .current_dir(p.path())
@@ -234,7 +184,7 @@ async fn two_runners_at_once_apply_each_migration_exactly_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_backfill_resumes_from_its_checkpoint() {
     let p = project("mkill");
-    let places = fleet(&p, 40).await;
+    let places = crate::support::migrate_fleet(&p, 40).await;
     let (db, _, _) = &places[4];
     let mut child = Command::new(env!("CARGO_BIN_EXE_caas"))
         .current_dir(p.path())
@@ -372,7 +322,7 @@ async fn a_failing_tenant_does_not_stop_the_others_and_a_rerun_completes() {
         "description: Codes are unique.\nscope: tenant\nup:\n  - create_index: { collection: items, index: { keys: { code: 1 }, unique: true } }\ndown:\n  - drop_index: { collection: items, name: code_1 }\n",
     )
     .unwrap();
-    let places = fleet(&p, 2).await;
+    let places = crate::support::migrate_fleet(&p, 2).await;
     let (eb, _, _) = &places[5];
     eb.collection::<Document>("items")
         .insert_one(doc! { "tenant_id": "eb", "code": "eb-0", "visits": 0_i64 })
@@ -437,7 +387,7 @@ async fn a_failing_tenant_does_not_stop_the_others_and_a_rerun_completes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn edited_migrations_are_refused_until_repaired_and_down_reverts_only_where_applied() {
     let p = project("medit");
-    let places = fleet(&p, 1).await;
+    let places = crate::support::migrate_fleet(&p, 1).await;
     ok(&p, &["migrate", "up", "--tenant", "pa", "--tenant", "ea"]);
     let file = p.path().join("migrations/V0001__count_once.yaml");
     let text = std::fs::read_to_string(&file).unwrap();
@@ -576,7 +526,7 @@ async fn new_scaffolds_the_next_version_without_a_database() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_no_op_up_reads_one_ledger_per_database() {
     let p = project("mnoop");
-    fleet(&p, 0).await;
+    crate::support::migrate_fleet(&p, 0).await;
     ok(&p, &["migrate", "up"]);
     let config = p.config();
     let conn = caas::connect::connect(&uri(), Duration::from_secs(10))

@@ -92,6 +92,22 @@ async fn try_take(
     }
 }
 
+/// Extend a lease we hold. Never an upsert: a renewal that reaches the server after
+/// `release` deleted the lease must not bring it back.
+async fn renew(
+    db: &Database,
+    id: &str,
+    owner: &str,
+    lease: Duration,
+) -> mongodb::error::Result<()> {
+    let update =
+        vec![doc! { "$set": { "expires_at": { "$add": ["$$NOW", lease.as_millis() as i64] } } }];
+    locks(db)
+        .update_one(doc! { "_id": id, "owner": owner }, update)
+        .await
+        .map(drop)
+}
+
 /// The current holder of a lease, for messages: "owner (expires at ...)".
 pub async fn holder(db: &Database, id: &str) -> Result<Option<(String, DateTime)>> {
     let d = locks(db)
@@ -146,7 +162,7 @@ pub async fn acquire(
     let renewer = tokio::spawn(async move {
         loop {
             tokio::time::sleep(lease / 3).await;
-            if try_take(&db2, &id2, &owner2, lease, None).await.is_err() {
+            if renew(&db2, &id2, &owner2, lease).await.is_err() {
                 return;
             }
         }

@@ -191,6 +191,17 @@ fn update_of(v: &serde_json::Value) -> mongodb::options::UpdateModifications {
     }
 }
 
+/// Record that the steps before `next` are done (for steps that run outside a transaction).
+async fn mark_done(ctx: &StepCtx<'_>, next: u32) -> Result<(), String> {
+    let cp = Checkpoint {
+        step: next,
+        ..Default::default()
+    };
+    ledger::save_checkpoint(&ctx.ledger_db, &ctx.entry_id, &cp, None)
+        .await
+        .map_err(|e| describe_err(&e))
+}
+
 /// Run `f` and the checkpoint "step `next` is next" in one transaction.
 async fn in_txn<F>(ctx: &StepCtx<'_>, next: u32, f: F) -> Result<(), String>
 where
@@ -313,17 +324,7 @@ pub async fn run(
             db.run_command(doc! { "createIndexes": &p.collection, "indexes": [spec] })
                 .await
                 .map_err(|e| describe_err(&e))?;
-            ledger::save_checkpoint(
-                &ctx.ledger_db,
-                &ctx.entry_id,
-                &Checkpoint {
-                    step: next,
-                    ..Default::default()
-                },
-                None,
-            )
-            .await
-            .map_err(|e| describe_err(&e))
+            mark_done(ctx, next).await
         }
         Step::DropIndex(s) => {
             let p = ctx.place(&s.collection)?;
@@ -337,17 +338,7 @@ pub async fn run(
                     {}
                 Err(e) => return Err(describe_err(&e)),
             }
-            ledger::save_checkpoint(
-                &ctx.ledger_db,
-                &ctx.entry_id,
-                &Checkpoint {
-                    step: next,
-                    ..Default::default()
-                },
-                None,
-            )
-            .await
-            .map_err(|e| describe_err(&e))
+            mark_done(ctx, next).await
         }
         Step::Aggregate(s) => {
             let (from, into) = (ctx.place(&s.collection)?, ctx.place(&s.into)?);
@@ -375,17 +366,7 @@ pub async fn run(
                 .await
                 .map_err(|e| describe_err(&e))?;
             let _: Vec<Document> = cursor.try_collect().await.map_err(|e| describe_err(&e))?;
-            ledger::save_checkpoint(
-                &ctx.ledger_db,
-                &ctx.entry_id,
-                &Checkpoint {
-                    step: next,
-                    ..Default::default()
-                },
-                None,
-            )
-            .await
-            .map_err(|e| describe_err(&e))
+            mark_done(ctx, next).await
         }
         Step::InsertDocuments(s) => {
             let coll = coll_of(&s.collection)?;
@@ -462,17 +443,7 @@ pub async fn run(
                 .run_command(cmd)
                 .await
                 .map_err(|e| describe_err(&e))?;
-            ledger::save_checkpoint(
-                &ctx.ledger_db,
-                &ctx.entry_id,
-                &Checkpoint {
-                    step: next,
-                    ..Default::default()
-                },
-                None,
-            )
-            .await
-            .map_err(|e| describe_err(&e))
+            mark_done(ctx, next).await
         }
     }
 }
@@ -603,15 +574,5 @@ async fn backfill(
             tokio::time::sleep(ctx.batch_pause).await;
         }
     }
-    ledger::save_checkpoint(
-        &ctx.ledger_db,
-        &ctx.entry_id,
-        &Checkpoint {
-            step: index + 1,
-            ..Default::default()
-        },
-        None,
-    )
-    .await
-    .map_err(|e| describe_err(&e))
+    mark_done(ctx, index + 1).await
 }

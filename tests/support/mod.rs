@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use bson::{doc, Document};
+
 pub use server::{auth_uri, client, uri, PrivateServer};
 
 /// The project root (where Cargo.toml is).
@@ -195,4 +197,69 @@ pub fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), dest).expect("copy");
         }
     }
+}
+
+/// Run caas in the project and fail the test with its output unless it exits 0.
+pub fn expect_ok(p: &TestProject, args: &[&str]) -> String {
+    let out = p.caas(args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "caas {}\n{}",
+        args.join(" "),
+        show(&out)
+    );
+    stdout(&out)
+}
+
+/// Tenants in every tier, the fixture migrations' collections filled in every target.
+pub async fn migrate_fleet(
+    p: &TestProject,
+    items: usize,
+) -> Vec<(mongodb::Database, String, String)> {
+    for (id, tier) in [
+        ("fr", "free"),
+        ("st", "starter"),
+        ("pa", "pro"),
+        ("pb", "pro"),
+        ("ea", "enterprise"),
+        ("eb", "enterprise"),
+    ] {
+        expect_ok(p, &["tenant", "add", id, "--tier", tier]);
+    }
+    expect_ok(p, &["schema", "apply"]);
+    let c = client().await;
+    let shared = c.database(&format!("{}_shared", p.prefix));
+    let places = vec![
+        (shared.clone(), String::new(), "fr".to_string()),
+        (shared.clone(), String::new(), "st".to_string()),
+        (shared.clone(), "pa_".into(), "pa".into()),
+        (shared.clone(), "pb_".into(), "pb".into()),
+        (
+            c.database(&format!("{}_ea", p.prefix)),
+            String::new(),
+            "ea".into(),
+        ),
+        (
+            c.database(&format!("{}_eb", p.prefix)),
+            String::new(),
+            "eb".into(),
+        ),
+    ];
+    for (db, prefix, tenant) in &places {
+        db.collection::<Document>(&format!("{prefix}counters"))
+            .insert_one(doc! { "tenant_id": tenant, "name": "runs", "value": 0_i64 })
+            .await
+            .unwrap();
+        let docs: Vec<Document> = (0..items)
+            .map(|i| doc! { "tenant_id": tenant, "code": format!("{tenant}-{i}"), "visits": 0_i64 })
+            .collect();
+        if !docs.is_empty() {
+            db.collection::<Document>(&format!("{prefix}items"))
+                .insert_many(docs)
+                .await
+                .unwrap();
+        }
+    }
+    places
 }
