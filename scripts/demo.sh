@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --locked --quiet
-caas="$PWD/target/debug/caas"
+caas="${CARGO_TARGET_DIR:-$PWD/target}/debug/caas"
 
 if [ -z "${MONGODB_URI:-}" ]; then
   scripts/install-test-server.sh
@@ -33,8 +33,8 @@ step tenant list
 step schema plan --tenant corvid
 step schema apply --concurrency 4
 step schema apply
-step migrate up --concurrency 4
 step seed
+step migrate up --concurrency 4
 step seed
 step migrate status
 step schema diff --exit-code
