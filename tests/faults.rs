@@ -14,17 +14,7 @@ use crate::support::{
     TestProject,
 };
 
-fn ok(p: &TestProject, args: &[&str]) -> String {
-    let out = p.caas(args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "caas {}\n{}",
-        args.join(" "),
-        show(&out)
-    );
-    stdout(&out)
-}
+use crate::support::expect_ok as ok;
 
 /// Every counter and every item's visits, for exactly-once checks.
 async fn totals(places: &[(Database, String, String)]) -> (Vec<i64>, Vec<i64>) {

@@ -16,17 +16,7 @@ fn project(test: &str) -> TestProject {
         .with_migrations(&fixture("migrate/migrations"))
 }
 
-fn ok(p: &TestProject, args: &[&str]) -> String {
-    let out = p.caas(args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "caas {}\n{}",
-        args.join(" "),
-        show(&out)
-    );
-    stdout(&out)
-}
+use crate::support::expect_ok as ok;
 
 async fn counters(places: &[(Database, String, String)]) -> Vec<i64> {
     let mut out = Vec::new();

@@ -11,17 +11,7 @@ use bson::{doc, Document};
 
 use crate::support::{auth_uri, caas_env, copy_dir, root, show, stderr, stdout, TestProject};
 
-fn ok(p: &TestProject, args: &[&str]) -> String {
-    let out = p.caas(args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "caas {}\n{}",
-        args.join(" "),
-        show(&out)
-    );
-    stdout(&out)
-}
+use crate::support::expect_ok as ok;
 
 /// A connection string for `user` on the auth server.
 fn as_user(user: &str, password: &str) -> String {

@@ -12,17 +12,7 @@ fn catalogue(test: &str) -> TestProject {
     TestProject::new(test, &root().join("schemas"))
 }
 
-fn ok(p: &TestProject, args: &[&str]) -> String {
-    let out = p.caas(args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "caas {}\n{}",
-        args.join(" "),
-        show(&out)
-    );
-    stdout(&out)
-}
+use crate::support::expect_ok as ok;
 
 fn code(p: &TestProject, args: &[&str]) -> (i32, String, String) {
     let out = p.caas(args);

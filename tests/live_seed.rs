@@ -14,17 +14,7 @@ fn catalogue(test: &str) -> TestProject {
     p
 }
 
-fn ok(p: &TestProject, args: &[&str]) -> String {
-    let out = p.caas(args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "caas {}\n{}",
-        args.join(" "),
-        show(&out)
-    );
-    stdout(&out)
-}
+use crate::support::expect_ok as ok;
 
 async fn all_docs(db: &Database, coll: &str) -> Vec<Document> {
     db.collection::<Document>(coll)

@@ -251,56 +251,21 @@ async fn execute(db: &Database, c: &Change) -> Result<(), String> {
                 .map(drop)
                 .map_err(fail("create collection".into()))
         }
-        Action::UpdateValidation {
-            validator,
-            level,
-            action,
-            ..
-        } => {
-            let mut cmd = doc! { "collMod": coll };
-            if let Some(v) = validator {
-                cmd.insert("validator", v.clone());
-            }
-            if let Some(l) = level {
-                cmd.insert("validationLevel", l);
-            }
-            if let Some(a) = action {
-                cmd.insert("validationAction", a);
-            }
-            if validator.is_none() && level.is_none() && action.is_none() {
-                // Time-series expireAfterSeconds.
-                if let Some(secs) = c.action_expire() {
-                    cmd.insert("expireAfterSeconds", secs);
-                }
-            }
-            db.run_command(cmd)
-                .await
-                .map(drop)
-                .map_err(fail("collMod".into()))
+        Action::UpdateValidation { .. } | Action::ModifyIndex { .. } => {
+            let cmd = c
+                .coll_mod()
+                .expect("validation and index-option changes are collMods");
+            let what = match &c.action {
+                Action::ModifyIndex { name, .. } => format!("collMod of index {name}"),
+                _ => "collMod".to_string(),
+            };
+            db.run_command(cmd).await.map(drop).map_err(fail(what))
         }
         Action::CreateIndex { index } => db
             .run_command(doc! { "createIndexes": coll, "indexes": [index.to_create_spec()] })
             .await
             .map(drop)
             .map_err(fail(format!("index {}", index.name))),
-        Action::ModifyIndex {
-            name,
-            expire_after_seconds,
-            hidden,
-            ..
-        } => {
-            let mut ix = doc! { "name": name };
-            if let Some(t) = expire_after_seconds {
-                ix.insert("expireAfterSeconds", *t);
-            }
-            if let Some(h) = hidden {
-                ix.insert("hidden", *h);
-            }
-            db.run_command(doc! { "collMod": coll, "index": ix })
-                .await
-                .map(drop)
-                .map_err(fail(format!("collMod of index {name}")))
-        }
         Action::RebuildIndex { live, index, .. } => {
             for step in rebuild_steps(live, index) {
                 match step {
@@ -330,20 +295,6 @@ async fn execute(db: &Database, c: &Change) -> Result<(), String> {
             .map(drop)
             .map_err(fail("drop collection".into())),
         Action::Conflict { reason } => Err(format!("{ns}: {reason}")),
-    }
-}
-
-impl Change {
-    /// The desired expireAfterSeconds of a time-series option change.
-    fn action_expire(&self) -> Option<i64> {
-        match &self.action {
-            Action::UpdateValidation { differences, .. } => differences
-                .iter()
-                .find_map(|d| d.strip_prefix("expireAfterSeconds "))
-                .and_then(|d| d.rsplit(" -> ").next())
-                .and_then(|v| v.parse().ok()),
-            _ => None,
-        }
     }
 }
 

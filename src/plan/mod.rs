@@ -45,6 +45,8 @@ pub enum Action {
     },
     /// collMod of validator, validationLevel and/or validationAction.
     UpdateValidation {
+        /// Time series only: the collection's expireAfterSeconds.
+        expire_after_seconds: Option<i64>,
         validator: Option<Document>,
         level: Option<String>,
         action: Option<String>,
@@ -97,6 +99,51 @@ pub struct Change {
 }
 
 impl Change {
+    /// The `collMod` command of a validation or index-option change (what `apply` runs
+    /// and the mongosh script shows); `None` for other changes.
+    pub fn coll_mod(&self) -> Option<Document> {
+        let mut cmd = bson::doc! { "collMod": &self.collection };
+        match &self.action {
+            Action::UpdateValidation {
+                validator,
+                level,
+                action,
+                expire_after_seconds,
+                ..
+            } => {
+                if let Some(v) = validator {
+                    cmd.insert("validator", v.clone());
+                }
+                if let Some(l) = level {
+                    cmd.insert("validationLevel", l);
+                }
+                if let Some(a) = action {
+                    cmd.insert("validationAction", a);
+                }
+                if let Some(secs) = expire_after_seconds {
+                    cmd.insert("expireAfterSeconds", *secs);
+                }
+            }
+            Action::ModifyIndex {
+                name,
+                expire_after_seconds,
+                hidden,
+                ..
+            } => {
+                let mut ix = bson::doc! { "name": name };
+                if let Some(t) = expire_after_seconds {
+                    ix.insert("expireAfterSeconds", *t);
+                }
+                if let Some(h) = hidden {
+                    ix.insert("hidden", *h);
+                }
+                cmd.insert("index", ix);
+            }
+            _ => return None,
+        }
+        Some(cmd)
+    }
+
     /// One line for tables and logs.
     pub fn summary(&self) -> String {
         match &self.action {
@@ -270,6 +317,10 @@ fn collection_changes(want: &CompiledCollection, have: &LiveCollection, out: &mu
                     validator: None,
                     level: None,
                     action: None,
+                    expire_after_seconds: desired
+                        .expire_after_seconds
+                        .as_ref()
+                        .and_then(Bson::as_i64),
                     differences: vec![format!(
                         "expireAfterSeconds {} -> {}",
                         show(&live.expire_after_seconds),
@@ -324,6 +375,7 @@ fn collection_changes(want: &CompiledCollection, have: &LiveCollection, out: &mu
             validator,
             level,
             action,
+            expire_after_seconds: None,
             differences,
             tightens,
         },

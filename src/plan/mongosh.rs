@@ -37,48 +37,18 @@ pub fn to_mongosh(plans: &[TargetPlan], prune: bool) -> String {
                     lit(&c.collection),
                     js(options)
                 ),
-                Action::UpdateValidation {
-                    validator,
-                    level,
-                    action,
-                    ..
-                } => {
-                    let mut m = doc! { "collMod": &c.collection };
-                    if let Some(v) = validator {
-                        m.insert("validator", v.clone());
-                    }
-                    if let Some(l) = level {
-                        m.insert("validationLevel", l);
-                    }
-                    if let Some(a) = action {
-                        m.insert("validationAction", a);
-                    }
-                    format!("{db}.runCommand({});", js(&m))
-                }
+                Action::UpdateValidation { .. } | Action::ModifyIndex { .. } => format!(
+                    "{db}.runCommand({});",
+                    js(&c
+                        .coll_mod()
+                        .expect("validation and index-option changes are collMods"))
+                ),
                 Action::CreateIndex { index } => format!(
                     "{db}.runCommand({});",
                     js(
                         &doc! { "createIndexes": &c.collection, "indexes": [index.to_create_spec()] }
                     )
                 ),
-                Action::ModifyIndex {
-                    name,
-                    expire_after_seconds,
-                    hidden,
-                    ..
-                } => {
-                    let mut ix = doc! { "name": name };
-                    if let Some(t) = expire_after_seconds {
-                        ix.insert("expireAfterSeconds", *t);
-                    }
-                    if let Some(h) = hidden {
-                        ix.insert("hidden", *h);
-                    }
-                    format!(
-                        "{db}.runCommand({});",
-                        js(&doc! { "collMod": &c.collection, "index": ix })
-                    )
-                }
                 Action::RebuildIndex { live, index, .. } => super::rebuild_steps(live, index)
                     .iter()
                     .map(|step| match step {
