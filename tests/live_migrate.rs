@@ -560,3 +560,67 @@ async fn a_no_op_up_reads_one_ledger_per_database() {
     // Ledger databases: platform, shared (free, starter and both Pro sets), ea, eb.
     assert_eq!(trips, 4, "one ledger query per database, no locks taken");
 }
+
+/// A filtered backfill whose update takes documents out of its own filter, with a batch size
+/// that does not divide the count: in every tier, exactly the matching documents of that
+/// tenant change, once each, and the others (and other tenants' documents in a shared
+/// collection) stay as they were.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_filtered_backfill_changes_exactly_the_matching_documents_once() {
+    let p = project("mfilt");
+    std::fs::write(
+        p.path().join("migrations/V0003__promote_items.yaml"),
+        "description: promote the items visited once\nscope: tenant\nup:\n  - backfill:\n      collection: items\n      filter: { visits: 1 }\n      batch_size: 2\n      update: { $inc: { visits: 1 } }\n",
+    )
+    .unwrap();
+    let places = crate::support::migrate_fleet(&p, 7).await;
+    // Every third item is out of the filter from the start (V0002 makes it 6, not 1).
+    for (db, prefix, tenant) in &places {
+        let items = db.collection::<Document>(&format!("{prefix}items"));
+        for i in (0..7).step_by(3) {
+            items
+                .update_one(
+                    doc! { "tenant_id": tenant, "code": format!("{tenant}-{i}") },
+                    doc! { "$set": { "visits": 5_i64 } },
+                )
+                .await
+                .unwrap();
+        }
+    }
+    ok(&p, &["migrate", "up"]);
+    for (db, prefix, tenant) in &places {
+        let items: Vec<Document> = db
+            .collection::<Document>(&format!("{prefix}items"))
+            .find(doc! { "tenant_id": tenant })
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        let mut got: Vec<(String, i64)> = items
+            .iter()
+            .map(|d| {
+                (
+                    d.get_str("code").unwrap().to_string(),
+                    d.get_i64("visits").unwrap(),
+                )
+            })
+            .collect();
+        got.sort();
+        let want: Vec<(String, i64)> = (0..7)
+            .map(|i| {
+                let v = if i % 3 == 0 { 6 } else { 2 };
+                (format!("{tenant}-{i}"), v)
+            })
+            .collect();
+        assert_eq!(got, want, "tenant {tenant}");
+        let entries = ledger(db).await;
+        assert!(
+            entries.iter().any(|e| e.get_i64("version") == Ok(3)
+                && e.get_str("status") == Ok("applied")
+                && e.get_str("target")
+                    .is_ok_and(|t| t == "shared" || t.ends_with(&format!(":{tenant}")))),
+            "tenant {tenant}: {entries:?}"
+        );
+    }
+}

@@ -484,6 +484,10 @@ async fn field_update(
 
 /// Batches by `_id` range: each batch's update and its checkpoint commit together, so a crash
 /// resumes after the last committed batch and no document is updated twice.
+///
+/// One cursor walks the matching `_id`s in order and cuts a batch every `batch_size` of them,
+/// so each batch costs one update (an `_id` range) rather than a lookup of its end and then
+/// the update.
 async fn backfill(
     ctx: &StepCtx<'_>,
     index: u32,
@@ -508,47 +512,50 @@ async fn backfill(
             p.database, p.collection
         ));
     }
+    let mut walk = filter.clone();
+    if let Some(l) = &last {
+        walk = doc! { "$and": [walk, { "_id": { "$gt": l.clone() } }] };
+    }
+    let mut ids = coll
+        .find(walk)
+        .sort(doc! { "_id": 1 })
+        .projection(doc! { "_id": 1 })
+        .batch_size(s.batch_size)
+        .await
+        .map_err(|e| describe_err(&e))?;
     let mut guard = ctx.session.lock().await;
     let session: &mut ClientSession = &mut guard;
+    let mut in_batch = 0u64;
+    let mut max = None;
     loop {
-        let mut batch_filter = filter.clone();
-        if let Some(l) = &last {
-            batch_filter = doc! { "$and": [batch_filter, { "_id": { "$gt": l.clone() } }] };
+        let next = ids.try_next().await.map_err(|e| describe_err(&e))?;
+        let end = next.is_none();
+        if let Some(id) = next.and_then(|d| d.get("_id").cloned()) {
+            in_batch += 1;
+            max = Some(id);
         }
-        let ids: Vec<Bson> = coll
-            .find(batch_filter)
-            .sort(doc! { "_id": 1 })
-            .limit(i64::from(s.batch_size))
-            .projection(doc! { "_id": 1 })
-            .await
-            .map_err(|e| describe_err(&e))?
-            .try_collect::<Vec<Document>>()
-            .await
-            .map_err(|e| describe_err(&e))?
-            .into_iter()
-            .filter_map(|d| d.get("_id").cloned())
-            .collect();
-        let Some(max) = ids.last().cloned() else {
+        if in_batch < u64::from(s.batch_size) && !end {
+            continue;
+        }
+        let Some(hi) = max.take() else {
             break;
         };
-        let n = ids.len() as u64;
         let cp = Checkpoint {
             step: index,
-            last_id: Some(max.clone()),
-            processed: processed + n,
+            last_id: Some(hi.clone()),
+            processed: processed + in_batch,
         };
+        let mut range = doc! { "$lte": hi.clone() };
+        if let Some(l) = &last {
+            range.insert("$gt", l.clone());
+        }
+        let batch = doc! { "$and": [filter.clone(), { "_id": range }] };
         session
             .start_transaction()
             .await
             .map_err(|e| describe_err(&e))?;
-        // The batch is an `_id` range (the server walks the `_id` index), not a list of ids.
-        let mut range = doc! { "$lte": max.clone() };
-        if let Some(l) = &last {
-            range.insert("$gt", l.clone());
-        }
-        let in_batch = doc! { "$and": [filter.clone(), { "_id": range }] };
         let r = async {
-            coll.update_many(in_batch, update.clone())
+            coll.update_many(batch, update.clone())
                 .bypass_document_validation(ctx.bypass_validation)
                 .session(&mut *session)
                 .await?;
@@ -564,12 +571,16 @@ async fn backfill(
                 describe_err(&e)
             ));
         }
-        processed += n;
-        last = Some(max);
+        processed += in_batch;
+        in_batch = 0;
+        last = Some(hi);
         (ctx.progress)(&format!(
             "backfill {}.{}: {processed} document(s)",
             p.database, p.collection
         ));
+        if end {
+            break;
+        }
         if !ctx.batch_pause.is_zero() {
             tokio::time::sleep(ctx.batch_pause).await;
         }
