@@ -74,8 +74,12 @@ pub async fn plan(
     let plans: Vec<TargetPlan> = compiled
         .iter()
         .map(|t| {
-            let owns = |db: &str, coll: &str| owns(&t.target, config, &prefixes, db, coll);
-            plan_target(&t.target, &t.collections, &live, &owns)
+            plan_target(
+                &t.target,
+                &t.collections,
+                &live,
+                &owner(&t.target, config, &prefixes),
+            )
         })
         .collect();
     let live_count: usize = live
@@ -138,7 +142,7 @@ pub fn plan_one(
 ) -> TargetPlan {
     let prefixes = pro_prefixes(fleet, config);
     let compiled = compile_target(specs, target, &config.databases);
-    let owns = |db: &str, coll: &str| owns(target, config, &prefixes, db, coll);
+    let owns = owner(target, config, &prefixes);
     plan_target(target, &compiled.collections, live, &owns)
 }
 
@@ -217,24 +221,102 @@ fn pro_prefixes(fleet: &Fleet, config: &Config) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Whether an undeclared live collection belongs to `target` (so it is reported once).
-fn owns(
+/// Whether an undeclared live collection belongs to `target` (so it is reported once), as a
+/// test built once per target: the shared database holds every Pro set next to the shared
+/// collections, so this runs for thousands of collections per target.
+fn owner<'a>(
     target: &Target,
-    config: &Config,
-    prefixes: &[(String, String)],
-    db: &str,
-    coll: &str,
-) -> bool {
+    config: &'a Config,
+    prefixes: &'a [(String, String)],
+) -> impl Fn(&str, &str) -> bool + 'a {
     let dbs = &config.databases;
-    let in_set = |tenant: &str| {
+    let in_some_set = move |coll: &str| {
         prefixes
             .iter()
-            .any(|(t, p)| t == tenant && !p.is_empty() && coll.starts_with(p.as_str()))
+            .any(|(_, p)| !p.is_empty() && coll.starts_with(p.as_str()))
     };
-    match &target.kind {
-        TargetKind::Platform => db != dbs.shared,
-        TargetKind::Shared => db == dbs.shared && !prefixes.iter().any(|(t, _)| in_set(t)),
-        TargetKind::CollectionSet { tenant, .. } => db == dbs.shared && in_set(tenant),
-        TargetKind::Database { tenant, .. } => db == dbs.tenant.replace("{tenant_id}", tenant),
+    let kind = match &target.kind {
+        TargetKind::Platform => Owner::NotShared,
+        TargetKind::Shared => Owner::Shared,
+        TargetKind::CollectionSet { tenant, .. } => {
+            match prefixes.iter().find(|(t, p)| t == tenant && !p.is_empty()) {
+                // Tenant ids may contain `_`, so `acme_` also matches `acme_eu_users`: a
+                // collection belongs to the longest Pro prefix it starts with.
+                Some((_, mine)) => Owner::Set {
+                    prefix: mine.clone(),
+                    longer: prefixes
+                        .iter()
+                        .filter(|(_, p)| p.len() > mine.len() && p.starts_with(mine.as_str()))
+                        .map(|(_, p)| p.clone())
+                        .collect(),
+                },
+                None => Owner::Nothing,
+            }
+        }
+        TargetKind::Database { tenant, .. } => {
+            Owner::Database(dbs.tenant.replace("{tenant_id}", tenant))
+        }
+    };
+    move |db: &str, coll: &str| match &kind {
+        Owner::NotShared => db != dbs.shared,
+        Owner::Shared => db == dbs.shared && !in_some_set(coll),
+        Owner::Set { prefix, longer } => {
+            db == dbs.shared
+                && coll.starts_with(prefix.as_str())
+                && !longer.iter().any(|p| coll.starts_with(p.as_str()))
+        }
+        Owner::Nothing => false,
+        Owner::Database(name) => db == name,
+    }
+}
+
+enum Owner {
+    NotShared,
+    Shared,
+    Set { prefix: String, longer: Vec<String> },
+    Nothing,
+    Database(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tenancy::Tier;
+
+    /// Each undeclared live collection has exactly one owner: a Pro set's prefix wins over the
+    /// shared target, even when one tenant id is a prefix of another.
+    #[test]
+    fn every_undeclared_collection_has_one_owner() {
+        let config = Config::parse("", std::path::Path::new("caas.toml")).unwrap();
+        let prefixes = vec![
+            ("acme".to_string(), "acme_".to_string()),
+            ("acme_eu".to_string(), "acme_eu_".to_string()),
+        ];
+        let targets = [
+            Target::platform(),
+            Target::shared(),
+            Target::for_tenant("acme", Tier::Pro, Layout::CollectionSet),
+            Target::for_tenant("acme_eu", Tier::Pro, Layout::CollectionSet),
+            Target::for_tenant("bank", Tier::Enterprise, Layout::Database),
+        ];
+        let owners = |db: &str, coll: &str| -> Vec<String> {
+            targets
+                .iter()
+                .filter(|t| owner(t, &config, &prefixes)(db, coll))
+                .map(|t| t.to_string())
+                .collect()
+        };
+        assert_eq!(owners("caas_shared", "stray"), ["shared"]);
+        assert_eq!(owners("caas_shared", "acme_old"), ["pro:acme"]);
+        assert_eq!(
+            owners("caas_shared", "acme_eu_users"),
+            ["pro:acme_eu"],
+            "never acme's: pruning acme must not drop acme_eu's users"
+        );
+        assert_eq!(owners("caas_platform", "old"), ["platform"]);
+        // The planner asks only about databases the target places collections in, so the
+        // platform target is never asked about a tenant database.
+        assert!(owner(&targets[4], &config, &prefixes)("caas_bank", "old"));
+        assert!(!owner(&targets[4], &config, &prefixes)("caas_other", "old"));
     }
 }

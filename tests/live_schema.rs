@@ -616,3 +616,38 @@ async fn plan_formats_and_capacity_warning() {
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     std::fs::rename(p.path().join("other.toml"), p.path().join("caas.toml")).unwrap();
 }
+
+/// Tenant ids may contain `_`, so one Pro tenant's prefix (`acme_`) can start another's
+/// collections (`acme_eu_users`): pruning the first must leave the second's set alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn pruning_a_pro_tenant_leaves_a_tenant_whose_id_extends_it_alone() {
+    let p = catalogue("prefix");
+    let shared = db(&format!("{}_shared", p.prefix)).await;
+    ok(&p, &["tenant", "add", "acme", "--tier", "pro"]);
+    ok(&p, &["tenant", "add", "acme_eu", "--tier", "pro"]);
+    ok(&p, &["schema", "apply"]);
+    shared.create_collection("acme_leftovers").await.unwrap();
+    let (status, out, _) = code(
+        &p,
+        &[
+            "schema",
+            "apply",
+            "--tenant",
+            "acme",
+            "--prune",
+            "--allow-destructive",
+            "--json",
+        ],
+    );
+    assert_eq!(status, 0, "{out}");
+    let names = shared.list_collection_names().await.unwrap();
+    assert!(
+        !names.contains(&"acme_leftovers".to_string()),
+        "acme's undeclared collection is pruned: {names:?}"
+    );
+    for c in ["acme_eu_users", "acme_eu_user_sessions", "acme_eu_messages", "acme_users"] {
+        assert!(names.contains(&c.to_string()), "{c} kept: {names:?}");
+    }
+    let (status, out, _) = code(&p, &["schema", "diff", "--exit-code"]);
+    assert_eq!(status, 0, "both sets still match the specs: {out}");
+}

@@ -244,10 +244,14 @@ pub fn plan_target(
     for db in dbs {
         let Some(colls) = live.get(db) else { continue };
         for (name, have) in colls {
-            let declared = desired
+            // Cheapest test first: most collections of the shared database are other targets'.
+            if is_internal(name) || !owns(db, name) {
+                continue;
+            }
+            if desired
                 .iter()
-                .any(|c| &c.placement.database == db && &c.placement.collection == name);
-            if declared || is_internal(name) || !owns(db, name) {
+                .any(|c| &c.placement.database == db && &c.placement.collection == name)
+            {
                 continue;
             }
             changes.push(Change {
