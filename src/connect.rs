@@ -58,7 +58,24 @@ impl ConnectOpts {
     /// Connect and check the server answers, within the timeout.
     pub async fn connect(&self, config: &Config) -> Result<Connection> {
         let uri = self.resolve_uri(config)?;
-        connect(&uri, Duration::from_secs(self.connect_timeout.max(1))).await
+        let conn = connect(&uri, Duration::from_secs(self.connect_timeout.max(1))).await?;
+        OPEN.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(conn.client.clone());
+        Ok(conn)
+    }
+}
+
+/// Clients the command line opened, closed by [`close_all`] before the process exits.
+static OPEN: std::sync::Mutex<Vec<Client>> = std::sync::Mutex::new(Vec::new());
+
+/// End the sessions and close the connections of every client the command line opened,
+/// while the runtime still runs. Without this, the last `Client` handle is dropped as the
+/// runtime shuts down, and the driver's cleanup task can panic ("SendError") on the way out.
+pub async fn close_all() {
+    let clients = std::mem::take(&mut *OPEN.lock().unwrap_or_else(|e| e.into_inner()));
+    for client in clients {
+        let _ = tokio::time::timeout(Duration::from_secs(2), client.shutdown()).await;
     }
 }
 

@@ -146,22 +146,8 @@ pub fn plan_one(
     plan_target(target, &compiled.collections, live, &owns)
 }
 
-/// Like [`plan`], but compiles and plans one target at a time and hands each plan to
-/// `each` before the next is built: memory stays flat however many targets there are
-/// (the live state is still read once, one listCollections per database).
-pub async fn plan_each(
-    conn: &Connection,
-    config: &Config,
-    fleet: &Fleet,
-    specs: &[&CollectionSpec],
-    concurrency: usize,
-    mut each: impl FnMut(TargetPlan),
-) -> Result<usize> {
-    let live = read_live(conn, config, fleet, specs, concurrency).await?;
-    Ok(plan_live_each(config, fleet, specs, &live, &mut each))
-}
-
-/// The pure half of [`plan_each`]: plans against a given live state, one target at a time.
+/// Plans against a live state ([`read_live`]) one target at a time, handing each plan to
+/// `each` before the next is built: memory stays flat however many targets there are.
 pub fn plan_live_each(
     config: &Config,
     fleet: &Fleet,

@@ -5,7 +5,9 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = caas::cli::Cli::parse();
-    match caas::run(cli).await {
+    let result = caas::run(cli).await;
+    caas::connect::close_all().await;
+    match result {
         Ok(outcome) => outcome.exit_code(),
         Err(err) => {
             let text = caas::redact::redact(&format!("{err:#}"));

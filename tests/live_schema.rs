@@ -645,7 +645,12 @@ async fn pruning_a_pro_tenant_leaves_a_tenant_whose_id_extends_it_alone() {
         !names.contains(&"acme_leftovers".to_string()),
         "acme's undeclared collection is pruned: {names:?}"
     );
-    for c in ["acme_eu_users", "acme_eu_user_sessions", "acme_eu_messages", "acme_users"] {
+    for c in [
+        "acme_eu_users",
+        "acme_eu_user_sessions",
+        "acme_eu_messages",
+        "acme_users",
+    ] {
         assert!(names.contains(&c.to_string()), "{c} kept: {names:?}");
     }
     let (status, out, _) = code(&p, &["schema", "diff", "--exit-code"]);

@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::apply::{ApplyOptions, Status, TargetReport};
 use crate::config::Config;
 use crate::connect::{ConnectOpts, Connection};
-use crate::fleet::{self, Plans};
+use crate::fleet;
 use crate::plan::{Safety, TargetPlan};
 use crate::tenancy::registry::Selection;
 use crate::tenancy::{Target, Tier};
@@ -48,26 +48,46 @@ pub enum PlanFormat {
     Mongosh,
 }
 
-async fn make_plans(
+/// Warn when the databases caas manages would hold more collections and indexes than the
+/// configured budget (estimated without compiling, so it costs nothing at any fleet size).
+fn warn_capacity(
+    config: &Config,
+    fleet: &fleet::Fleet,
+    specs: &[&crate::spec::CollectionSpec],
+    live: &crate::inspect::LiveState,
+) {
+    let estimate = fleet::namespace_estimate(config, fleet, specs, live);
+    if estimate as u64 > config.connection.namespace_budget {
+        eprintln!(
+            "warning: about {estimate} collections and indexes in the databases caas manages once the specs are applied, over the budget of {} (connection.namespace_budget); MongoDB Atlas advises about 10,000 for mid tiers. Pro collection sets add {} per tenant.",
+            config.connection.namespace_budget,
+            specs
+                .iter()
+                .filter(|s| s.domain == crate::spec::Domain::Saas)
+                .map(|s| 1 + s.indexes.len())
+                .sum::<usize>()
+        );
+    }
+}
+
+/// Read the specs, the registry and the live state: what `plan`, `diff` and `apply` share.
+async fn read_fleet(
     config: &Config,
     connect: &ConnectOpts,
     targets: &TargetOpts,
-) -> Result<(Connection, Plans)> {
+) -> Result<(
+    Vec<crate::spec::LoadedSpec>,
+    Connection,
+    fleet::Fleet,
+    crate::inspect::LiveState,
+)> {
     let loaded = super::schema::load_clean(config)?;
     let specs: Vec<&crate::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
     let conn = connect.connect(config).await?;
     let fleet = fleet::resolve(&conn, config, &targets.selection()).await?;
-    let compiled = fleet::desired(&specs, &fleet, config);
-    let plans = fleet::plan(&conn, config, &fleet, &compiled, targets.concurrency).await?;
-    if plans.namespaces_after as u64 > config.connection.namespace_budget {
-        eprintln!(
-            "warning: {} collections and indexes in the databases caas manages (after this plan), over the budget of {} (connection.namespace_budget); MongoDB Atlas advises about 10,000 for mid tiers. Pro collection sets add {} per tenant.",
-            plans.namespaces_after,
-            config.connection.namespace_budget,
-            specs.iter().filter(|s| s.domain == crate::spec::Domain::Saas).map(|s| 1 + s.indexes.len()).sum::<usize>()
-        );
-    }
-    Ok((conn, plans))
+    let live = fleet::read_live(&conn, config, &fleet, &specs, targets.concurrency).await?;
+    warn_capacity(config, &fleet, &specs, &live);
+    Ok((loaded, conn, fleet, live))
 }
 
 pub async fn plan(
@@ -77,11 +97,35 @@ pub async fn plan(
     format: PlanFormat,
     prune: bool,
 ) -> Result<Outcome> {
-    let (_, plans) = make_plans(config, connect, targets).await?;
+    let (loaded, _conn, fleet, live) = read_fleet(config, connect, targets).await?;
+    let specs: Vec<&crate::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
+    // Plans are built and printed one target at a time (flat memory at any fleet size).
+    let mut summary = PlanSummary::default();
+    let mut first = true;
     match format {
-        PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&plans.plans)?),
-        PlanFormat::Mongosh => print!("{}", crate::plan::to_mongosh(&plans.plans, prune)),
-        PlanFormat::Table => print_plans(&plans.plans),
+        PlanFormat::Json => print!("["),
+        PlanFormat::Mongosh => print!("{}", crate::plan::MONGOSH_HEADER),
+        PlanFormat::Table => {}
+    }
+    let mut failed = None;
+    fleet::plan_live_each(config, &fleet, &specs, &live, &mut |p| match format {
+        PlanFormat::Json => match serde_json::to_string_pretty(&p) {
+            Ok(text) => {
+                print!("{}\n{text}", if first { "" } else { "," });
+                first = false;
+            }
+            Err(e) => failed = Some(e),
+        },
+        PlanFormat::Mongosh => print!("{}", crate::plan::mongosh_target(&p, prune)),
+        PlanFormat::Table => summary.add(&p),
+    });
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    match format {
+        PlanFormat::Json => println!("\n]"),
+        PlanFormat::Mongosh => {}
+        PlanFormat::Table => summary.finish(),
     }
     Ok(Outcome::Clean)
 }
@@ -93,13 +137,11 @@ pub async fn diff(
     json: bool,
     exit_code: bool,
 ) -> Result<Outcome> {
-    let loaded = super::schema::load_clean(config)?;
+    let (loaded, _conn, fleet, live) = read_fleet(config, connect, targets).await?;
     let specs: Vec<&crate::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
-    let conn = connect.connect(config).await?;
-    let fleet = fleet::resolve(&conn, config, &targets.selection()).await?;
     // Plans are built and printed one target at a time (flat memory at any fleet size).
     let (mut drift, mut drifting, mut rows) = (0usize, 0usize, Vec::new());
-    let total = fleet::plan_each(&conn, config, &fleet, &specs, targets.concurrency, |p| {
+    let total = fleet::plan_live_each(config, &fleet, &specs, &live, &mut |p| {
         if !p.changes.is_empty() {
             drifting += 1;
         }
@@ -111,11 +153,16 @@ pub async fn diff(
                     "drift": c.summary(), "class": c.safety.as_str(), "undeclared": c.undeclared,
                 }));
             } else {
-                println!("{}\t{}.{}\t{}", p.target, c.database, c.collection, c.summary());
+                println!(
+                    "{}\t{}.{}\t{}",
+                    p.target,
+                    c.database,
+                    c.collection,
+                    c.summary()
+                );
             }
         }
-    })
-    .await?;
+    });
     if json {
         println!(
             "{}",
@@ -135,12 +182,22 @@ pub async fn diff(
     })
 }
 
-fn print_plans(plans: &[TargetPlan]) {
-    let mut counts = [0usize; 4];
-    for p in plans {
+/// The table form of `schema plan`, printed one target at a time.
+#[derive(Default)]
+struct PlanSummary {
+    /// Changes by class: safe, data-dependent, destructive, undeclared.
+    counts: [usize; 4],
+    changed: usize,
+    targets: usize,
+}
+
+impl PlanSummary {
+    fn add(&mut self, p: &TargetPlan) {
+        self.targets += 1;
         if p.changes.is_empty() {
-            continue;
+            return;
         }
+        self.changed += 1;
         println!("target {}: {} change(s)", p.target, p.changes.len());
         let mut table =
             crate::render::table(vec!["namespace".into(), "change".into(), "class".into()]);
@@ -150,7 +207,7 @@ fn print_plans(plans: &[TargetPlan]) {
             } else {
                 c.safety.as_str().to_string()
             };
-            counts[if c.undeclared { 3 } else { c.safety as usize }] += 1;
+            self.counts[if c.undeclared { 3 } else { c.safety as usize }] += 1;
             table.add_row(vec![
                 format!("{}.{}", c.database, c.collection),
                 c.summary(),
@@ -159,18 +216,21 @@ fn print_plans(plans: &[TargetPlan]) {
         }
         println!("{table}\n");
     }
-    let changed = plans.iter().filter(|p| !p.changes.is_empty()).count();
-    if changed == 0 {
-        println!("no changes: {} target(s) match the specs", plans.len());
-    } else {
-        println!(
-            "{changed} of {} target(s) would change: {} safe, {} data-dependent, {} destructive, {} undeclared",
-            plans.len(),
-            counts[Safety::Safe as usize],
-            counts[Safety::DataDependent as usize],
-            counts[Safety::Destructive as usize],
-            counts[3]
-        );
+
+    fn finish(self) {
+        if self.changed == 0 {
+            println!("no changes: {} target(s) match the specs", self.targets);
+        } else {
+            println!(
+                "{} of {} target(s) would change: {} safe, {} data-dependent, {} destructive, {} undeclared",
+                self.changed,
+                self.targets,
+                self.counts[Safety::Safe as usize],
+                self.counts[Safety::DataDependent as usize],
+                self.counts[Safety::Destructive as usize],
+                self.counts[3]
+            );
+        }
     }
 }
 
@@ -199,18 +259,8 @@ pub async fn apply(
     targets: &TargetOpts,
     flags: &ApplyFlags,
 ) -> Result<Outcome> {
-    let loaded = super::schema::load_clean(config)?;
+    let (loaded, conn, fleet, live) = read_fleet(config, connect, targets).await?;
     let specs: Vec<&crate::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
-    let conn = connect.connect(config).await?;
-    let fleet = fleet::resolve(&conn, config, &targets.selection()).await?;
-    let live = fleet::read_live(&conn, config, &fleet, &specs, targets.concurrency).await?;
-    let estimate = fleet::namespace_estimate(config, &fleet, &specs, &live);
-    if estimate as u64 > config.connection.namespace_budget {
-        eprintln!(
-            "warning: about {estimate} collections and indexes in the databases caas manages after this apply, over the budget of {} (connection.namespace_budget); MongoDB Atlas advises about 10,000 for mid tiers",
-            config.connection.namespace_budget
-        );
-    }
     // Plans are built one target at a time (flat memory): a first pass keeps only whether a
     // target changes; the workers plan those targets again as they take them.
     let mut with_changes = Vec::new();

@@ -7,7 +7,7 @@ mod mongosh;
 use bson::{Bson, Document};
 use serde::Serialize;
 
-pub use mongosh::to_mongosh;
+pub use mongosh::{mongosh_target, to_mongosh, MONGOSH_HEADER};
 
 use crate::compile::{CompiledCollection, CompiledIndex};
 use crate::inspect::normalize::{collection_shape, index_shape, IndexShape};

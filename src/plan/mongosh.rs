@@ -13,11 +13,23 @@ fn lit(s: &str) -> String {
     serde_json::to_string(s).expect("json")
 }
 
+/// The first line of a script.
+pub const MONGOSH_HEADER: &str =
+    "// caas schema plan, as mongosh commands. Review before running.\n";
+
 /// The script for these plans. Undeclared objects are listed as comments unless `prune`.
 pub fn to_mongosh(plans: &[TargetPlan], prune: bool) -> String {
-    let mut out =
-        String::from("// caas schema plan, as mongosh commands. Review before running.\n");
+    let mut out = String::from(MONGOSH_HEADER);
     for plan in plans {
+        out.push_str(&mongosh_target(plan, prune));
+    }
+    out
+}
+
+/// The part of a script for one target (plans stream out one target at a time).
+pub fn mongosh_target(plan: &TargetPlan, prune: bool) -> String {
+    let mut out = String::new();
+    {
         out.push_str(&format!("\n// ---- target {} ----\n", plan.target));
         if plan.changes.is_empty() {
             out.push_str("// no changes\n");
