@@ -456,14 +456,12 @@ async fn phase(uri: &str, args: &[String]) {
                 let fleet = caas::fleet::resolve(&conn, &config, &Default::default())
                     .await
                     .expect("fleet");
-                // The path `caas schema diff` takes: read once, capacity estimate, plan per target.
-                let live = caas::fleet::read_live(&conn, &config, &fleet, &specs, concurrency)
-                    .await
-                    .expect("read");
-                let _ = caas::fleet::namespace_estimate(&config, &fleet, &specs, &live);
-                caas::fleet::plan_live_each(&config, &fleet, &specs, &live, &mut |p| {
+                // The path `caas schema diff` takes: read and plan at once, target by target.
+                caas::fleet::plan_streamed(&conn, &config, &fleet, &specs, concurrency, &mut |p| {
                     drift += p.changes.len()
-                });
+                })
+                .await
+                .expect("diff");
             })
             .await;
             assert_eq!(drift, 0, "no false positives after apply");

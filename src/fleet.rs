@@ -2,7 +2,7 @@
 //! This is the one place that strings the pure steps together:
 //! registry -> targets -> compile -> inspect -> plan.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Result;
 
@@ -63,13 +63,7 @@ pub async fn plan(
             declared.insert((c.placement.database.clone(), c.placement.collection.clone()));
         }
     }
-    let live = inspect::read(
-        &conn.client,
-        &databases,
-        |db, coll| declared.contains(&(db.to_owned(), coll.to_owned())),
-        concurrency,
-    )
-    .await?;
+    let live = inspect::read(&conn.client, &databases, declared, concurrency).await?;
     let prefixes = pro_prefixes(fleet, config);
     let plans: Vec<TargetPlan> = compiled
         .iter()
@@ -123,13 +117,70 @@ pub async fn read_live(
             declared.insert((p.database, p.collection));
         }
     }
-    inspect::read(
-        &conn.client,
-        &databases,
-        |db, coll| declared.contains(&(db.to_owned(), coll.to_owned())),
-        concurrency,
-    )
-    .await
+    inspect::read(&conn.client, &databases, declared, concurrency).await
+}
+
+/// What [`plan_streamed`] saw besides the plans.
+pub struct Streamed {
+    pub targets: usize,
+    /// Collections plus indexes once the plans are applied (see [`namespace_estimate`]).
+    pub namespaces_after: usize,
+}
+
+/// Read and plan at once: databases are read in the order the targets need them, and each
+/// target (in fleet order) is compiled, planned and handed to `each` as soon as its
+/// databases are in, while later ones are still being read. A database is let go once the
+/// last target that uses it is planned, so memory stays bounded by the databases in flight.
+/// Same round trips as [`read_live`]: one listCollections per database, one listIndexes per
+/// declared collection.
+pub async fn plan_streamed(
+    conn: &Connection,
+    config: &Config,
+    fleet: &Fleet,
+    specs: &[&CollectionSpec],
+    concurrency: usize,
+    each: &mut dyn FnMut(TargetPlan),
+) -> Result<Streamed> {
+    let mut order: Vec<String> = Vec::new();
+    let mut last_use: BTreeMap<String, usize> = BTreeMap::new();
+    let mut needs: Vec<Vec<String>> = Vec::with_capacity(fleet.targets.len());
+    let mut declared = BTreeSet::new();
+    for (i, t) in fleet.targets.iter().enumerate() {
+        let mut dbs: Vec<String> = Vec::new();
+        for s in specs.iter().filter(|s| t.holds(s)) {
+            let p = t.place(s, &config.databases);
+            if !dbs.contains(&p.database) {
+                dbs.push(p.database.clone());
+            }
+            declared.insert((p.database, p.collection));
+        }
+        for db in &dbs {
+            if last_use.insert(db.clone(), i).is_none() {
+                order.push(db.clone());
+            }
+        }
+        needs.push(dbs);
+    }
+    let mut rx = inspect::read_stream(conn.client.clone(), order, declared, concurrency);
+    let mut live = LiveState::new();
+    let mut namespaces = 0;
+    for (i, target) in fleet.targets.iter().enumerate() {
+        while !needs[i].iter().all(|db| live.contains_key(db)) {
+            let (db, colls) = rx
+                .recv()
+                .await
+                .ok_or_else(|| anyhow::anyhow!("the live-state reader stopped early"))??;
+            namespaces += live_namespaces(&colls);
+            live.insert(db, colls);
+        }
+        namespaces += missing_namespaces(config, specs, &live, target);
+        each(plan_one(config, fleet, specs, &live, target));
+        live.retain(|db, _| last_use.get(db).is_some_and(|&last| last > i));
+    }
+    Ok(Streamed {
+        targets: fleet.targets.len(),
+        namespaces_after: namespaces,
+    })
 }
 
 /// Compile and plan one target against the live state.
@@ -169,24 +220,41 @@ pub fn namespace_estimate(
     specs: &[&CollectionSpec],
     live: &LiveState,
 ) -> usize {
-    let live_count: usize = live
-        .values()
-        .flat_map(|c| c.values())
-        .map(|c| 1 + c.indexes.as_ref().map_or(0, |i| i.len() + 1))
+    let live_count: usize = live.values().map(live_namespaces).sum();
+    let missing: usize = fleet
+        .targets
+        .iter()
+        .map(|t| missing_namespaces(config, specs, live, t))
         .sum();
-    let mut missing = 0;
-    for t in &fleet.targets {
-        for s in specs.iter().filter(|s| t.holds(s)) {
-            let p = t.place(s, &config.databases);
-            if !live
+    live_count + missing
+}
+
+/// Collections plus indexes (the `_id` index included) in one live database.
+fn live_namespaces(colls: &BTreeMap<String, inspect::LiveCollection>) -> usize {
+    colls
+        .values()
+        .map(|c| 1 + c.indexes.as_ref().map_or(0, |i| i.len() + 1))
+        .sum()
+}
+
+/// What a target's specs would add where their collections are not live yet.
+fn missing_namespaces(
+    config: &Config,
+    specs: &[&CollectionSpec],
+    live: &LiveState,
+    target: &Target,
+) -> usize {
+    specs
+        .iter()
+        .filter(|s| target.holds(s))
+        .filter(|s| {
+            let p = target.place(s, &config.databases);
+            !live
                 .get(&p.database)
                 .is_some_and(|d| d.contains_key(&p.collection))
-            {
-                missing += 2 + s.indexes.len();
-            }
-        }
-    }
-    live_count + missing
+        })
+        .map(|s| 2 + s.indexes.len())
+        .sum()
 }
 
 /// `(shared database prefix of each Pro tenant's collections)`, for attributing live

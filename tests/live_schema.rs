@@ -401,6 +401,60 @@ async fn reading_live_state_costs_one_round_trip_per_database_and_collection() {
         (databases + collections) as u64,
         "one listCollections per database, one listIndexes per collection"
     );
+
+    // The streamed path `schema plan` and `diff` take: the same round trips, and after
+    // drift in several databases, the same plans in the same order as reading everything first.
+    let c = client().await;
+    c.database(&format!("{}_e2", p.prefix))
+        .collection::<Document>("posts")
+        .drop_index("author_id_1_created_at_-1")
+        .await
+        .unwrap();
+    c.database(&format!("{}_shared", p.prefix))
+        .collection::<Document>("p1_users")
+        .drop()
+        .await
+        .unwrap();
+    c.database(&format!("{}_shared", p.prefix))
+        .create_collection("p2_leftovers")
+        .await
+        .unwrap();
+    let before = conn.commands();
+    let mut streamed = Vec::new();
+    let summary =
+        caas::fleet::plan_streamed(&conn, &config, &fleet, &specs, 3, &mut |p| streamed.push(p))
+            .await
+            .unwrap();
+    let trips = conn.commands() - before;
+    assert_eq!(
+        trips,
+        (databases + collections - 1) as u64,
+        "p1_users is gone, so one listIndexes fewer"
+    );
+    let compiled = caas::fleet::desired(&specs, &fleet, &config);
+    let all = caas::fleet::plan(&conn, &config, &fleet, &compiled, 4)
+        .await
+        .unwrap();
+    assert_eq!(summary.targets, all.plans.len());
+    let live = caas::fleet::read_live(&conn, &config, &fleet, &specs, 4)
+        .await
+        .unwrap();
+    assert_eq!(
+        summary.namespaces_after,
+        caas::fleet::namespace_estimate(&config, &fleet, &specs, &live),
+        "the capacity estimate `apply` makes from the whole live state"
+    );
+    assert_eq!(streamed, all.plans);
+    let changed: Vec<String> = streamed
+        .iter()
+        .filter(|p| !p.changes.is_empty())
+        .map(|p| p.target.to_string())
+        .collect();
+    assert_eq!(
+        changed,
+        ["pro:p1", "pro:p2", "enterprise:e2"],
+        "{streamed:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -50,13 +50,7 @@ pub enum PlanFormat {
 
 /// Warn when the databases caas manages would hold more collections and indexes than the
 /// configured budget (estimated without compiling, so it costs nothing at any fleet size).
-fn warn_capacity(
-    config: &Config,
-    fleet: &fleet::Fleet,
-    specs: &[&crate::spec::CollectionSpec],
-    live: &crate::inspect::LiveState,
-) {
-    let estimate = fleet::namespace_estimate(config, fleet, specs, live);
+fn warn_capacity(config: &Config, specs: &[&crate::spec::CollectionSpec], estimate: usize) {
     if estimate as u64 > config.connection.namespace_budget {
         eprintln!(
             "warning: about {estimate} collections and indexes in the databases caas manages once the specs are applied, over the budget of {} (connection.namespace_budget); MongoDB Atlas advises about 10,000 for mid tiers. Pro collection sets add {} per tenant.",
@@ -70,24 +64,16 @@ fn warn_capacity(
     }
 }
 
-/// Read the specs, the registry and the live state: what `plan`, `diff` and `apply` share.
-async fn read_fleet(
+/// The specs, a connection and the registry: what `plan`, `diff` and `apply` start from.
+async fn open_fleet(
     config: &Config,
     connect: &ConnectOpts,
     targets: &TargetOpts,
-) -> Result<(
-    Vec<crate::spec::LoadedSpec>,
-    Connection,
-    fleet::Fleet,
-    crate::inspect::LiveState,
-)> {
+) -> Result<(Vec<crate::spec::LoadedSpec>, Connection, fleet::Fleet)> {
     let loaded = super::schema::load_clean(config)?;
-    let specs: Vec<&crate::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
     let conn = connect.connect(config).await?;
     let fleet = fleet::resolve(&conn, config, &targets.selection()).await?;
-    let live = fleet::read_live(&conn, config, &fleet, &specs, targets.concurrency).await?;
-    warn_capacity(config, &fleet, &specs, &live);
-    Ok((loaded, conn, fleet, live))
+    Ok((loaded, conn, fleet))
 }
 
 pub async fn plan(
@@ -97,9 +83,9 @@ pub async fn plan(
     format: PlanFormat,
     prune: bool,
 ) -> Result<Outcome> {
-    let (loaded, _conn, fleet, live) = read_fleet(config, connect, targets).await?;
+    let (loaded, conn, fleet) = open_fleet(config, connect, targets).await?;
     let specs: Vec<&crate::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
-    // Plans are built and printed one target at a time (flat memory at any fleet size).
+    // Read and plan at once; each target is printed as soon as it is planned.
     let mut summary = PlanSummary::default();
     let mut first = true;
     match format {
@@ -108,7 +94,7 @@ pub async fn plan(
         PlanFormat::Table => {}
     }
     let mut failed = None;
-    fleet::plan_live_each(config, &fleet, &specs, &live, &mut |p| match format {
+    let mut print = |p: TargetPlan| match format {
         PlanFormat::Json => match serde_json::to_string_pretty(&p) {
             Ok(text) => {
                 print!("{}\n{text}", if first { "" } else { "," });
@@ -118,7 +104,16 @@ pub async fn plan(
         },
         PlanFormat::Mongosh => print!("{}", crate::plan::mongosh_target(&p, prune)),
         PlanFormat::Table => summary.add(&p),
-    });
+    };
+    let streamed = fleet::plan_streamed(
+        &conn,
+        config,
+        &fleet,
+        &specs,
+        targets.concurrency,
+        &mut print,
+    )
+    .await?;
     if let Some(e) = failed {
         return Err(e.into());
     }
@@ -127,6 +122,7 @@ pub async fn plan(
         PlanFormat::Mongosh => {}
         PlanFormat::Table => summary.finish(),
     }
+    warn_capacity(config, &specs, streamed.namespaces_after);
     Ok(Outcome::Clean)
 }
 
@@ -137,11 +133,11 @@ pub async fn diff(
     json: bool,
     exit_code: bool,
 ) -> Result<Outcome> {
-    let (loaded, _conn, fleet, live) = read_fleet(config, connect, targets).await?;
+    let (loaded, conn, fleet) = open_fleet(config, connect, targets).await?;
     let specs: Vec<&crate::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
-    // Plans are built and printed one target at a time (flat memory at any fleet size).
+    // Read and plan at once; each target is printed as soon as it is planned.
     let (mut drift, mut drifting, mut rows) = (0usize, 0usize, Vec::new());
-    let total = fleet::plan_live_each(config, &fleet, &specs, &live, &mut |p| {
+    let mut print = |p: TargetPlan| {
         if !p.changes.is_empty() {
             drifting += 1;
         }
@@ -162,7 +158,18 @@ pub async fn diff(
                 );
             }
         }
-    });
+    };
+    let streamed = fleet::plan_streamed(
+        &conn,
+        config,
+        &fleet,
+        &specs,
+        targets.concurrency,
+        &mut print,
+    )
+    .await?;
+    let total = streamed.targets;
+    warn_capacity(config, &specs, streamed.namespaces_after);
     if json {
         println!(
             "{}",
@@ -259,8 +266,14 @@ pub async fn apply(
     targets: &TargetOpts,
     flags: &ApplyFlags,
 ) -> Result<Outcome> {
-    let (loaded, conn, fleet, live) = read_fleet(config, connect, targets).await?;
+    let (loaded, conn, fleet) = open_fleet(config, connect, targets).await?;
     let specs: Vec<&crate::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
+    let live = fleet::read_live(&conn, config, &fleet, &specs, targets.concurrency).await?;
+    warn_capacity(
+        config,
+        &specs,
+        fleet::namespace_estimate(config, &fleet, &specs, &live),
+    );
     // Plans are built one target at a time (flat memory): a first pass keeps only whether a
     // target changes; the workers plan those targets again as they take them.
     let mut with_changes = Vec::new();

@@ -187,7 +187,7 @@ impl Change {
 }
 
 /// The plan of one target.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TargetPlan {
     pub target: Target,
     pub changes: Vec<Change>,
