@@ -790,7 +790,7 @@ async fn scaling_bench(uri: &str, args: &[String]) {
 /// `schema diff` does) against everything compiled at once.
 async fn memory_bench(args: &[String]) {
     println!("planning memory (16 saas collections per target, half Pro, half Enterprise)");
-    println!("| targets | streamed (schema diff) | all at once |\n|---|---|---|");
+    println!("| targets | one target at a time (plan, diff, apply) | all at once |\n|---|---|---|");
     let sizes: Vec<usize> = args
         .iter()
         .position(|a| a == "--targets")

@@ -12,4 +12,17 @@ if [ -z "${MONGODB_URI:-}" ]; then
   for _ in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
   export MONGODB_URI="mongodb://127.0.0.1:$port/?directConnection=true"
 fi
+if [ "${1:-}" = smoke ]; then
+  # Every benchmark at a tiny size on the debug build, to keep them working (CI runs this
+  # from scripts/test.sh). Each one checks its own result (no drift after apply, every
+  # document backfilled once...); no time is asserted.
+  run() { cargo test --locked --quiet --bench caas_bench -- "$@"; }
+  run seed --scale 1 --rounds 1
+  run fleet --tenants 10
+  run scaling --tenants 4
+  run migrate --tenants 10 --concurrency 4
+  run backfill --docs 300 --batch 70
+  run memory --targets 20
+  exit 0
+fi
 cargo bench --locked --quiet --bench caas_bench -- "$@"

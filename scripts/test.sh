@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 scripts/install-test-server.sh
 cargo build --locked --quiet
 cargo test --locked --no-fail-fast 2>&1 | tee /tmp/caas-test-$$.log
+# The benchmarks at a tiny size (they check their own results; no time is asserted).
+MONGODB_URI="${CAAS_TEST_MONGODB_URI:-}" scripts/bench.sh smoke
 cargo run --locked --quiet -- schema lint
 cargo run --locked --quiet -- schema json-schema --check
 cargo run --locked --quiet -- docs --check
