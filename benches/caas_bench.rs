@@ -427,9 +427,8 @@ async fn phase(uri: &str, args: &[String]) {
                         changed.push(p.target)
                     }
                 });
-                let plan_of = |t: caas::tenancy::Target| {
-                    caas::fleet::plan_one(&config, &fleet, &specs, &live, &t)
-                };
+                let planner = caas::fleet::Planner::new(&config, &fleet, &specs);
+                let plan_of = |t: caas::tenancy::Target| planner.plan(&live, &t);
                 let reports = caas::apply::apply_each(
                     &conn.client,
                     changed,

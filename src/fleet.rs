@@ -2,7 +2,7 @@
 //! This is the one place that strings the pure steps together:
 //! registry -> targets -> compile -> inspect -> plan.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use anyhow::Result;
 
@@ -52,6 +52,7 @@ pub async fn plan(
     conn: &Connection,
     config: &Config,
     fleet: &Fleet,
+    specs: &[&CollectionSpec],
     compiled: &[CompiledTarget],
     concurrency: usize,
 ) -> Result<Plans> {
@@ -64,7 +65,7 @@ pub async fn plan(
         }
     }
     let live = inspect::read(&conn.client, &databases, declared, concurrency).await?;
-    let prefixes = pro_prefixes(fleet, config);
+    let ownership = Ownership::new(config, fleet, specs);
     let plans: Vec<TargetPlan> = compiled
         .iter()
         .map(|t| {
@@ -72,7 +73,7 @@ pub async fn plan(
                 &t.target,
                 &t.collections,
                 &live,
-                &owner(&t.target, config, &prefixes),
+                &owner(&t.target, config, &ownership),
             )
         })
         .collect();
@@ -161,6 +162,7 @@ pub async fn plan_streamed(
         }
         needs.push(dbs);
     }
+    let planner = Planner::new(config, fleet, specs);
     let mut rx = inspect::read_stream(conn.client.clone(), order, declared, concurrency);
     let mut live = LiveState::new();
     let mut namespaces = 0;
@@ -174,7 +176,7 @@ pub async fn plan_streamed(
             live.insert(db, colls);
         }
         namespaces += missing_namespaces(config, specs, &live, target);
-        each(plan_one(config, fleet, specs, &live, target));
+        each(planner.plan(&live, target));
         live.retain(|db, _| last_use.get(db).is_some_and(|&last| last > i));
     }
     Ok(Streamed {
@@ -183,18 +185,29 @@ pub async fn plan_streamed(
     })
 }
 
-/// Compile and plan one target against the live state.
-pub fn plan_one(
-    config: &Config,
-    fleet: &Fleet,
-    specs: &[&CollectionSpec],
-    live: &LiveState,
-    target: &Target,
-) -> TargetPlan {
-    let prefixes = pro_prefixes(fleet, config);
-    let compiled = compile_target(specs, target, &config.databases);
-    let owns = owner(target, config, &prefixes);
-    plan_target(target, &compiled.collections, live, &owns)
+/// Compiles and plans targets one at a time against a live state. Built once per run: it
+/// knows, for the whole fleet, which collections of the shared database belong to whom.
+pub struct Planner<'a> {
+    config: &'a Config,
+    specs: &'a [&'a CollectionSpec],
+    ownership: Ownership,
+}
+
+impl<'a> Planner<'a> {
+    pub fn new(config: &'a Config, fleet: &Fleet, specs: &'a [&'a CollectionSpec]) -> Self {
+        Planner {
+            config,
+            specs,
+            ownership: Ownership::new(config, fleet, specs),
+        }
+    }
+
+    /// Compile and plan one target.
+    pub fn plan(&self, live: &LiveState, target: &Target) -> TargetPlan {
+        let compiled = compile_target(self.specs, target, &self.config.databases);
+        let owns = owner(target, self.config, &self.ownership);
+        plan_target(target, &compiled.collections, live, &owns)
+    }
 }
 
 /// Plans against a live state ([`read_live`]) one target at a time, handing each plan to
@@ -206,8 +219,9 @@ pub fn plan_live_each(
     live: &LiveState,
     each: &mut dyn FnMut(TargetPlan),
 ) -> usize {
+    let planner = Planner::new(config, fleet, specs);
     for target in &fleet.targets {
-        each(plan_one(config, fleet, specs, live, target));
+        each(planner.plan(live, target));
     }
     fleet.targets.len()
 }
@@ -257,22 +271,46 @@ fn missing_namespaces(
         .sum()
 }
 
-/// `(shared database prefix of each Pro tenant's collections)`, for attributing live
-/// collections in the shared database to the right target.
-fn pro_prefixes(fleet: &Fleet, config: &Config) -> Vec<(String, String)> {
-    fleet
-        .tenants
-        .iter()
-        .filter(|t| config.tiers.layout(t.tier) == Layout::CollectionSet)
-        .map(|t| {
-            let prefix = config
-                .databases
-                .collection_set
-                .replace("{tenant_id}", &t.id);
-            let prefix = prefix.split("{collection}").next().unwrap_or("").to_owned();
-            (t.id.clone(), prefix)
-        })
-        .collect()
+/// Who owns what in the shared database, for the whole fleet (not only the selected
+/// targets): each Pro tenant's collection prefix, and every collection name that the shared
+/// tiers or any Pro set declare there.
+struct Ownership {
+    /// `(tenant, prefix)` of each Pro tenant.
+    prefixes: Vec<(String, String)>,
+    declared: HashSet<String>,
+}
+
+impl Ownership {
+    fn new(config: &Config, fleet: &Fleet, specs: &[&CollectionSpec]) -> Ownership {
+        let dbs = &config.databases;
+        let pro: Vec<&Tenant> = fleet
+            .tenants
+            .iter()
+            .filter(|t| config.tiers.layout(t.tier) == Layout::CollectionSet)
+            .collect();
+        let prefixes = pro
+            .iter()
+            .map(|t| {
+                let prefix = dbs.collection_set.replace("{tenant_id}", &t.id);
+                let prefix = prefix.split("{collection}").next().unwrap_or("").to_owned();
+                (t.id.clone(), prefix)
+            })
+            .collect();
+        let holders = std::iter::once(Target::shared()).chain(
+            pro.iter()
+                .map(|t| Target::for_tenant(&t.id, t.tier, Layout::CollectionSet)),
+        );
+        let mut declared = HashSet::new();
+        for h in holders {
+            for s in specs.iter().filter(|s| h.holds(s)) {
+                let p = h.place(s, dbs);
+                if p.database == dbs.shared {
+                    declared.insert(p.collection);
+                }
+            }
+        }
+        Ownership { prefixes, declared }
+    }
 }
 
 /// Whether an undeclared live collection belongs to `target` (so it is reported once), as a
@@ -281,9 +319,10 @@ fn pro_prefixes(fleet: &Fleet, config: &Config) -> Vec<(String, String)> {
 fn owner<'a>(
     target: &Target,
     config: &'a Config,
-    prefixes: &'a [(String, String)],
+    ownership: &'a Ownership,
 ) -> impl Fn(&str, &str) -> bool + 'a {
     let dbs = &config.databases;
+    let prefixes = &ownership.prefixes;
     let in_some_set = move |coll: &str| {
         prefixes
             .iter()
@@ -311,7 +350,10 @@ fn owner<'a>(
             Owner::Database(dbs.tenant.replace("{tenant_id}", tenant))
         }
     };
+    // A name some target declares is never another target's undeclared collection: a Pro
+    // tenant called `user` must not claim the shared tiers' `user_sessions`.
     move |db: &str, coll: &str| match &kind {
+        _ if db == dbs.shared && ownership.declared.contains(coll) => false,
         Owner::NotShared => db != dbs.shared,
         Owner::Shared => db == dbs.shared && !in_some_set(coll),
         Owner::Set { prefix, longer } => {
@@ -337,40 +379,85 @@ mod tests {
     use super::*;
     use crate::tenancy::Tier;
 
-    /// Each undeclared live collection has exactly one owner: a Pro set's prefix wins over the
-    /// shared target, even when one tenant id is a prefix of another.
+    fn spec(name: &str) -> CollectionSpec {
+        let text = format!(
+            "collection: {name}\ndomain: saas\nstandard_fields: false\nfields:\n  name: {{ type: string }}\n"
+        );
+        serde_json::from_value(crate::yaml::parse(&text).unwrap().value).unwrap()
+    }
+
+    fn tenant(id: &str, tier: Tier) -> Tenant {
+        Tenant {
+            id: id.into(),
+            name: id.into(),
+            tier,
+            status: "active".into(),
+            target: String::new(),
+            database: String::new(),
+        }
+    }
+
+    /// Each undeclared live collection has exactly one owner, and a collection that some
+    /// target declares is nobody's undeclared one: a Pro set's prefix wins over the shared
+    /// target, the longest prefix wins when one tenant id extends another, and a Pro tenant
+    /// whose prefix starts a shared collection's name does not claim it.
     #[test]
     fn every_undeclared_collection_has_one_owner() {
         let config = Config::parse("", std::path::Path::new("caas.toml")).unwrap();
-        let prefixes = vec![
-            ("acme".to_string(), "acme_".to_string()),
-            ("acme_eu".to_string(), "acme_eu_".to_string()),
-        ];
-        let targets = [
-            Target::platform(),
-            Target::shared(),
-            Target::for_tenant("acme", Tier::Pro, Layout::CollectionSet),
-            Target::for_tenant("acme_eu", Tier::Pro, Layout::CollectionSet),
-            Target::for_tenant("bank", Tier::Enterprise, Layout::Database),
-        ];
+        let (users, sessions) = (spec("users"), spec("user_sessions"));
+        let specs = vec![&users, &sessions];
+        let fleet = Fleet {
+            tenants: vec![
+                tenant("acme", Tier::Pro),
+                tenant("acme_eu", Tier::Pro),
+                tenant("user", Tier::Pro),
+                tenant("bank", Tier::Enterprise),
+                tenant("f1", Tier::Free),
+            ],
+            targets: vec![
+                Target::platform(),
+                Target::shared(),
+                Target::for_tenant("acme", Tier::Pro, Layout::CollectionSet),
+                Target::for_tenant("acme_eu", Tier::Pro, Layout::CollectionSet),
+                Target::for_tenant("user", Tier::Pro, Layout::CollectionSet),
+                Target::for_tenant("bank", Tier::Enterprise, Layout::Database),
+            ],
+        };
+        let ownership = Ownership::new(&config, &fleet, &specs);
         let owners = |db: &str, coll: &str| -> Vec<String> {
-            targets
+            fleet
+                .targets
                 .iter()
-                .filter(|t| owner(t, &config, &prefixes)(db, coll))
+                .filter(|t| owner(t, &config, &ownership)(db, coll))
                 .map(|t| t.to_string())
                 .collect()
         };
         assert_eq!(owners("caas_shared", "stray"), ["shared"]);
         assert_eq!(owners("caas_shared", "acme_old"), ["pro:acme"]);
         assert_eq!(
-            owners("caas_shared", "acme_eu_users"),
+            owners("caas_shared", "acme_eu_old"),
             ["pro:acme_eu"],
-            "never acme's: pruning acme must not drop acme_eu's users"
+            "never acme's: pruning acme must not drop acme_eu's collections"
         );
+        assert_eq!(owners("caas_shared", "user_old"), ["pro:user"]);
+        for declared in [
+            "users",
+            "user_sessions",
+            "acme_users",
+            "acme_eu_users",
+            "user_users",
+        ] {
+            assert_eq!(
+                owners("caas_shared", declared),
+                Vec::<String>::new(),
+                "{declared} is declared, so no target may prune it"
+            );
+        }
         assert_eq!(owners("caas_platform", "old"), ["platform"]);
         // The planner asks only about databases the target places collections in, so the
         // platform target is never asked about a tenant database.
-        assert!(owner(&targets[4], &config, &prefixes)("caas_bank", "old"));
-        assert!(!owner(&targets[4], &config, &prefixes)("caas_other", "old"));
+        let bank = &fleet.targets[5];
+        assert!(owner(bank, &config, &ownership)("caas_bank", "old"));
+        assert!(!owner(bank, &config, &ownership)("caas_other", "old"));
     }
 }

@@ -471,6 +471,19 @@ async fn a_corpus_of_bad_inputs_gets_located_messages_and_writes_nothing() {
         run_case(&c, |_| {}).await;
         count += 1;
     }
+    for db in ["platform", "shared"] {
+        let c = case(
+            format!("enterprise tenant {db}"),
+            &["tenant", "add", db, "--tier", "enterprise"],
+            2,
+            &[
+                &format!("which is the {db} database"),
+                "choose another tenant id",
+            ],
+        );
+        run_case(&c, |_| {}).await;
+        count += 1;
+    }
     let c = case(
         "tenant filter",
         &["schema", "plan", "--tenant", "Bad$"],

@@ -387,7 +387,7 @@ async fn reading_live_state_costs_one_round_trip_per_database_and_collection() {
         .unwrap();
     let compiled = caas::fleet::desired(&specs, &fleet, &config);
     let before = conn.commands();
-    let plans = caas::fleet::plan(&conn, &config, &fleet, &compiled, 4)
+    let plans = caas::fleet::plan(&conn, &config, &fleet, &specs, &compiled, 4)
         .await
         .unwrap();
     let trips = conn.commands() - before;
@@ -432,7 +432,7 @@ async fn reading_live_state_costs_one_round_trip_per_database_and_collection() {
         "p1_users is gone, so one listIndexes fewer"
     );
     let compiled = caas::fleet::desired(&specs, &fleet, &config);
-    let all = caas::fleet::plan(&conn, &config, &fleet, &compiled, 4)
+    let all = caas::fleet::plan(&conn, &config, &fleet, &specs, &compiled, 4)
         .await
         .unwrap();
     assert_eq!(summary.targets, all.plans.len());
@@ -672,9 +672,10 @@ async fn plan_formats_and_capacity_warning() {
 }
 
 /// Tenant ids may contain `_`, so one Pro tenant's prefix (`acme_`) can start another's
-/// collections (`acme_eu_users`): pruning the first must leave the second's set alone.
+/// collections (`acme_eu_users`) or the shared tiers' (`user_` starts `user_sessions`):
+/// pruning a Pro tenant must leave both alone.
 #[tokio::test(flavor = "multi_thread")]
-async fn pruning_a_pro_tenant_leaves_a_tenant_whose_id_extends_it_alone() {
+async fn pruning_a_pro_tenant_never_drops_another_targets_collections() {
     let p = catalogue("prefix");
     let shared = db(&format!("{}_shared", p.prefix)).await;
     ok(&p, &["tenant", "add", "acme", "--tier", "pro"]);
@@ -709,4 +710,29 @@ async fn pruning_a_pro_tenant_leaves_a_tenant_whose_id_extends_it_alone() {
     }
     let (status, out, _) = code(&p, &["schema", "diff", "--exit-code"]);
     assert_eq!(status, 0, "both sets still match the specs: {out}");
+
+    // A Pro tenant called `user`: its prefix starts the shared tiers' `user_sessions`,
+    // `user_keys`... which hold every free and starter tenant's data.
+    ok(&p, &["tenant", "add", "f1", "--tier", "free"]);
+    ok(&p, &["tenant", "add", "user", "--tier", "pro"]);
+    ok(&p, &["schema", "apply"]);
+    let (status, out, _) = code(
+        &p,
+        &[
+            "schema",
+            "apply",
+            "--tenant",
+            "user",
+            "--prune",
+            "--allow-destructive",
+            "--json",
+        ],
+    );
+    assert_eq!(status, 0, "{out}");
+    let names = shared.list_collection_names().await.unwrap();
+    for c in ["user_sessions", "user_keys", "user_devices", "user_users"] {
+        assert!(names.contains(&c.to_string()), "{c} kept: {names:?}");
+    }
+    let (status, out, _) = code(&p, &["schema", "diff", "--exit-code"]);
+    assert_eq!(status, 0, "nothing reported as undeclared: {out}");
 }

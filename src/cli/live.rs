@@ -327,7 +327,8 @@ pub async fn apply(
             eprintln!("[{n}/{total}] {} {}", r.target, status_word(r));
         }
     };
-    let plan_of = |t: Target| fleet::plan_one(config, &fleet, &specs, &live, &t);
+    let planner = fleet::Planner::new(config, &fleet, &specs);
+    let plan_of = |t: Target| planner.plan(&live, &t);
     let changed =
         crate::apply::apply_each(&conn.client, with_changes, &plan_of, opts, &on_done).await;
     // Every target in the report, in fleet order; the unchanged ones had nothing to do.

@@ -103,7 +103,8 @@ pub async fn run(config: &Config, connect: &ConnectOpts, args: SeedArgs) -> Resu
         targets,
     };
     let compiled = crate::fleet::desired(&specs, &fleet, config);
-    let plans = crate::fleet::plan(&conn, config, &fleet, &compiled, args.concurrency).await?;
+    let plans =
+        crate::fleet::plan(&conn, config, &fleet, &specs, &compiled, args.concurrency).await?;
     if plans.plans.iter().any(|p| p.declared().next().is_some()) {
         let reports = crate::apply::apply(
             &conn.client,

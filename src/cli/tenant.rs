@@ -33,8 +33,9 @@ pub enum TenantCommand {
 
 pub async fn run(config: &Config, connect: &ConnectOpts, cmd: TenantCommand) -> Result<Outcome> {
     // Check the id before connecting: bad input never reaches the server.
-    if let TenantCommand::Add { id, .. } = &cmd {
+    if let TenantCommand::Add { id, tier, .. } = &cmd {
         crate::tenancy::check_tenant_id(id).map_err(anyhow::Error::msg)?;
+        registry::check_placement(config, id, *tier).map_err(anyhow::Error::msg)?;
     }
     let conn = connect.connect(config).await?;
     let db = conn.client.database(&config.databases.platform);

@@ -60,6 +60,32 @@ pub fn data_location(config: &Config, id: &str, tier: Tier) -> Document {
     }
 }
 
+/// Why a valid tenant id still cannot be used in this tier: an Enterprise tenant's own
+/// database would be one caas uses for something else (tenant `platform` would write into
+/// `caas_platform`), or not a valid database name.
+pub fn check_placement(config: &Config, id: &str, tier: Tier) -> Result<(), String> {
+    if config.tiers.layout(tier) != Layout::Database {
+        return Ok(());
+    }
+    let dbs = &config.databases;
+    let db = dbs.tenant.replace("{tenant_id}", id);
+    for (key, name) in [
+        ("platform", &dbs.platform),
+        ("billing", &dbs.billing),
+        ("analytics", &dbs.analytics),
+        ("security", &dbs.security),
+        ("shared", &dbs.shared),
+    ] {
+        if &db == name {
+            return Err(format!(
+                "tenant `{id}` ({tier}) would get database `{db}`, which is the {key} database (databases.{key} in caas.toml); choose another tenant id"
+            ));
+        }
+    }
+    super::check_database_name(&db)
+        .map_err(|why| format!("tenant `{id}` ({tier}) would get database `{db}`: {why}"))
+}
+
 /// The registry document of a new tenant (it passes the `saas_clients` validator).
 pub fn new_tenant_document(
     config: &Config,
@@ -97,6 +123,7 @@ pub async fn add(
     email: Option<&str>,
 ) -> Result<Tenant> {
     check_tenant_id(id).map_err(anyhow::Error::msg)?;
+    check_placement(config, id, tier).map_err(anyhow::Error::msg)?;
     if let Some(n) = name {
         if n.trim().is_empty() || n.chars().count() > 200 {
             bail!("--name must be 1 to 200 characters");
@@ -151,7 +178,12 @@ pub async fn list(db: &Database, config: &Config) -> Result<Vec<Tenant>> {
     let mut out = Vec::with_capacity(docs.len());
     for d in &docs {
         match to_tenant(config, d) {
-            Some(t) if check_tenant_id(&t.id).is_ok() => out.push(t),
+            Some(t) if check_tenant_id(&t.id).is_ok() => {
+                if let Err(why) = check_placement(config, &t.id, t.tier) {
+                    bail!("registry entry for {why}; fix or remove it in {}.{REGISTRY}", db.name());
+                }
+                out.push(t)
+            }
             _ => bail!(
                 "registry entry {} in {}.{REGISTRY} has no valid tenant_id or tier; fix or remove it",
                 d.get("_id").map(|v| v.to_string()).unwrap_or_default(),
@@ -278,6 +310,32 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("not registered"));
+    }
+
+    #[test]
+    fn an_enterprise_tenant_cannot_take_a_platform_database() {
+        let config = Config::parse("", std::path::Path::new("caas.toml")).unwrap();
+        for id in ["platform", "billing", "analytics", "shared"] {
+            let err = check_placement(&config, id, Tier::Enterprise).unwrap_err();
+            assert!(
+                err.contains(&format!("database `caas_{id}`"))
+                    && err.contains("choose another tenant id"),
+                "{err}"
+            );
+            assert_eq!(
+                check_placement(&config, id, Tier::Pro),
+                Ok(()),
+                "a Pro set is not a database"
+            );
+        }
+        assert_eq!(check_placement(&config, "acme", Tier::Enterprise), Ok(()));
+        let custom = Config::parse(
+            "[databases]\ntenant = \"{tenant_id}\"\n",
+            std::path::Path::new("caas.toml"),
+        )
+        .unwrap();
+        let err = check_placement(&custom, "admin", Tier::Enterprise).unwrap_err();
+        assert!(err.contains("reserved"), "{err}");
     }
 
     #[test]
