@@ -206,6 +206,22 @@ async fn measure<F: std::future::Future<Output = ()>>(
     }
 }
 
+/// Every document of the tenant registry.
+async fn registry_docs(
+    conn: &caas::connect::Connection,
+    config: &caas::config::Config,
+) -> Vec<Document> {
+    conn.client
+        .database(&config.databases.platform)
+        .collection::<Document>("saas_clients")
+        .find(bson::doc! {})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap()
+}
+
 /// The run with the median wall time.
 fn median(mut runs: Vec<Phase>) -> Phase {
     runs.sort_by_key(|p| p.wall);
@@ -414,28 +430,15 @@ async fn phase(uri: &str, args: &[String]) {
             let compiled = caas::fleet::desired(&specs, &fleet, &config);
             // The floor reads the registry too (it must know the tenants), then issues the
             // commands for the targets computed above.
-            let registry = conn
-                .client
-                .database(&config.databases.platform)
-                .collection::<Document>("saas_clients");
-            let read_registry = || async {
-                let _: Vec<Document> = registry
-                    .find(bson::doc! {})
-                    .await
-                    .unwrap()
-                    .try_collect()
-                    .await
-                    .unwrap();
-            };
             if kind == "raw-apply" {
                 measure(&conn, async {
-                    read_registry().await;
+                    registry_docs(&conn, &config).await;
                     raw_apply(&conn, &compiled, concurrency).await
                 })
                 .await
             } else {
                 measure(&conn, async {
-                    read_registry().await;
+                    registry_docs(&conn, &config).await;
                     raw_read(&conn, &compiled, concurrency).await
                 })
                 .await
@@ -611,16 +614,7 @@ async fn fleet_bench(uri: &str, args: &[String]) {
         // Raw floor first on an empty server, then caas on an empty server again; each
         // phase in its own process.
         let raw = phase_in_child("raw-apply", &prefix, concurrency);
-        let registry: Vec<Document> = conn
-            .client
-            .database(&config.databases.platform)
-            .collection::<Document>("saas_clients")
-            .find(bson::doc! {})
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
+        let registry = registry_docs(&conn, &config).await;
         drop_prefix(&conn, &prefix).await;
         conn.client
             .database(&config.databases.platform)

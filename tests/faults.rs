@@ -27,14 +27,7 @@ async fn totals(places: &[(Database, String, String)]) -> (Vec<i64>, Vec<i64>) {
             .unwrap()
             .unwrap();
         counters.push(c.get_i64("value").unwrap());
-        let items: Vec<Document> = db
-            .collection::<Document>(&format!("{prefix}items"))
-            .find(doc! { "tenant_id": tenant })
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
+        let items = crate::support::tenant_items(db, prefix, tenant).await;
         visits.extend(items.iter().map(|d| d.get_i64("visits").unwrap()));
     }
     (counters, visits)

@@ -589,14 +589,7 @@ async fn a_filtered_backfill_changes_exactly_the_matching_documents_once() {
     }
     ok(&p, &["migrate", "up"]);
     for (db, prefix, tenant) in &places {
-        let items: Vec<Document> = db
-            .collection::<Document>(&format!("{prefix}items"))
-            .find(doc! { "tenant_id": tenant })
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
+        let items = crate::support::tenant_items(db, prefix, tenant).await;
         let mut got: Vec<(String, i64)> = items
             .iter()
             .map(|d| {

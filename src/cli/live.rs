@@ -76,6 +76,22 @@ async fn open_fleet(
     Ok((loaded, conn, fleet))
 }
 
+/// Read and plan at once (what `plan` and `diff` do): each target's plan goes to `each` as
+/// soon as its databases are read. Returns how many targets there were.
+async fn stream_plans(
+    config: &Config,
+    connect: &ConnectOpts,
+    targets: &TargetOpts,
+    each: &mut dyn FnMut(TargetPlan),
+) -> Result<usize> {
+    let (loaded, conn, fleet) = open_fleet(config, connect, targets).await?;
+    let specs: Vec<&crate::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
+    let streamed =
+        fleet::plan_streamed(&conn, config, &fleet, &specs, targets.concurrency, each).await?;
+    warn_capacity(config, &specs, streamed.namespaces_after);
+    Ok(streamed.targets)
+}
+
 pub async fn plan(
     config: &Config,
     connect: &ConnectOpts,
@@ -83,9 +99,6 @@ pub async fn plan(
     format: PlanFormat,
     prune: bool,
 ) -> Result<Outcome> {
-    let (loaded, conn, fleet) = open_fleet(config, connect, targets).await?;
-    let specs: Vec<&crate::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
-    // Read and plan at once; each target is printed as soon as it is planned.
     let mut summary = PlanSummary::default();
     let mut first = true;
     match format {
@@ -105,15 +118,7 @@ pub async fn plan(
         PlanFormat::Mongosh => print!("{}", crate::plan::mongosh_target(&p, prune)),
         PlanFormat::Table => summary.add(&p),
     };
-    let streamed = fleet::plan_streamed(
-        &conn,
-        config,
-        &fleet,
-        &specs,
-        targets.concurrency,
-        &mut print,
-    )
-    .await?;
+    stream_plans(config, connect, targets, &mut print).await?;
     if let Some(e) = failed {
         return Err(e.into());
     }
@@ -122,7 +127,6 @@ pub async fn plan(
         PlanFormat::Mongosh => {}
         PlanFormat::Table => summary.finish(),
     }
-    warn_capacity(config, &specs, streamed.namespaces_after);
     Ok(Outcome::Clean)
 }
 
@@ -133,9 +137,6 @@ pub async fn diff(
     json: bool,
     exit_code: bool,
 ) -> Result<Outcome> {
-    let (loaded, conn, fleet) = open_fleet(config, connect, targets).await?;
-    let specs: Vec<&crate::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
-    // Read and plan at once; each target is printed as soon as it is planned.
     let (mut drift, mut drifting, mut rows) = (0usize, 0usize, Vec::new());
     let mut print = |p: TargetPlan| {
         if !p.changes.is_empty() {
@@ -159,17 +160,7 @@ pub async fn diff(
             }
         }
     };
-    let streamed = fleet::plan_streamed(
-        &conn,
-        config,
-        &fleet,
-        &specs,
-        targets.concurrency,
-        &mut print,
-    )
-    .await?;
-    let total = streamed.targets;
-    warn_capacity(config, &specs, streamed.namespaces_after);
+    let total = stream_plans(config, connect, targets, &mut print).await?;
     if json {
         println!(
             "{}",

@@ -212,6 +212,19 @@ pub fn expect_ok(p: &TestProject, args: &[&str]) -> String {
     stdout(&out)
 }
 
+/// One tenant's documents in the fixture migrations' `items` collection of a place that
+/// [`migrate_fleet`] returns.
+pub async fn tenant_items(db: &mongodb::Database, prefix: &str, tenant: &str) -> Vec<Document> {
+    use futures::TryStreamExt;
+    db.collection::<Document>(&format!("{prefix}items"))
+        .find(doc! { "tenant_id": tenant })
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap()
+}
+
 /// Tenants in every tier, the fixture migrations' collections filled in every target.
 pub async fn migrate_fleet(
     p: &TestProject,
