@@ -271,6 +271,41 @@ fn missing_namespaces(
         .sum()
 }
 
+/// Refuse a fleet in which two targets would use one physical collection of the shared
+/// database: Pro tenant `acme` with a spec `eu_users` and Pro tenant `acme_eu` with a spec
+/// `users` would both get `acme_eu_users` (tenant ids may contain `_`).
+pub fn check_shared_names(
+    config: &Config,
+    fleet: &Fleet,
+    specs: &[&CollectionSpec],
+) -> Result<(), String> {
+    let dbs = &config.databases;
+    let holders = std::iter::once(Target::shared()).chain(
+        fleet
+            .tenants
+            .iter()
+            .filter(|t| config.tiers.layout(t.tier) == Layout::CollectionSet)
+            .map(|t| Target::for_tenant(&t.id, t.tier, Layout::CollectionSet)),
+    );
+    let mut seen: std::collections::HashMap<String, (Target, String)> = Default::default();
+    for h in holders {
+        for s in specs.iter().filter(|s| h.holds(s)) {
+            let p = h.place(s, dbs);
+            if p.database != dbs.shared {
+                continue;
+            }
+            if let Some((other, spec)) = seen.get(&p.collection) {
+                return Err(format!(
+                    "{}.{} would be both {other}'s `{spec}` and {h}'s `{}`; rename one of the collections, or register one of the tenants under another id",
+                    p.database, p.collection, s.collection
+                ));
+            }
+            seen.insert(p.collection, (h.clone(), s.collection.clone()));
+        }
+    }
+    Ok(())
+}
+
 /// Who owns what in the shared database, for the whole fleet (not only the selected
 /// targets): each Pro tenant's collection prefix, and every collection name that the shared
 /// tiers or any Pro set declare there.
@@ -459,5 +494,43 @@ mod tests {
         let bank = &fleet.targets[5];
         assert!(owner(bank, &config, &ownership)("caas_bank", "old"));
         assert!(!owner(bank, &config, &ownership)("caas_other", "old"));
+    }
+
+    /// Two targets may never share a physical collection of the shared database.
+    #[test]
+    fn colliding_shared_names_are_refused() {
+        let config = Config::parse("", std::path::Path::new("caas.toml")).unwrap();
+        let (users, eu_users, keys, user_keys) = (
+            spec("users"),
+            spec("eu_users"),
+            spec("keys"),
+            spec("user_keys"),
+        );
+        let fleet = |ids: &[&str]| Fleet {
+            tenants: ids.iter().map(|id| tenant(id, Tier::Pro)).collect(),
+            targets: vec![],
+        };
+        let specs = vec![&users, &eu_users];
+        assert_eq!(
+            check_shared_names(&config, &fleet(&["acme"]), &specs),
+            Ok(())
+        );
+        let err = check_shared_names(&config, &fleet(&["acme", "acme_eu"]), &specs).unwrap_err();
+        assert!(
+            err.starts_with("caas_shared.acme_eu_users would be both pro:acme's `eu_users` and pro:acme_eu's `users`"),
+            "{err}"
+        );
+        let specs = vec![&keys, &user_keys];
+        let err = check_shared_names(&config, &fleet(&["user"]), &specs).unwrap_err();
+        assert!(
+            err.starts_with(
+                "caas_shared.user_keys would be both shared's `user_keys` and pro:user's `keys`"
+            ),
+            "{err}"
+        );
+        assert_eq!(
+            check_shared_names(&config, &fleet(&["acme"]), &specs),
+            Ok(())
+        );
     }
 }

@@ -736,3 +736,37 @@ async fn pruning_a_pro_tenant_never_drops_another_targets_collections() {
     let (status, out, _) = code(&p, &["schema", "diff", "--exit-code"]);
     assert_eq!(status, 0, "nothing reported as undeclared: {out}");
 }
+
+/// With a spec named `eu_users`, Pro tenants `acme` and `acme_eu` would share
+/// `acme_eu_users`: the second registration is refused and nothing is written.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_whose_collections_would_collide_is_refused() {
+    let p = catalogue("collide");
+    std::fs::write(
+        p.path().join("schemas/saas/users/eu_users.yaml"),
+        "collection: eu_users\ndomain: saas\nowner: user-service\ndescription: Users of the EU region.\nfields:\n  email: { type: string, required: true, max_length: 254 }\n",
+    )
+    .unwrap();
+    ok(&p, &["tenant", "add", "acme", "--tier", "pro"]);
+    let (status, _, err) = code(&p, &["tenant", "add", "acme_eu", "--tier", "pro"]);
+    assert_eq!(status, 2, "{err}");
+    assert!(
+        err.contains("tenant `acme_eu` cannot be added")
+            && err.contains(
+                ".acme_eu_users would be both pro:acme's `eu_users` and pro:acme_eu's `users`"
+            ),
+        "{err}"
+    );
+    let registry = db(&format!("{}_platform", p.prefix)).await;
+    let ids: Vec<String> = registry
+        .collection::<Document>("saas_clients")
+        .distinct("tenant_id", doc! {})
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(ids, ["acme"], "nothing written for acme_eu");
+    ok(&p, &["tenant", "add", "acme_eu", "--tier", "enterprise"]);
+    ok(&p, &["schema", "apply"]);
+}

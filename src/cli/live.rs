@@ -73,6 +73,8 @@ async fn open_fleet(
     let loaded = super::schema::load_clean(config)?;
     let conn = connect.connect(config).await?;
     let fleet = fleet::resolve(&conn, config, &targets.selection()).await?;
+    let specs: Vec<&crate::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
+    fleet::check_shared_names(config, &fleet, &specs).map_err(anyhow::Error::msg)?;
     Ok((loaded, conn, fleet))
 }
 

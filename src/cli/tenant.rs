@@ -31,6 +31,36 @@ pub enum TenantCommand {
     },
 }
 
+/// Whether the fleet with this tenant added would give two targets one collection of the
+/// shared database. Checked when the specs load cleanly; with broken specs `tenant add`
+/// still works, and `schema plan`/`apply` check again (they need clean specs anyway).
+async fn check_names_with(
+    config: &Config,
+    db: &mongodb::Database,
+    id: &str,
+    tier: Tier,
+) -> Result<()> {
+    let Ok(loaded) = super::schema::load_clean(config) else {
+        return Ok(());
+    };
+    let specs: Vec<&crate::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
+    let mut tenants = registry::list(db, config).await?;
+    tenants.push(registry::Tenant {
+        id: id.to_owned(),
+        name: id.to_owned(),
+        tier,
+        status: "active".into(),
+        target: String::new(),
+        database: String::new(),
+    });
+    let fleet = crate::fleet::Fleet {
+        tenants,
+        targets: vec![],
+    };
+    crate::fleet::check_shared_names(config, &fleet, &specs)
+        .map_err(|why| anyhow::anyhow!("tenant `{id}` cannot be added: {why}"))
+}
+
 pub async fn run(config: &Config, connect: &ConnectOpts, cmd: TenantCommand) -> Result<Outcome> {
     // Check the id before connecting: bad input never reaches the server.
     if let TenantCommand::Add { id, tier, .. } = &cmd {
@@ -39,6 +69,9 @@ pub async fn run(config: &Config, connect: &ConnectOpts, cmd: TenantCommand) -> 
     }
     let conn = connect.connect(config).await?;
     let db = conn.client.database(&config.databases.platform);
+    if let TenantCommand::Add { id, tier, .. } = &cmd {
+        check_names_with(config, &db, id, *tier).await?;
+    }
     match cmd {
         TenantCommand::Add {
             id,
