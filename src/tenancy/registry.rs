@@ -64,10 +64,22 @@ pub fn data_location(config: &Config, id: &str, tier: Tier) -> Document {
 /// database would be one caas uses for something else (tenant `platform` would write into
 /// `caas_platform`), or not a valid database name.
 pub fn check_placement(config: &Config, id: &str, tier: Tier) -> Result<(), String> {
+    let dbs = &config.databases;
+    if config.tiers.layout(tier) == Layout::CollectionSet {
+        let name = dbs
+            .collection_set
+            .replace("{tenant_id}", id)
+            .replace("{collection}", "users");
+        if crate::inspect::is_internal(&name) {
+            return Err(format!(
+                "tenant `{id}` ({tier}) would get collections named like `{name}` in {}, a name caas keeps for itself (ledger, locks); choose another tenant id",
+                dbs.shared
+            ));
+        }
+    }
     if config.tiers.layout(tier) != Layout::Database {
         return Ok(());
     }
-    let dbs = &config.databases;
     let db = dbs.tenant.replace("{tenant_id}", id);
     for (key, name) in [
         ("platform", &dbs.platform),
@@ -313,7 +325,7 @@ mod tests {
     }
 
     #[test]
-    fn an_enterprise_tenant_cannot_take_a_platform_database() {
+    fn a_tenant_cannot_take_a_database_or_collection_names_caas_uses() {
         let config = Config::parse("", std::path::Path::new("caas.toml")).unwrap();
         for id in ["platform", "billing", "analytics", "shared"] {
             let err = check_placement(&config, id, Tier::Enterprise).unwrap_err();
@@ -329,6 +341,12 @@ mod tests {
             );
         }
         assert_eq!(check_placement(&config, "acme", Tier::Enterprise), Ok(()));
+        let err = check_placement(&config, "caas", Tier::Pro).unwrap_err();
+        assert!(
+            err.contains("`caas_users`") && err.contains("keeps for itself"),
+            "{err}"
+        );
+        assert_eq!(check_placement(&config, "caas", Tier::Free), Ok(()));
         let custom = Config::parse(
             "[databases]\ntenant = \"{tenant_id}\"\n",
             std::path::Path::new("caas.toml"),
