@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 if [ -z "${MONGODB_URI:-}" ]; then
   scripts/install-test-server.sh
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  .venv/bin/python -m secantus --host 127.0.0.1 --port "$port" --storage-path :memory: --log-level WARNING >/tmp/caas-bench-server.log 2>&1 &
+  # CAAS_BENCH_SERVER_ARGS: extra SecantusDB flags, e.g. "--cache-size 4G".
+  .venv/bin/python -m secantus --host 127.0.0.1 --port "$port" --storage-path :memory: --log-level WARNING ${CAAS_BENCH_SERVER_ARGS:-} >/tmp/caas-bench-server.log 2>&1 &
   server=$!
   trap 'kill $server 2>/dev/null' EXIT
   for _ in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done

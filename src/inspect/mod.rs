@@ -67,9 +67,8 @@ pub fn read_stream(
 ) -> tokio::sync::mpsc::Receiver<Result<(String, BTreeMap<String, LiveCollection>)>> {
     let concurrency = concurrency.max(1);
     let (tx, rx) = tokio::sync::mpsc::channel(concurrency * 2);
-    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency));
-    let wanted = std::sync::Arc::new(wanted);
     tokio::spawn(async move {
+        let permits = tokio::sync::Semaphore::new(concurrency);
         let mut dbs = futures::stream::iter(databases)
             .map(|db| read_database(&client, db, &wanted, &permits, concurrency))
             .buffered(concurrency);
