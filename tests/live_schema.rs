@@ -634,6 +634,12 @@ async fn plan_formats_and_capacity_warning() {
         out.contains("would change") && out.contains("safe"),
         "{out}"
     );
+    let (status, _, err) = code(&p, &["schema", "diff", "--exit-code"]);
+    assert_eq!(status, 1, "acme's collections are missing: {err}");
+    assert!(
+        err.contains("over the budget of 50 (connection.namespace_budget)"),
+        "diff warns too: {err}"
+    );
     let script = ok(&p, &["schema", "plan", "--format", "mongosh"]);
     assert!(
         script.contains(&format!(
