@@ -445,20 +445,27 @@ async fn phase(uri: &str, args: &[String]) {
             }
         }
         "caas-apply" => {
-            // The path `caas schema apply` takes: read once, plan per target as workers take them.
+            // The path `caas schema apply` takes: read and plan at once keeping the live
+            // state, then workers plan each changed target again as they take it.
             measure(&conn, async {
                 let fleet = caas::fleet::resolve(&conn, &config, &Default::default())
                     .await
                     .expect("fleet");
-                let live = caas::fleet::read_live(&conn, &config, &fleet, &specs, concurrency)
-                    .await
-                    .expect("live");
                 let mut changed = Vec::new();
-                caas::fleet::plan_live_each(&config, &fleet, &specs, &live, &mut |p| {
-                    if !p.changes.is_empty() {
-                        changed.push(p.target)
-                    }
-                });
+                let (_, live) = caas::fleet::plan_streamed_keeping_live(
+                    &conn,
+                    &config,
+                    &fleet,
+                    &specs,
+                    concurrency,
+                    &mut |p| {
+                        if !p.changes.is_empty() {
+                            changed.push(p.target)
+                        }
+                    },
+                )
+                .await
+                .expect("live");
                 let planner = caas::fleet::Planner::new(&config, &fleet, &specs);
                 let plan_of = |t: caas::tenancy::Target| planner.plan(&live, &t);
                 let reports = caas::apply::apply_each(

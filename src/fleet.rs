@@ -142,6 +142,36 @@ pub async fn plan_streamed(
     concurrency: usize,
     each: &mut dyn FnMut(TargetPlan),
 ) -> Result<Streamed> {
+    Ok(
+        read_and_plan(conn, config, fleet, specs, concurrency, false, each)
+            .await?
+            .0,
+    )
+}
+
+/// Like [`plan_streamed`], but keeps the whole live state and returns it (what `apply`
+/// does: its workers plan each changed target again when they take it). Planning still
+/// overlaps with reading.
+pub async fn plan_streamed_keeping_live(
+    conn: &Connection,
+    config: &Config,
+    fleet: &Fleet,
+    specs: &[&CollectionSpec],
+    concurrency: usize,
+    each: &mut dyn FnMut(TargetPlan),
+) -> Result<(Streamed, LiveState)> {
+    read_and_plan(conn, config, fleet, specs, concurrency, true, each).await
+}
+
+async fn read_and_plan(
+    conn: &Connection,
+    config: &Config,
+    fleet: &Fleet,
+    specs: &[&CollectionSpec],
+    concurrency: usize,
+    keep: bool,
+    each: &mut dyn FnMut(TargetPlan),
+) -> Result<(Streamed, LiveState)> {
     let mut order: Vec<String> = Vec::new();
     let mut last_use: BTreeMap<String, usize> = BTreeMap::new();
     let mut needs: Vec<Vec<String>> = Vec::with_capacity(fleet.targets.len());
@@ -177,12 +207,15 @@ pub async fn plan_streamed(
         }
         namespaces += missing_namespaces(config, specs, &live, target);
         each(planner.plan(&live, target));
-        live.retain(|db, _| last_use.get(db).is_some_and(|&last| last > i));
+        if !keep {
+            live.retain(|db, _| last_use.get(db).is_some_and(|&last| last > i));
+        }
     }
-    Ok(Streamed {
+    let streamed = Streamed {
         targets: fleet.targets.len(),
         namespaces_after: namespaces,
-    })
+    };
+    Ok((streamed, live))
 }
 
 /// Compiles and plans targets one at a time against a live state. Built once per run: it

@@ -261,20 +261,23 @@ pub async fn apply(
 ) -> Result<Outcome> {
     let (loaded, conn, fleet) = open_fleet(config, connect, targets).await?;
     let specs: Vec<&crate::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
-    let live = fleet::read_live(&conn, config, &fleet, &specs, targets.concurrency).await?;
-    warn_capacity(
-        config,
-        &specs,
-        fleet::namespace_estimate(config, &fleet, &specs, &live),
-    );
-    // Plans are built one target at a time (flat memory): a first pass keeps only whether a
-    // target changes; the workers plan those targets again as they take them.
+    // Read and plan at once (planning overlaps with reading), keeping only which targets
+    // change; the workers plan those targets again as they take them (flat memory).
     let mut with_changes = Vec::new();
-    fleet::plan_live_each(config, &fleet, &specs, &live, &mut |p| {
-        if !p.changes.is_empty() {
-            with_changes.push(p.target);
-        }
-    });
+    let (streamed, live) = fleet::plan_streamed_keeping_live(
+        &conn,
+        config,
+        &fleet,
+        &specs,
+        targets.concurrency,
+        &mut |p| {
+            if !p.changes.is_empty() {
+                with_changes.push(p.target);
+            }
+        },
+    )
+    .await?;
+    warn_capacity(config, &specs, streamed.namespaces_after);
     if with_changes.is_empty() {
         if flags.json {
             println!(
