@@ -478,6 +478,14 @@ async fn a_corpus_of_bad_inputs_gets_located_messages_and_writes_nothing() {
         count += 1;
     }
     let c = case(
+        "pro tenant caas",
+        &["tenant", "add", "caas", "--tier", "pro"],
+        2,
+        &["a name caas keeps for itself", "choose another tenant id"],
+    );
+    run_case(&c, |_| {}).await;
+    count += 1;
+    let c = case(
         "tenant filter",
         &["schema", "plan", "--tenant", "Bad$"],
         2,
