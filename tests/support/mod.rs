@@ -125,6 +125,32 @@ impl Drop for TestProject {
     }
 }
 
+/// Drop the users or roles (`usersInfo`/`dropUser`, `rolesInfo`/`dropRole`) whose name
+/// starts with the prefix.
+async fn drop_prefixed(
+    admin: &mongodb::Database,
+    prefix: &str,
+    list: &str,
+    field: &str,
+    key: &str,
+    drop: &str,
+) {
+    let Ok(reply) = admin.run_command(bson::doc! { list: 1 }).await else {
+        return;
+    };
+    let names: Vec<String> = reply
+        .get_array(field)
+        .map(|a| {
+            a.iter()
+                .filter_map(|b| b.as_document()?.get_str(key).ok().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    for name in names.into_iter().filter(|n| n.starts_with(prefix)) {
+        let _ = admin.run_command(bson::doc! { drop: name }).await;
+    }
+}
+
 /// Drop every database, role and user whose name starts with the prefix.
 pub fn drop_databases(server: &str, prefix: &str) {
     let prefix = prefix.to_owned();
@@ -134,39 +160,11 @@ pub fn drop_databases(server: &str, prefix: &str) {
             .await
             .expect("client");
         let admin = c.database("admin");
-        if let Ok(users) = admin.run_command(bson::doc! { "usersInfo": 1 }).await {
-            for u in users
-                .get_array("users")
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|b| b.as_document().cloned())
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default()
-            {
-                if let Ok(name) = u.get_str("user") {
-                    if name.starts_with(&prefix) {
-                        let _ = admin.run_command(bson::doc! { "dropUser": name }).await;
-                    }
-                }
-            }
-        }
-        if let Ok(roles) = admin.run_command(bson::doc! { "rolesInfo": 1 }).await {
-            for r in roles
-                .get_array("roles")
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|b| b.as_document().cloned())
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default()
-            {
-                if let Ok(name) = r.get_str("role") {
-                    if name.starts_with(&prefix) {
-                        let _ = admin.run_command(bson::doc! { "dropRole": name }).await;
-                    }
-                }
-            }
+        for (list, field, key, drop) in [
+            ("usersInfo", "users", "user", "dropUser"),
+            ("rolesInfo", "roles", "role", "dropRole"),
+        ] {
+            drop_prefixed(&admin, &prefix, list, field, key, drop).await;
         }
         if let Ok(names) = c.list_database_names().await {
             for n in names.into_iter().filter(|n| n.starts_with(&prefix)) {
