@@ -1,19 +1,17 @@
 //! `caas migrate ...`: new, status, up, down, verify, repair, unlock.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use bson::doc;
 use clap::Subcommand;
-use futures::TryStreamExt;
 
 use super::live::TargetOpts;
 use crate::config::Config;
 use crate::connect::{ConnectOpts, Connection};
 use crate::fleet;
-use crate::migrate::ledger::{self, EntryStatus};
+use crate::migrate::down::DownOptions;
+use crate::migrate::repair::{RepairOptions, RepairReport};
 use crate::migrate::runner::{
     self, Fleetwide, OnError, RunStatus, TargetRun, TargetState, UpOptions,
 };
@@ -79,10 +77,21 @@ pub enum MigrateCommand {
         /// Revert every migration above this version.
         #[arg(long)]
         to: Option<u32>,
+        /// Print the down steps per target with physical names; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Seconds to wait for a target's lock held by another runner.
         #[arg(long, default_value_t = 30)]
         lock_timeout: u64,
+        /// Lease length of a target's lock; a crashed runner's lock frees after this.
         #[arg(long, default_value_t = 15)]
         lease_seconds: u64,
+        /// Pause between backfill batches (milliseconds), to limit load.
+        #[arg(long, default_value_t = 0)]
+        batch_pause_ms: u64,
+        /// Print the per-target report as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Check checksums and ordering against every ledger (for CI). Exit 1 on a problem.
     Verify {
@@ -96,19 +105,33 @@ pub enum MigrateCommand {
         /// Record the current file's checksum for edited, applied migrations.
         #[arg(long)]
         accept_checksum: bool,
-        /// Remove failed (and stale running) entries so they run again from the start.
+        /// Remove `failed` entries so they run again from the start (interrupted `running`
+        /// ones are left for `up`, which resumes them).
         #[arg(long)]
         clear_failed: bool,
         /// Only this version.
         #[arg(long)]
         version: Option<u32>,
+        /// Seconds to wait for a target's lock held by a runner before refusing that target.
+        #[arg(long, default_value_t = 10)]
+        lock_timeout: u64,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
-    /// Remove expired locks (or, with --force, every lock) of the selected targets.
+    /// Release expired locks of the selected targets; with --force --owner, evict a live one.
     Unlock {
         #[command(flatten)]
         targets: TargetOpts,
-        #[arg(long)]
+        /// Evict the live lease of the runner named by --owner (its next write fails).
+        #[arg(long, requires = "owner")]
         force: bool,
+        /// The owner to evict, as `caas migrate status` shows it.
+        #[arg(long)]
+        owner: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -116,11 +139,20 @@ pub enum MigrateCommand {
 fn load(config: &Config) -> Result<(Vec<LoadedSpec>, Vec<Migration>)> {
     let loaded = super::schema::load_clean(config)?;
     let specs: Vec<&crate::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
+    let migrations = load_migrations(config, &specs)?;
+    Ok((loaded, migrations))
+}
+
+/// The migration files, or the findings that stop everything before a connection.
+pub(crate) fn load_migrations(
+    config: &Config,
+    specs: &[&crate::spec::CollectionSpec],
+) -> Result<Vec<Migration>> {
     let shared: Vec<Tier> = Tier::ALL
         .into_iter()
         .filter(|t| config.tiers.layout(*t) == Layout::Shared)
         .collect();
-    let (migrations, findings) = mig::load(&config.migrations_dir(), &specs, &shared);
+    let (migrations, findings) = mig::load(&config.migrations_dir(), specs, &shared);
     if !findings.is_empty() {
         let shown: Vec<String> = findings.iter().map(|f| f.to_string()).collect();
         bail!(
@@ -129,7 +161,7 @@ fn load(config: &Config) -> Result<(Vec<LoadedSpec>, Vec<Migration>)> {
             shown.join("\n")
         );
     }
-    Ok((loaded, migrations))
+    Ok(migrations)
 }
 
 pub async fn run(config: &Config, connect: &ConnectOpts, cmd: MigrateCommand) -> Result<Outcome> {
@@ -198,8 +230,11 @@ pub async fn run(config: &Config, connect: &ConnectOpts, cmd: MigrateCommand) ->
             targets,
             steps,
             to,
+            dry_run,
             lock_timeout,
             lease_seconds,
+            batch_pause_ms,
+            json,
         } => {
             let fl = targets_of(&targets).await?;
             let f = Fleetwide {
@@ -209,16 +244,22 @@ pub async fn run(config: &Config, connect: &ConnectOpts, cmd: MigrateCommand) ->
                 tenants: &fl.tenants,
                 migrations: &migrations,
             };
-            let runs = runner::down(
-                &f,
-                &fl.targets,
+            let opts = DownOptions {
                 steps,
                 to,
-                Duration::from_secs(lock_timeout),
-                Duration::from_secs(lease_seconds.max(1)),
-            )
-            .await?;
-            report_runs(&runs, false, false, "reverted")
+                dry_run,
+                concurrency: targets.concurrency,
+                lock_wait: Duration::from_secs(lock_timeout),
+                lease: Duration::from_secs(lease_seconds.max(1)),
+                batch_pause: Duration::from_millis(batch_pause_ms),
+            };
+            let progress = |line: &str| {
+                if !json {
+                    eprintln!("{line}");
+                }
+            };
+            let runs = crate::migrate::down::down(&f, &fl.targets, &opts, &progress).await?;
+            report_runs(&runs, json, dry_run, "reverted")
         }
         MigrateCommand::Verify { targets } => {
             let fl = targets_of(&targets).await?;
@@ -229,43 +270,133 @@ pub async fn run(config: &Config, connect: &ConnectOpts, cmd: MigrateCommand) ->
             accept_checksum,
             clear_failed,
             version,
+            lock_timeout,
+            json,
         } => {
             if !accept_checksum && !clear_failed {
                 bail!("say what to repair: --accept-checksum (edited migrations) and/or --clear-failed (failed entries)");
             }
             let fl = targets_of(&targets).await?;
-            repair(
-                &conn,
+            let f = Fleetwide {
+                client: &conn.client,
                 config,
-                &fl.targets,
-                &migrations,
+                specs: &specs,
+                tenants: &fl.tenants,
+                migrations: &migrations,
+            };
+            let opts = RepairOptions {
                 accept_checksum,
                 clear_failed,
                 version,
-            )
-            .await
+                lock_wait: Duration::from_secs(lock_timeout),
+                lease: crate::migrate::lock::LEASE,
+            };
+            let report = crate::migrate::repair::repair(&f, &fl.targets, &opts).await?;
+            render_repair(&report, json)
         }
-        MigrateCommand::Unlock { targets, force } => {
+        MigrateCommand::Unlock {
+            targets,
+            force,
+            owner,
+            json,
+        } => {
             let fl = targets_of(&targets).await?;
-            let mut by_db: BTreeMap<String, Vec<String>> = BTreeMap::new();
-            for t in &fl.targets {
-                by_db
-                    .entry(runner::ledger_db(t, config))
-                    .or_default()
-                    .push(t.to_string());
+            let mut report = crate::migrate::lock::UnlockReport::default();
+            for (db, ids) in by_ledger_db(config, &fl.targets) {
+                let r = crate::migrate::lock::unlock(
+                    &conn.client.database(&db),
+                    &ids,
+                    owner.as_deref().filter(|_| force),
+                )
+                .await?;
+                report.released.extend(r.released);
+                report.refused.extend(r.refused);
             }
-            let mut removed = 0;
-            for (db, ids) in by_db {
-                removed +=
-                    crate::migrate::lock::unlock(&conn.client.database(&db), &ids, force).await?;
-            }
-            println!(
-                "removed {removed} {}lock(s)",
-                if force { "" } else { "expired " }
-            );
-            Ok(Outcome::Clean)
+            render_unlock(&report, json)
         }
     }
+}
+
+/// Targets grouped by the database that holds their ledger and lock.
+fn by_ledger_db(config: &Config, targets: &[Target]) -> BTreeMap<String, Vec<String>> {
+    let mut by_db: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for t in targets {
+        by_db
+            .entry(runner::ledger_db(t, config))
+            .or_default()
+            .push(t.to_string());
+    }
+    by_db
+}
+
+fn render_unlock(report: &crate::migrate::lock::UnlockReport, json: bool) -> Result<Outcome> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        for (target, owner) in &report.released {
+            println!("{target}: released the lease of {owner}");
+        }
+        println!("released {} lease(s)", report.released.len());
+    }
+    if !report.refused.is_empty() {
+        let held: Vec<String> = report
+            .refused
+            .iter()
+            .map(|l| format!("{}: held by {}", l.id, l.describe()))
+            .collect();
+        bail!(
+            "{} live lease(s) left alone:\n  {}\na live runner holds them; to evict one on purpose, run `caas migrate unlock --force --owner <owner>` (its next write fails and it stops)",
+            held.len(),
+            held.join("\n  ")
+        );
+    }
+    Ok(Outcome::Clean)
+}
+
+fn render_repair(report: &RepairReport, json: bool) -> Result<Outcome> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        for i in &report.accepted {
+            println!(
+                "{}: accepted the new checksum of V{:04}__{}",
+                i.target, i.version, i.name
+            );
+        }
+        for i in &report.cleared {
+            println!(
+                "{}: cleared the failed entry of V{:04}__{}; it runs again from its first step",
+                i.target, i.version, i.name
+            );
+        }
+        for i in &report.interrupted {
+            println!("{}: V{:04}__{} was interrupted (its runner is gone); left as is: `caas migrate up` resumes it from its checkpoint", i.target, i.version, i.name);
+        }
+        for i in &report.reverting {
+            println!(
+                "{}: V{:04}__{} is half reverted; left as is: `caas migrate down` finishes it",
+                i.target, i.version, i.name
+            );
+        }
+        let n = report.changed();
+        println!(
+            "{n} ledger entr{} repaired",
+            if n == 1 { "y" } else { "ies" }
+        );
+    }
+    if !report.refused.is_empty() {
+        let held: Vec<String> = report
+            .refused
+            .iter()
+            .map(|(t, h)| format!("{t}: held by {h}"))
+            .collect();
+        bail!(
+            "{} target(s) are being migrated now; nothing was repaired there:\n  {}\nrerun repair when they finish",
+            held.len(),
+            held.join("\n  ")
+        );
+    }
+    Ok(Outcome::Clean)
 }
 
 fn new(config: &Config, name: &str, scope: &str) -> Result<Outcome> {
@@ -293,37 +424,21 @@ fn new(config: &Config, name: &str, scope: &str) -> Result<Outcome> {
     Ok(Outcome::Clean)
 }
 
+/// Who holds each target's lease: "owner until ..." for live leases, and runs whose
+/// runner is gone ("interrupted") are told apart by the caller.
 async fn lock_holders(
     conn: &Connection,
     config: &Config,
     targets: &[Target],
-) -> Result<BTreeMap<String, String>> {
-    let mut by_db: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for t in targets {
-        by_db
-            .entry(runner::ledger_db(t, config))
-            .or_default()
-            .push(t.to_string());
-    }
+) -> Result<BTreeMap<String, crate::migrate::lock::LeaseInfo>> {
     let mut out = BTreeMap::new();
-    for (db, ids) in by_db {
-        let docs: Vec<bson::Document> = conn
-            .client
-            .database(&db)
-            .collection::<bson::Document>(crate::migrate::lock::LOCKS)
-            .find(doc! { "_id": { "$in": ids } })
-            .await?
-            .try_collect()
-            .await?;
-        for d in docs {
-            let expires = d
-                .get_datetime("expires_at")
-                .map(|e| e.try_to_rfc3339_string().unwrap_or_default())
-                .unwrap_or_default();
-            out.insert(
-                d.get_str("_id").unwrap_or("").to_owned(),
-                format!("{} until {expires}", d.get_str("owner").unwrap_or("?")),
-            );
+    for (db, ids) in by_ledger_db(config, targets) {
+        let db = conn.client.database(&db);
+        let now = crate::migrate::lock::server_now(&db).await?;
+        for l in crate::migrate::lock::holders(&db, &ids).await? {
+            if l.is_live(now) {
+                out.insert(l.id.clone(), l);
+            }
         }
     }
     Ok(out)
@@ -360,14 +475,42 @@ async fn status(
 ) -> Result<Outcome> {
     let states = states(conn, config, targets, migrations).await?;
     let locks = lock_holders(conn, config, targets).await?;
-    let behind = states.iter().filter(|s| !s.pending.is_empty()).count();
+    let behind = states
+        .iter()
+        .filter(|s| !s.pending.is_empty() || !s.reverting.is_empty())
+        .count();
     let failed = states.iter().filter(|s| !s.failed.is_empty()).count();
+    // A `running` entry with no live lease is a run whose runner is gone.
+    let lock_of = |s: &TargetState| -> Option<String> {
+        match locks.get(&s.target.to_string()) {
+            Some(l) => Some(l.describe()),
+            None if !s.running.is_empty() => Some(format!(
+                "none: V{} interrupted (`caas migrate up` resumes it)",
+                s.running
+                    .iter()
+                    .map(|v| format!("{v:04}"))
+                    .collect::<Vec<_>>()
+                    .join(", V")
+            )),
+            None if !s.reverting.is_empty() => Some(format!(
+                "none: V{} half reverted (`caas migrate down` finishes it)",
+                s.reverting
+                    .iter()
+                    .map(|v| format!("{v:04}"))
+                    .collect::<Vec<_>>()
+                    .join(", V")
+            )),
+            None => None,
+        }
+    };
     if json {
         let out = serde_json::json!({
             "targets": states.len(), "behind": behind, "failed": failed, "migrations": migrations.len(),
             "states": states.iter().map(|s| serde_json::json!({
                 "target": s.target, "applied": s.applied, "pending": s.pending, "failed": s.failed.iter().map(|(v, e)| serde_json::json!({"version": v, "error": e})).collect::<Vec<_>>(),
-                "edited": s.edited.iter().map(|(v, _)| v).collect::<Vec<_>>(), "missing": s.missing, "latest": s.latest, "lock": locks.get(&s.target.to_string()),
+                "edited": s.edited.iter().map(|(v, _)| v).collect::<Vec<_>>(), "missing": s.missing, "latest": s.latest, "running": s.running, "reverting": s.reverting,
+                "interrupted": !s.running.is_empty() && !locks.contains_key(&s.target.to_string()),
+                "lock": locks.get(&s.target.to_string()).map(|l| l.describe()),
             })).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -397,10 +540,7 @@ async fn status(
                 s.latest
                     .map(|v| v.to_string())
                     .unwrap_or_else(|| "-".into()),
-                locks
-                    .get(&s.target.to_string())
-                    .cloned()
-                    .unwrap_or_default(),
+                lock_of(s).unwrap_or_default(),
             ]);
         }
         println!("{table}");
@@ -536,61 +676,4 @@ async fn verify(
         );
         Ok(Outcome::Found)
     }
-}
-
-async fn repair(
-    conn: &Connection,
-    config: &Config,
-    targets: &[Target],
-    migrations: &[Migration],
-    accept: bool,
-    clear: bool,
-    version: Option<u32>,
-) -> Result<Outcome> {
-    let states = states(conn, config, targets, migrations).await?;
-    let mut changed = 0;
-    for s in &states {
-        let db = conn.client.database(&runner::ledger_db(&s.target, config));
-        let label = s.target.to_string();
-        if accept {
-            for (v, n) in s
-                .edited
-                .iter()
-                .filter(|(v, _)| version.is_none_or(|x| x == *v))
-            {
-                let m = migrations
-                    .iter()
-                    .find(|m| m.version == *v)
-                    .expect("edited versions have files");
-                ledger::collection(&db)
-                    .update_one(
-                        doc! { "_id": ledger::entry_id(&label, *v) },
-                        doc! { "$set": { "checksum": &m.checksum } },
-                    )
-                    .await?;
-                println!("{label}: accepted the new checksum of V{v:04}__{n}");
-                changed += 1;
-            }
-        }
-        if clear {
-            let stale: Vec<u32> = s
-                .failed
-                .iter()
-                .map(|(v, _)| *v)
-                .chain(s.running.iter().copied())
-                .filter(|v| version.is_none_or(|x| x == *v))
-                .collect();
-            for v in stale {
-                ledger::collection(&db).delete_one(doc! { "_id": ledger::entry_id(&label, v), "status": { "$in": [bson::to_bson(&EntryStatus::Failed)?, bson::to_bson(&EntryStatus::Running)?] } }).await?;
-                println!("{label}: cleared the failed entry of version {v}; it runs again from its first step");
-                changed += 1;
-            }
-        }
-    }
-    println!(
-        "{changed} ledger entr{} repaired",
-        if changed == 1 { "y" } else { "ies" }
-    );
-    let _ = Path::new("");
-    Ok(Outcome::Clean)
 }

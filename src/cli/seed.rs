@@ -41,6 +41,12 @@ pub struct SeedArgs {
     /// Collections inserted into at once.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
+    /// Seconds to wait for another seed (they run one at a time) before giving up.
+    #[arg(long, default_value_t = 60)]
+    pub lock_timeout: u64,
+    /// Lease length of the seed lock; a killed seed's lock frees after this.
+    #[arg(long, default_value_t = 15)]
+    pub lease_seconds: u64,
     #[arg(long)]
     pub json: bool,
 }
@@ -67,15 +73,67 @@ pub async fn run(config: &Config, connect: &ConnectOpts, args: SeedArgs) -> Resu
         )
     })?;
     let conn = connect.connect(config).await?;
+    // Seeds run one at a time: a lease in the platform database fences the registry
+    // entries and the run manifest they write.
+    let platform = conn.client.database(&config.databases.platform);
+    let (lease, session) = crate::migrate::runner::lease_target(
+        &conn.client,
+        &platform,
+        "seed",
+        std::time::Duration::from_secs(args.lock_timeout),
+        std::time::Duration::from_secs(args.lease_seconds.max(1)),
+    )
+    .await?;
+    let result = seed_locked(
+        config,
+        &conn,
+        &specs,
+        &file,
+        &args,
+        lease.fence(),
+        &mut *session.lock().await,
+    )
+    .await;
+    let released = lease.release().await;
+    let outcome = result?;
+    released?;
+    Ok(outcome)
+}
+
+/// Everything `seed` does once it holds the seed lease.
+async fn seed_locked(
+    config: &Config,
+    conn: &crate::connect::Connection,
+    specs: &[&crate::spec::CollectionSpec],
+    file: &SeedFile,
+    args: &SeedArgs,
+    fence: &crate::migrate::lock::Fence,
+    session: &mut mongodb::ClientSession,
+) -> Result<Outcome> {
     if args.reset {
-        let rows = seed::reset(&conn.client, config, &specs, &file).await?;
+        let migrations = super::migrate::load_migrations(config, specs)?;
+        let rows = seed::reset(
+            &conn.client,
+            config,
+            specs,
+            file,
+            &migrations,
+            fence,
+            session,
+        )
+        .await?;
         let total: u64 = rows.iter().map(|r| r.inserted).sum();
         if args.json {
             println!(
                 "{}",
-                serde_json::json!({ "deleted": total, "collections": rows.iter().map(|r| serde_json::json!({ "namespace": r.namespace, "deleted": r.inserted })).collect::<Vec<_>>() })
+                serde_json::json!({ "deleted": total, "collections": rows.iter().map(|r| serde_json::json!({ "namespace": r.namespace, "deleted": r.inserted, "kept": r.unchanged, "why_kept": r.errors })).collect::<Vec<_>>() })
             );
         } else {
+            for r in &rows {
+                for why in &r.errors {
+                    println!("{why}");
+                }
+            }
             println!("removed {total} seeded document(s) from {} collection(s), and the demo tenants' targets", rows.iter().filter(|r| r.inserted > 0).count());
         }
         return Ok(Outcome::Clean);
@@ -87,8 +145,8 @@ pub async fn run(config: &Config, connect: &ConnectOpts, args: SeedArgs) -> Resu
         tiers: args.tiers.clone(),
         concurrency: args.concurrency,
     };
-    let tenants = seed::selected(&file, &opts)?;
-    let added = seed::register(&conn.client, config, &tenants).await?;
+    let tenants = seed::selected(file, &opts)?;
+    let added = seed::register(&conn.client, config, &tenants, fence, session).await?;
     // The demo tenants' targets must exist with their validators before data goes in.
     let all = registry::list(&conn.client.database(&config.databases.platform), config).await?;
     let mut targets = vec![Target::platform()];
@@ -102,9 +160,9 @@ pub async fn run(config: &Config, connect: &ConnectOpts, args: SeedArgs) -> Resu
         tenants: all,
         targets,
     };
-    let compiled = crate::fleet::desired(&specs, &fleet, config);
+    let compiled = crate::fleet::desired(specs, &fleet, config);
     let plans =
-        crate::fleet::plan(&conn, config, &fleet, &specs, &compiled, args.concurrency).await?;
+        crate::fleet::plan(conn, config, &fleet, specs, &compiled, args.concurrency).await?;
     if plans.plans.iter().any(|p| p.declared().next().is_some()) {
         let reports = crate::apply::apply(
             &conn.client,
@@ -124,9 +182,9 @@ pub async fn run(config: &Config, connect: &ConnectOpts, args: SeedArgs) -> Resu
             );
         }
     }
-    let rerun = seed::record_run(&conn.client, config, &opts, &tenants).await?;
-    let plan_ids = seed::plan_ids(&conn.client, config, &specs).await?;
-    let batches = seed::batches(config, &specs, &file, &tenants, &opts, &plan_ids, true)?;
+    let rerun = seed::record_run(&conn.client, config, &opts, &tenants, fence, session).await?;
+    let plan_ids = seed::plan_ids(&conn.client, config, specs).await?;
+    let batches = seed::batches(config, specs, file, &tenants, &opts, &plan_ids, true)?;
     let total: u64 = batches.iter().map(|b| b.docs.len() as u64).sum();
     let bar = if std::io::stderr().is_terminal() && !args.json {
         let b = ProgressBar::new(total);

@@ -1,6 +1,8 @@
 //! The ledger: one document per (target, version) in `caas_migrations`, in the database of
 //! the target's data (Pro sets share `caas_shared`'s ledger, keyed by target). `running` is
 //! written before the first step so a crash is visible; a backfill's checkpoint lives here.
+//! Every write is fenced by the target's lease ([`Fence::txn`]): a runner that lost its
+//! lease cannot change the ledger.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +12,7 @@ use futures::TryStreamExt;
 use mongodb::{ClientSession, Collection, Database};
 use serde::{Deserialize, Serialize};
 
+use super::lock::{Fence, FenceError};
 use super::source::Migration;
 
 pub const LEDGER: &str = "caas_migrations";
@@ -20,6 +23,9 @@ pub enum EntryStatus {
     Running,
     Applied,
     Failed,
+    /// `migrate down` is undoing it (its checkpoint counts down steps); an interrupted
+    /// revert is finished by the next `migrate down`.
+    Reverting,
     /// Undone by `migrate down`; pending again.
     Reverted,
 }
@@ -59,6 +65,9 @@ pub struct Entry {
     /// Times a rerun resumed from a checkpoint.
     #[serde(default)]
     pub resumed: u32,
+    /// The lease token of the run that last wrote this entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<i64>,
 }
 
 pub fn entry_id(target: &str, version: u32) -> String {
@@ -105,15 +114,56 @@ pub fn host() -> String {
     format!("{name}:{}", std::process::id())
 }
 
+/// One fenced ledger write in its own transaction: it commits only while `fence` holds.
+async fn write(
+    fence: &Fence,
+    session: &mut ClientSession,
+    db: &Database,
+    id: &str,
+    change: Change,
+) -> Result<(), FenceError> {
+    let c = collection(db);
+    fence
+        .txn(session, async |s| {
+            let filter = doc! { "_id": id };
+            match &change {
+                Change::Replace(entry) => {
+                    c.replace_one(filter, entry.as_ref())
+                        .upsert(true)
+                        .session(s)
+                        .await?;
+                }
+                Change::Set(set) => {
+                    c.update_one(filter, doc! { "$set": set.clone() })
+                        .session(s)
+                        .await?;
+                }
+                Change::Delete => {
+                    c.delete_one(filter).session(s).await?;
+                }
+            }
+            Ok(Some(()))
+        })
+        .await
+        .map(drop)
+}
+
+enum Change {
+    Replace(Box<Entry>),
+    Set(Document),
+    Delete,
+}
+
 /// Record that a migration starts (or resumes) on a target. Keeps an earlier checkpoint.
 pub async fn start(
-    db: &Database,
+    fence: &Fence,
+    session: &mut ClientSession,
     target: &str,
     m: &Migration,
     previous: Option<&Entry>,
-) -> Result<Entry> {
+) -> Result<Entry, FenceError> {
     let resumes = previous.is_some_and(|p| {
-        p.status != EntryStatus::Reverted
+        matches!(p.status, EntryStatus::Running | EntryStatus::Failed)
             && (p.checkpoint.step > 0 || p.checkpoint.last_id.is_some())
     });
     let entry = Entry {
@@ -135,35 +185,42 @@ pub async fn start(
             Checkpoint::default()
         },
         resumed: previous.map_or(0, |p| p.resumed) + u32::from(resumes),
+        token: Some(fence.token()),
     };
-    collection(db)
-        .replace_one(doc! { "_id": &entry.id }, &entry)
-        .upsert(true)
-        .await
-        .with_context(|| format!("writing the ledger {}.{LEDGER}", db.name()))?;
+    write(
+        fence,
+        session,
+        fence.db(),
+        &entry.id,
+        Change::Replace(Box::new(entry.clone())),
+    )
+    .await?;
     Ok(entry)
 }
 
-/// Save progress, inside the session's transaction when there is one.
+/// Save progress inside the caller's (fenced) transaction.
 pub async fn save_checkpoint(
     db: &Database,
     id: &str,
     cp: &Checkpoint,
-    session: Option<&mut ClientSession>,
+    session: &mut ClientSession,
 ) -> mongodb::error::Result<()> {
     let update = doc! { "$set": { "checkpoint": bson::to_bson(cp).expect("checkpoint") } };
-    let c = collection(db);
-    match session {
-        Some(s) => c
-            .update_one(doc! { "_id": id }, update)
-            .session(s)
-            .await
-            .map(drop),
-        None => c.update_one(doc! { "_id": id }, update).await.map(drop),
-    }
+    collection(db)
+        .update_one(doc! { "_id": id }, update)
+        .session(session)
+        .await
+        .map(drop)
 }
 
-pub async fn finish(db: &Database, entry: &Entry, error: Option<String>) -> Result<()> {
+/// Record how a run of a migration ended: `applied`, or `failed` with the error (keeping
+/// the checkpoint, so a rerun resumes).
+pub async fn finish(
+    fence: &Fence,
+    session: &mut ClientSession,
+    entry: &Entry,
+    error: Option<String>,
+) -> Result<(), FenceError> {
     let now = DateTime::now();
     let status = if error.is_some() {
         EntryStatus::Failed
@@ -171,32 +228,50 @@ pub async fn finish(db: &Database, entry: &Entry, error: Option<String>) -> Resu
         EntryStatus::Applied
     };
     let mut set = doc! {
-        "status": bson::to_bson(&status)?,
+        "status": bson::to_bson(&status).expect("status"),
         "finished_at": now,
         "duration_ms": now.timestamp_millis() - entry.started_at.timestamp_millis(),
         "error": error.clone(),
+        "token": fence.token(),
     };
     if error.is_none() {
         set.insert("checkpoint", doc! { "step": 0, "processed": 0 });
     }
-    collection(db)
-        .update_one(doc! { "_id": &entry.id }, doc! { "$set": set })
-        .await
-        .with_context(|| format!("writing the ledger {}.{LEDGER}", db.name()))?;
-    Ok(())
+    write(fence, session, fence.db(), &entry.id, Change::Set(set)).await
 }
 
+/// Change an entry's status (and more fields), fenced.
 pub async fn set_status(
-    db: &Database,
+    fence: &Fence,
+    session: &mut ClientSession,
     id: &str,
     status: EntryStatus,
     extra: Document,
-) -> Result<()> {
-    let mut set = doc! { "status": bson::to_bson(&status)?, "finished_at": DateTime::now() };
+) -> Result<(), FenceError> {
+    let mut set = doc! {
+        "status": bson::to_bson(&status).expect("status"),
+        "finished_at": DateTime::now(),
+        "token": fence.token(),
+    };
     set.extend(extra);
-    collection(db)
-        .update_one(doc! { "_id": id }, doc! { "$set": set })
-        .await
-        .with_context(|| format!("writing the ledger {}.{LEDGER}", db.name()))?;
-    Ok(())
+    write(fence, session, fence.db(), id, Change::Set(set)).await
+}
+
+/// Set fields of an entry without changing its status (repair), fenced.
+pub async fn set_fields(
+    fence: &Fence,
+    session: &mut ClientSession,
+    id: &str,
+    set: Document,
+) -> Result<(), FenceError> {
+    write(fence, session, fence.db(), id, Change::Set(set)).await
+}
+
+/// Remove an entry (repair of a failed one), fenced.
+pub async fn remove(
+    fence: &Fence,
+    session: &mut ClientSession,
+    id: &str,
+) -> Result<(), FenceError> {
+    write(fence, session, fence.db(), id, Change::Delete).await
 }

@@ -2,9 +2,11 @@
 //! source (files, lint, checksums) -> ledger (per target, beside the data) -> lock (a
 //! lease per target) -> runner (steps, checkpoints, the fleet).
 
+pub mod down;
 pub mod ledger;
 mod lint;
 pub mod lock;
+pub mod repair;
 pub mod runner;
 pub mod source;
 pub mod steps;

@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::ledger::{self, Entry, EntryStatus};
 use super::lock;
 use super::source::{Migration, Scope};
-use super::steps::{self, StepCtx};
+use super::steps::{self, StepCtx, StepError};
 use crate::config::Config;
 use crate::spec::CollectionSpec;
 use crate::tenancy::registry::Tenant;
@@ -94,6 +94,8 @@ pub struct TargetState {
     pub missing: Vec<u32>,
     /// Pending versions older than the newest applied one.
     pub out_of_order: Vec<u32>,
+    /// Versions an interrupted `migrate down` was undoing (finish with `migrate down`).
+    pub reverting: Vec<u32>,
     pub latest: Option<u32>,
 }
 
@@ -142,6 +144,7 @@ pub fn state_of(
         edited: vec![],
         missing: vec![],
         out_of_order: vec![],
+        reverting: vec![],
         latest: None,
     };
     for m in &mine {
@@ -161,11 +164,13 @@ pub fn state_of(
                 s.running.push(m.version);
                 s.pending.push(m.version);
             }
+            Some(e) if e.status == EntryStatus::Reverting => s.reverting.push(m.version),
             _ => s.pending.push(m.version),
         }
     }
     for (v, e) in entries {
-        if e.status == EntryStatus::Applied && !mine.iter().any(|m| m.version == *v) {
+        let holds_changes = matches!(e.status, EntryStatus::Applied | EntryStatus::Reverting);
+        if holds_changes && !mine.iter().any(|m| m.version == *v) {
             s.missing.push(*v);
         }
     }
@@ -218,6 +223,20 @@ pub struct TargetRun {
     pub resumed: bool,
     /// For --dry-run: the steps with physical names.
     pub steps: Vec<String>,
+}
+
+impl TargetRun {
+    pub fn new(target: Target) -> TargetRun {
+        TargetRun {
+            target,
+            status: RunStatus::UpToDate,
+            applied: vec![],
+            failure: None,
+            error: None,
+            resumed: false,
+            steps: vec![],
+        }
+    }
 }
 
 /// Everything `up` needs from the caller.
@@ -317,13 +336,16 @@ pub async fn up(
     Ok(runs.into_iter().map(|(_, r)| r).collect())
 }
 
-fn step_ctx<'a>(
+pub(crate) fn step_ctx<'a>(
     f: &'a Fleetwide<'a>,
     target: &'a Target,
     m: &Migration,
     progress: &'a (dyn Fn(&str) + Sync),
     batch_pause: Duration,
-    session: &'a tokio::sync::Mutex<mongodb::ClientSession>,
+    lease: Option<(
+        &'a tokio::sync::Mutex<mongodb::ClientSession>,
+        &'a lock::Fence,
+    )>,
 ) -> StepCtx<'a> {
     StepCtx {
         client: f.client,
@@ -337,8 +359,19 @@ fn step_ctx<'a>(
         batch_pause,
         bypass_validation: m.body.bypass_validation,
         progress,
-        session,
+        lease,
     }
+}
+
+/// A step with physical names, for `--dry-run`.
+pub fn describe_step(
+    f: &Fleetwide<'_>,
+    target: &Target,
+    m: &Migration,
+    step: &super::Step,
+) -> String {
+    let quiet = |_: &str| {};
+    step_ctx(f, target, m, &quiet, Duration::ZERO, None).describe(step)
 }
 
 async fn dry_run(
@@ -347,28 +380,41 @@ async fn dry_run(
     pending: &[&Migration],
     mut run: TargetRun,
 ) -> TargetRun {
-    let quiet = |_: &str| {};
-    let session = match f.client.start_session().await {
-        Ok(s) => tokio::sync::Mutex::new(s),
-        Err(e) => {
-            run.status = RunStatus::Failed;
-            run.error = Some(crate::apply::describe(&e));
-            return run;
-        }
-    };
     for m in pending {
-        let ctx = step_ctx(f, target, m, &quiet, Duration::ZERO, &session);
         for step in &m.body.up {
             run.steps.push(format!(
                 "V{:04}__{}: {}",
                 m.version,
                 m.name,
-                ctx.describe(step)
+                describe_step(f, target, m, step)
             ));
         }
     }
     run.status = RunStatus::DryRun;
     run
+}
+
+/// A runner's identity in leases and messages: host, process and a unique suffix.
+pub fn new_owner() -> String {
+    format!("{}:{}", ledger::host(), bson::oid::ObjectId::new().to_hex())
+}
+
+/// One session for every transaction of a target run, and the target's lease recording its
+/// id, so a runner that takes over after a crash can end the transaction this one left open.
+pub(crate) async fn lease_target(
+    client: &Client,
+    db: &Database,
+    label: &str,
+    lock_wait: Duration,
+    lease: Duration,
+) -> Result<(lock::Lease, tokio::sync::Mutex<mongodb::ClientSession>)> {
+    let session = client
+        .start_session()
+        .await
+        .map_err(|e| anyhow::anyhow!(crate::apply::describe(&e)))?;
+    let lsid = session.id().clone();
+    let lease = lock::acquire(db, label, &new_owner(), lock_wait, lease, lsid).await?;
+    Ok((lease, tokio::sync::Mutex::new(session)))
 }
 
 async fn run_target(
@@ -380,21 +426,8 @@ async fn run_target(
 ) -> TargetRun {
     let label = target.to_string();
     let db: Database = f.client.database(&ledger_db(target, f.config));
-    let owner = format!("{}:{}", ledger::host(), bson::oid::ObjectId::new().to_hex());
-    // One session for every transaction of this run; its id goes into the lease, so a
-    // runner that takes over after a crash can end the transaction this one left open.
-    let session = match f.client.start_session().await {
-        Ok(s) => s,
-        Err(e) => {
-            run.status = RunStatus::Failed;
-            run.error = Some(crate::apply::describe(&e));
-            return run;
-        }
-    };
-    let lsid = session.id().clone();
-    let session = tokio::sync::Mutex::new(session);
-    let lease =
-        match lock::acquire(&db, &label, &owner, opts.lock_wait, opts.lease, Some(lsid)).await {
+    let (lease, session) =
+        match lease_target(f.client, &db, &label, opts.lock_wait, opts.lease).await {
             Ok(l) => l,
             Err(e) => {
                 run.status = RunStatus::Failed;
@@ -402,7 +435,17 @@ async fn run_target(
                 return run;
             }
         };
-    let result = run_locked(f, target, opts, progress, &db, &session, &mut run).await;
+    let result = run_locked(
+        f,
+        target,
+        opts,
+        progress,
+        &db,
+        &session,
+        lease.fence(),
+        &mut run,
+    )
+    .await;
     let released = lease.release().await;
     match (result, released) {
         (Err(e), _) | (Ok(()), Err(e)) => {
@@ -414,6 +457,19 @@ async fn run_target(
     run
 }
 
+/// Refuse to run `up` on a target whose `migrate down` was interrupted: its newest
+/// versions are half undone, and running them forward again would apply parts twice.
+pub fn refuse_reverting(state: &TargetState) -> Result<()> {
+    if let Some(v) = state.reverting.iter().max() {
+        bail!(
+            "V{v:04} is half reverted on {} (a `migrate down` was interrupted); finish it with `caas migrate down --tenant ...` (it resumes where it stopped), then run up",
+            state.target
+        );
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn run_locked(
     f: &Fleetwide<'_>,
     target: &Target,
@@ -421,6 +477,7 @@ async fn run_locked(
     progress: &(dyn Fn(&str) + Sync),
     db: &Database,
     session: &tokio::sync::Mutex<mongodb::ClientSession>,
+    fence: &lock::Fence,
     run: &mut TargetRun,
 ) -> Result<()> {
     let label = target.to_string();
@@ -431,14 +488,29 @@ async fn run_locked(
         .unwrap_or_default();
     let state = state_of(target, f.config, f.migrations, &entries);
     refuse_edited(std::slice::from_ref(&state))?;
+    refuse_reverting(&state)?;
     for m in f
         .migrations
         .iter()
         .filter(|m| state.pending.contains(&m.version) && opts.to.is_none_or(|to| m.version <= to))
     {
-        let entry = ledger::start(db, &label, m, entries.get(&m.version)).await?;
+        let entry = ledger::start(
+            fence,
+            &mut *session.lock().await,
+            &label,
+            m,
+            entries.get(&m.version),
+        )
+        .await?;
         run.resumed |= entry.resumed > entries.get(&m.version).map_or(0, |e| e.resumed);
-        let ctx = step_ctx(f, target, m, progress, opts.batch_pause, session);
+        let ctx = step_ctx(
+            f,
+            target,
+            m,
+            progress,
+            opts.batch_pause,
+            Some((session, fence)),
+        );
         let mut failure = None;
         for (i, step) in m.body.up.iter().enumerate() {
             let i = i as u32;
@@ -459,12 +531,20 @@ async fn run_locked(
         }
         match failure {
             None => {
-                ledger::finish(db, &entry, None).await?;
+                ledger::finish(fence, &mut *session.lock().await, &entry, None).await?;
                 run.applied.push(m.version);
             }
-            Some((i, kind, e)) => {
+            // Another runner holds the target now: write nothing, not even `failed`.
+            Some((_, _, StepError::Lost(lost))) => return Err(lost.into()),
+            Some((i, kind, StepError::Failed(e))) => {
                 let message = format!("step {} ({kind}): {e}", i + 1);
-                ledger::finish(db, &entry, Some(message.clone())).await?;
+                ledger::finish(
+                    fence,
+                    &mut *session.lock().await,
+                    &entry,
+                    Some(message.clone()),
+                )
+                .await?;
                 run.failure = Some((m.version, i + 1, kind, e));
                 run.status = RunStatus::Failed;
                 run.error = Some(format!("V{:04}__{} {message}", m.version, m.name));
@@ -478,104 +558,4 @@ async fn run_locked(
         RunStatus::Applied
     };
     Ok(())
-}
-
-/// Undo the newest applied migrations of each target: `steps` of them, or all above `to`.
-pub async fn down(
-    f: &Fleetwide<'_>,
-    targets: &[Target],
-    steps_back: Option<usize>,
-    to: Option<u32>,
-    lock_wait: Duration,
-    lease: Duration,
-) -> Result<Vec<TargetRun>> {
-    let ledgers = read_ledgers(f.client, f.config, targets).await?;
-    let empty = BTreeMap::new();
-    let mut runs = Vec::new();
-    for target in targets {
-        let state = state_of(
-            target,
-            f.config,
-            f.migrations,
-            ledgers.get(&target.to_string()).unwrap_or(&empty),
-        );
-        let mut applied = state.applied.clone();
-        applied.sort_unstable_by(|a, b| b.cmp(a));
-        let undo: Vec<u32> = match (steps_back, to) {
-            (_, Some(v)) => applied.into_iter().filter(|a| *a > v).collect(),
-            (n, None) => applied.into_iter().take(n.unwrap_or(1)).collect(),
-        };
-        let mut run = TargetRun {
-            target: target.clone(),
-            status: RunStatus::UpToDate,
-            applied: vec![],
-            failure: None,
-            error: None,
-            resumed: false,
-            steps: vec![],
-        };
-        if undo.is_empty() {
-            runs.push(run);
-            continue;
-        }
-        for v in &undo {
-            let m = f
-                .migrations
-                .iter()
-                .find(|m| m.version == *v)
-                .expect("applied versions have files (state_of)");
-            if m.body.down.is_empty() {
-                bail!("V{:04}__{} has no `down` steps; nothing was reverted (add `down:` to the file)", m.version, m.name);
-            }
-        }
-        let label = target.to_string();
-        let db = f.client.database(&ledger_db(target, f.config));
-        let owner = format!("{}:{}", ledger::host(), bson::oid::ObjectId::new().to_hex());
-        let session = f.client.start_session().await?;
-        let lsid = session.id().clone();
-        let session = tokio::sync::Mutex::new(session);
-        let lease = lock::acquire(&db, &label, &owner, lock_wait, lease, Some(lsid)).await?;
-        let quiet = |_: &str| {};
-        for v in undo {
-            let m = f
-                .migrations
-                .iter()
-                .find(|m| m.version == v)
-                .expect("checked above");
-            let ctx = step_ctx(f, target, m, &quiet, Duration::ZERO, &session);
-            let mut failed = None;
-            for (i, step) in m.body.down.iter().enumerate() {
-                if let Err(e) = steps::run(&ctx, i as u32, step, &Default::default()).await {
-                    failed = Some(format!(
-                        "V{v:04}__{} down step {} ({}): {e}",
-                        m.name,
-                        i + 1,
-                        step.name()
-                    ));
-                    break;
-                }
-            }
-            match failed {
-                None => {
-                    ledger::set_status(
-                        &db,
-                        &ledger::entry_id(&label, v),
-                        EntryStatus::Reverted,
-                        bson::doc! { "checkpoint": { "step": 0, "processed": 0 } },
-                    )
-                    .await?;
-                    run.applied.push(v);
-                    run.status = RunStatus::Applied;
-                }
-                Some(e) => {
-                    run.status = RunStatus::Failed;
-                    run.error = Some(e);
-                    break;
-                }
-            }
-        }
-        lease.release().await?;
-        runs.push(run);
-    }
-    Ok(runs)
 }

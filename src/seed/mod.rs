@@ -16,10 +16,13 @@ use bson::oid::ObjectId;
 use bson::{doc, Bson, Document};
 use futures::{StreamExt, TryStreamExt};
 use mongodb::error::{ErrorKind, WriteFailure};
-use mongodb::Client;
+use mongodb::{Client, ClientSession};
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::migrate::ledger::EntryStatus;
+use crate::migrate::lock::{Fence, FenceError};
+use crate::migrate::{Migration, Step};
 use crate::spec::CollectionSpec;
 use crate::tenancy::{registry, Placement, Target};
 use fixtures::{DemoTenant, SeedFile, PASSWORD_PLACEHOLDER};
@@ -403,11 +406,19 @@ async fn insert_chunk(client: &Client, b: &Batch, chunk: &[Document], rerun: boo
     row
 }
 
-/// Register the demo tenants that are missing, marked `demo: true`. A registered tenant
-/// with the same id that is not a demo tenant is left alone and is an error.
-pub async fn register(client: &Client, config: &Config, tenants: &[&DemoTenant]) -> Result<usize> {
+/// Register the demo tenants that are missing, each in one fenced write with its
+/// `demo: true` flag (a seed killed at any point leaves either no entry or a demo one). A
+/// registered tenant with the same id that is not a demo tenant is left alone and is an error.
+pub async fn register(
+    client: &Client,
+    config: &Config,
+    tenants: &[&DemoTenant],
+    fence: &Fence,
+    session: &mut ClientSession,
+) -> Result<usize> {
     let db = client.database(&config.databases.platform);
     let coll = db.collection::<Document>(registry::REGISTRY);
+    registry::ensure_unique_index(&db).await?;
     let mut added = 0;
     for t in tenants {
         match coll.find_one(doc! { "tenant_id": &t.id }).await? {
@@ -416,21 +427,22 @@ pub async fn register(client: &Client, config: &Config, tenants: &[&DemoTenant])
             }
             Some(_) => {}
             None => {
-                registry::add(
-                    &db,
-                    config,
-                    &t.id,
-                    t.tier(),
-                    Some(&t.name),
-                    t.email.as_deref(),
-                )
-                .await?;
-                coll.update_one(
-                    doc! { "tenant_id": &t.id },
-                    doc! { "$set": { "demo": true } },
-                )
-                .await?;
-                added += 1;
+                let mut d =
+                    registry::prepare(config, &t.id, t.tier(), Some(&t.name), t.email.as_deref())?;
+                d.insert("demo", true);
+                let inserted = fence
+                    .txn(session, async |s| {
+                        coll.insert_one(&d).session(s).await?;
+                        Ok(Some(()))
+                    })
+                    .await;
+                match inserted {
+                    Ok(_) => added += 1,
+                    Err(FenceError::Server(e)) => {
+                        return Err(registry::insert_error(&db, &t.id, &e).await)
+                    }
+                    Err(lost) => return Err(lost.into()),
+                }
             }
         }
     }
@@ -465,34 +477,121 @@ pub async fn plan_ids(
         .collect())
 }
 
-/// Record a run so `--reset` can recompute what it seeded. Returns whether an earlier run
-/// with the same seed value and scale was recorded (if not, none of its documents exist).
+/// Record a run so `--reset` can recompute what it seeded (fenced by the seed lease).
+/// Returns whether an earlier run with the same seed value and scale was recorded (if
+/// not, none of its documents exist).
 pub async fn record_run(
     client: &Client,
     config: &Config,
     opts: &SeedOptions,
     tenants: &[&DemoTenant],
+    fence: &Fence,
+    session: &mut ClientSession,
 ) -> Result<bool> {
     let ids: Vec<&str> = tenants.iter().map(|t| t.id.as_str()).collect();
-    let result = client
+    let runs = client
         .database(&config.databases.platform)
-        .collection::<Document>(RUNS)
-        .update_one(
-            doc! { "_id": format!("{}:{}", opts.seed_value, opts.scale) },
-            doc! { "$set": { "seed_value": opts.seed_value as i64, "scale": opts.scale as i64, "at": bson::DateTime::now() }, "$addToSet": { "tenants": { "$each": ids } } },
-        )
-        .upsert(true)
+        .collection::<Document>(RUNS);
+    let matched = fence
+        .txn(session, async |s| {
+            let r = runs
+                .update_one(
+                    doc! { "_id": format!("{}:{}", opts.seed_value, opts.scale) },
+                    doc! { "$set": { "seed_value": opts.seed_value as i64, "scale": opts.scale as i64, "at": bson::DateTime::now() }, "$addToSet": { "tenants": { "$each": ids.clone() } } },
+                )
+                .upsert(true)
+                .session(s)
+                .await?;
+            Ok(Some(r.matched_count > 0))
+        })
         .await?;
-    Ok(result.matched_count > 0)
+    Ok(matched == Some(true))
 }
 
-/// Remove what earlier runs seeded: their documents by `_id`, then the demo tenants
-/// (registry entries, Pro collection sets, Enterprise databases). Returns deleted counts.
+/// Seeded documents (by `_id`) that an applied migration has since taken over: its
+/// `insert_documents` step upserted a document with the same key (V0003's plan catalogue
+/// over seeded plans). `--reset` keeps them, or the ledger would say the migration is
+/// applied while its documents are gone. Returns `_id` -> the migration.
+pub fn taken_over(
+    docs: &[Document],
+    logical: &str,
+    applied: &[&Migration],
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for m in applied {
+        for step in &m.body.up {
+            let Step::InsertDocuments(ins) = step else {
+                continue;
+            };
+            if ins.collection != logical {
+                continue;
+            }
+            let keys: Vec<Document> = ins
+                .documents
+                .iter()
+                .map(|d| {
+                    let d = crate::compile::json_to_bson(&serde_json::Value::Object(d.clone()));
+                    let d = d.as_document().cloned().unwrap_or_default();
+                    ins.key
+                        .iter()
+                        .map(|k| (k.clone(), d.get(k).cloned().unwrap_or(Bson::Null)))
+                        .collect()
+                })
+                .collect();
+            for seeded in docs {
+                let key: Document = ins
+                    .key
+                    .iter()
+                    .map(|k| (k.clone(), seeded.get(k).cloned().unwrap_or(Bson::Null)))
+                    .collect();
+                if keys.contains(&key) {
+                    if let Some(id) = seeded.get("_id") {
+                        out.insert(id.to_string(), format!("V{:04}__{}", m.version, m.name));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The applied migrations of each target: target -> migrations.
+async fn applied_migrations<'m>(
+    client: &Client,
+    config: &Config,
+    targets: &[Target],
+    migrations: &'m [Migration],
+) -> Result<BTreeMap<String, Vec<&'m Migration>>> {
+    let ledgers = crate::migrate::runner::read_ledgers(client, config, targets).await?;
+    Ok(ledgers
+        .into_iter()
+        .map(|(target, entries)| {
+            let applied = migrations
+                .iter()
+                .filter(|m| {
+                    entries.get(&m.version).is_some_and(|e| {
+                        matches!(e.status, EntryStatus::Applied | EntryStatus::Reverting)
+                    })
+                })
+                .collect();
+            (target, applied)
+        })
+        .collect())
+}
+
+/// Remove what earlier runs seeded: their documents by `_id` (except those a migration
+/// has since taken over: [`taken_over`]), then every demo tenant (registry entries, Pro
+/// collection sets, Enterprise databases), including one a killed seed registered before
+/// it recorded its run. Runs under the seed lease; idempotent, so a killed reset is
+/// finished by the next one. Returns deleted (and kept) counts.
 pub async fn reset(
     client: &Client,
     config: &Config,
     specs: &[&CollectionSpec],
     file: &SeedFile,
+    migrations: &[Migration],
+    fence: &Fence,
+    session: &mut ClientSession,
 ) -> Result<Vec<Row>> {
     let platform = client.database(&config.databases.platform);
     let runs: Vec<Document> = platform
@@ -502,7 +601,7 @@ pub async fn reset(
         .try_collect()
         .await?;
     let mut rows: BTreeMap<String, Row> = BTreeMap::new();
-    let mut demo_tenants: Vec<String> = Vec::new();
+    let mut all_batches = Vec::new();
     for run in &runs {
         let ids: Vec<String> = run
             .get_array("tenants")
@@ -524,8 +623,7 @@ pub async fn reset(
             .iter()
             .filter(|t| ids.contains(&t.id))
             .collect();
-        demo_tenants.extend(ids);
-        for b in batches(
+        all_batches.extend(batches(
             config,
             specs,
             file,
@@ -533,36 +631,63 @@ pub async fn reset(
             &opts,
             &BTreeMap::new(),
             false,
-        )? {
-            let ns = format!("{}.{}", b.placement.database, b.placement.collection);
-            let coll = client
-                .database(&b.placement.database)
-                .collection::<Document>(&b.placement.collection);
-            let mut deleted = 0;
-            for chunk in b.docs.chunks(BATCH) {
-                let ids: Vec<Bson> = chunk.iter().filter_map(|d| d.get("_id").cloned()).collect();
-                deleted += coll
-                    .delete_many(doc! { "_id": { "$in": ids } })
-                    .await
-                    .with_context(|| format!("deleting seeded documents from {ns}"))?
-                    .deleted_count;
-            }
-            let row = rows.entry(ns.clone()).or_insert_with(|| Row {
-                target: b.target.to_string(),
-                namespace: ns,
-                ..Default::default()
-            });
-            row.inserted += deleted;
+        )?);
+    }
+    let mut targets: Vec<Target> = all_batches.iter().map(|b| b.target.clone()).collect();
+    targets.sort();
+    targets.dedup();
+    let applied = applied_migrations(client, config, &targets, migrations).await?;
+    let none = Vec::new();
+    for b in all_batches {
+        fence.ensure_held().await?;
+        let ns = format!("{}.{}", b.placement.database, b.placement.collection);
+        let coll = client
+            .database(&b.placement.database)
+            .collection::<Document>(&b.placement.collection);
+        let keep = taken_over(
+            &b.docs,
+            &b.logical,
+            applied.get(&b.target.to_string()).unwrap_or(&none),
+        );
+        let row = rows.entry(ns.clone()).or_insert_with(|| Row {
+            target: b.target.to_string(),
+            namespace: ns.clone(),
+            ..Default::default()
+        });
+        for chunk in b.docs.chunks(BATCH) {
+            let ids: Vec<Bson> = chunk
+                .iter()
+                .filter_map(|d| d.get("_id").cloned())
+                .filter(|id| !keep.contains_key(&id.to_string()))
+                .collect();
+            row.inserted += coll
+                .delete_many(doc! { "_id": { "$in": ids } })
+                .await
+                .with_context(|| format!("deleting seeded documents from {ns}"))?
+                .deleted_count;
+        }
+        if !keep.is_empty() {
+            let mut by: Vec<&String> = keep.values().collect();
+            by.sort();
+            by.dedup();
+            row.unchanged += keep.len() as u64;
+            row.errors.push(format!(
+                "kept {} seeded document(s) in {ns}: migration {} (applied on {}) wrote them too, and its ledger entry says so",
+                keep.len(),
+                by.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                b.target
+            ));
         }
     }
-    demo_tenants.sort();
-    demo_tenants.dedup();
     let registry = platform.collection::<Document>(registry::REGISTRY);
-    for id in &demo_tenants {
-        let Some(entry) = registry
-            .find_one(doc! { "tenant_id": id, "demo": true })
-            .await?
-        else {
+    let demo: Vec<Document> = registry
+        .find(doc! { "demo": true })
+        .await?
+        .try_collect()
+        .await?;
+    for entry in &demo {
+        fence.ensure_held().await?;
+        let Ok(id) = entry.get_str("tenant_id") else {
             continue;
         };
         let tier: crate::tenancy::Tier = entry
@@ -570,40 +695,61 @@ pub async fn reset(
             .unwrap_or("free")
             .parse()
             .unwrap_or(crate::tenancy::Tier::Free);
-        match Target::for_tenant(id, tier, config.tiers.layout(tier)).kind {
-            crate::tenancy::TargetKind::Database { .. } => {
-                client
-                    .database(&config.databases.tenant.replace("{tenant_id}", id))
-                    .drop()
-                    .await?
-            }
-            crate::tenancy::TargetKind::CollectionSet { .. } => {
-                let shared = client.database(&config.databases.shared);
-                for spec in specs
-                    .iter()
-                    .filter(|s| s.domain == crate::spec::Domain::Saas)
-                {
-                    let name = config
-                        .databases
-                        .collection_set
-                        .replace("{tenant_id}", id)
-                        .replace("{collection}", &spec.collection);
-                    shared.collection::<Document>(&name).drop().await?;
-                }
-                shared
-                    .collection::<Document>(crate::migrate::ledger::LEDGER)
-                    .delete_many(doc! { "target": format!("{tier}:{id}") })
+        drop_demo_target(client, config, specs, id, tier).await?;
+        fence
+            .txn(session, async |s| {
+                registry
+                    .delete_one(doc! { "tenant_id": id, "demo": true })
+                    .session(s)
                     .await?;
-            }
-            _ => {}
-        }
-        registry
-            .delete_one(doc! { "tenant_id": id, "demo": true })
+                Ok(Some(()))
+            })
             .await?;
     }
-    platform
-        .collection::<Document>(RUNS)
-        .delete_many(doc! {})
+    let runs_coll = platform.collection::<Document>(RUNS);
+    fence
+        .txn(session, async |s| {
+            runs_coll.delete_many(doc! {}).session(s).await?;
+            Ok(Some(()))
+        })
         .await?;
     Ok(rows.into_values().collect())
+}
+
+/// Drop a demo tenant's own set or database (shared-tier tenants have none).
+async fn drop_demo_target(
+    client: &Client,
+    config: &Config,
+    specs: &[&CollectionSpec],
+    id: &str,
+    tier: crate::tenancy::Tier,
+) -> Result<()> {
+    match Target::for_tenant(id, tier, config.tiers.layout(tier)).kind {
+        crate::tenancy::TargetKind::Database { .. } => {
+            client
+                .database(&config.databases.tenant.replace("{tenant_id}", id))
+                .drop()
+                .await?
+        }
+        crate::tenancy::TargetKind::CollectionSet { .. } => {
+            let shared = client.database(&config.databases.shared);
+            for spec in specs
+                .iter()
+                .filter(|s| s.domain == crate::spec::Domain::Saas)
+            {
+                let name = config
+                    .databases
+                    .collection_set
+                    .replace("{tenant_id}", id)
+                    .replace("{collection}", &spec.collection);
+                shared.collection::<Document>(&name).drop().await?;
+            }
+            shared
+                .collection::<Document>(crate::migrate::ledger::LEDGER)
+                .delete_many(doc! { "target": format!("{tier}:{id}") })
+                .await?;
+        }
+        _ => {}
+    }
+    Ok(())
 }

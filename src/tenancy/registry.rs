@@ -124,8 +124,82 @@ pub fn new_tenant_document(
     d
 }
 
+/// The registry's unique index on `tenant_id`, as the catalogue's spec declares it. It is
+/// created before the first insert, so of two racing registrations of one id exactly one
+/// wins; `schema apply` keeps it (the spec declares it).
+pub async fn ensure_unique_index(db: &Database) -> Result<()> {
+    let ns = format!("{}.{REGISTRY}", db.name());
+    match db
+        .run_command(doc! {
+            "createIndexes": REGISTRY,
+            "indexes": [ { "key": { "tenant_id": 1 }, "name": "tenant_id_1", "unique": true } ],
+        })
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_code(&e, 11000) => bail!(
+            "{ns} has more than one entry for a tenant id, so its unique index on tenant_id cannot be built: {}; remove the duplicates (keep the one whose tier matches where the data lives), then rerun",
+            crate::apply::describe(&e)
+        ),
+        Err(e) => Err(anyhow::anyhow!(
+            "creating the unique index on {ns}.tenant_id: {}",
+            crate::apply::describe(&e)
+        )),
+    }
+}
+
+fn is_code(e: &mongodb::error::Error, code: i32) -> bool {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    match e.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == code,
+        ErrorKind::Command(c) => c.code == code,
+        _ => false,
+    }
+}
+
+/// The registry document of a tenant that may be added: the id and its placement are
+/// checked before anything is written.
+pub fn prepare(
+    config: &Config,
+    id: &str,
+    tier: Tier,
+    name: Option<&str>,
+    email: Option<&str>,
+) -> Result<Document> {
+    check_tenant_id(id).map_err(anyhow::Error::msg)?;
+    check_placement(config, id, tier).map_err(anyhow::Error::msg)?;
+    if let Some(n) = name {
+        if n.trim().is_empty() || n.chars().count() > 200 {
+            bail!("--name must be 1 to 200 characters");
+        }
+    }
+    Ok(new_tenant_document(
+        config,
+        id,
+        tier,
+        name.unwrap_or(id),
+        email,
+    ))
+}
+
+/// The error for an insert refused by the registry: "already registered" for a duplicate
+/// tenant id (naming the tier of the entry that won), otherwise the server's reason.
+pub async fn insert_error(db: &Database, id: &str, e: &mongodb::error::Error) -> anyhow::Error {
+    if is_code(e, 11000) {
+        let tier = registry(db)
+            .find_one(doc! { "tenant_id": id })
+            .await
+            .ok()
+            .flatten()
+            .and_then(|d| d.get_str("tier").ok().map(str::to_owned))
+            .unwrap_or_else(|| "?".into());
+        return anyhow::anyhow!("tenant `{id}` is already registered (tier {tier}); `caas tenant list` shows every tenant");
+    }
+    crate::apply::explain_write_error(e, &format!("{}.{REGISTRY}", db.name()))
+}
+
 /// Register a tenant. The id is checked before anything is written; an id already
-/// registered is an error that names its tier.
+/// registered (also by a registration racing this one) is an error that names its tier.
 pub async fn add(
     db: &Database,
     config: &Config,
@@ -134,26 +208,11 @@ pub async fn add(
     name: Option<&str>,
     email: Option<&str>,
 ) -> Result<Tenant> {
-    check_tenant_id(id).map_err(anyhow::Error::msg)?;
-    check_placement(config, id, tier).map_err(anyhow::Error::msg)?;
-    if let Some(n) = name {
-        if n.trim().is_empty() || n.chars().count() > 200 {
-            bail!("--name must be 1 to 200 characters");
-        }
+    let d = prepare(config, id, tier, name, email)?;
+    ensure_unique_index(db).await?;
+    if let Err(e) = registry(db).insert_one(&d).await {
+        return Err(insert_error(db, id, &e).await);
     }
-    let coll = registry(db);
-    if let Some(existing) = coll
-        .find_one(doc! { "tenant_id": id })
-        .await
-        .context("reading the tenant registry")?
-    {
-        let tier = existing.get_str("tier").unwrap_or("?");
-        bail!("tenant `{id}` is already registered (tier {tier}); `caas tenant list` shows every tenant");
-    }
-    let d = new_tenant_document(config, id, tier, name.unwrap_or(id), email);
-    coll.insert_one(&d)
-        .await
-        .map_err(|e| crate::apply::explain_write_error(&e, &format!("{}.{REGISTRY}", db.name())))?;
     Ok(to_tenant(config, &d).expect("a document we built"))
 }
 
