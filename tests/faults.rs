@@ -17,7 +17,7 @@ use crate::support::{
 use crate::support::expect_ok as ok;
 
 /// Every counter and every item's visits, for exactly-once checks.
-async fn totals(places: &[(Database, String, String)]) -> (Vec<i64>, Vec<i64>) {
+pub(crate) async fn totals(places: &[(Database, String, String)]) -> (Vec<i64>, Vec<i64>) {
     let (mut counters, mut visits) = (Vec::new(), Vec::new());
     for (db, prefix, tenant) in places {
         let c = db
@@ -34,9 +34,9 @@ async fn totals(places: &[(Database, String, String)]) -> (Vec<i64>, Vec<i64>) {
 }
 
 /// A small deterministic generator, so a failing run can be replayed.
-struct Lcg(u64);
+pub(crate) struct Lcg(pub u64);
 impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
+    pub fn below(&mut self, n: u64) -> u64 {
         self.0 = self
             .0
             .wrapping_mul(6_364_136_223_846_793_005)

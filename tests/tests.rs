@@ -3,6 +3,7 @@
 mod support;
 
 mod compile_golden;
+mod exactly_once;
 mod examples;
 mod faults;
 mod lint_fixtures;

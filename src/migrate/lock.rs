@@ -279,7 +279,7 @@ pub async fn acquire(
         lsid,
         lost: Arc::new(AtomicBool::new(false)),
         dirty: Arc::new(AtomicBool::new(false)),
-        retry_for: wait.max(Duration::from_secs(5)),
+        retry_for: wait.max(Duration::from_secs(2)),
     };
     let renewer = tokio::spawn(renew_until_lost(fence.clone(), lease));
     Ok(Lease { fence, renewer })

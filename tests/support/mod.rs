@@ -239,7 +239,7 @@ pub async fn migrate_fleet(
         expect_ok(p, &["tenant", "add", id, "--tier", tier]);
     }
     expect_ok(p, &["schema", "apply"]);
-    let c = client().await;
+    let c = mongodb::Client::with_uri_str(&p.uri).await.unwrap();
     let shared = c.database(&format!("{}_shared", p.prefix));
     let places = vec![
         (shared.clone(), String::new(), "fr".to_string()),
