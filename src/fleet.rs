@@ -19,14 +19,21 @@ use crate::tenancy::{Layout, Target, TargetKind};
 pub struct Fleet {
     pub tenants: Vec<Tenant>,
     pub targets: Vec<Target>,
+    /// Soft-deleted tenants (`deleted_at` set): not migrated or applied, but their data is
+    /// still theirs, so nobody claims (or prunes) it.
+    pub retired: Vec<Tenant>,
 }
 
 /// Read the registry and resolve the selection into targets.
 pub async fn resolve(conn: &Connection, config: &Config, sel: &Selection) -> Result<Fleet> {
     let db = conn.client.database(&config.databases.platform);
-    let tenants = registry::list(&db, config).await?;
+    let (tenants, retired) = registry::list_all(&db, config).await?;
     let targets = registry::resolve_targets(&tenants, config, sel)?;
-    Ok(Fleet { tenants, targets })
+    Ok(Fleet {
+        tenants,
+        targets,
+        retired,
+    })
 }
 
 /// The desired state of every target.
@@ -356,8 +363,15 @@ impl Ownership {
             .iter()
             .filter(|t| config.tiers.layout(t.tier) == Layout::CollectionSet)
             .collect();
+        // Soft-deleted Pro tenants keep their prefixes: their sets are nobody else's.
+        let retired = fleet
+            .retired
+            .iter()
+            .filter(|t| config.tiers.layout(t.tier) == Layout::CollectionSet);
         let prefixes = pro
             .iter()
+            .copied()
+            .chain(retired)
             .map(|t| {
                 let prefix = dbs.collection_set.replace("{tenant_id}", &t.id);
                 let prefix = prefix.split("{collection}").next().unwrap_or("").to_owned();
@@ -422,6 +436,8 @@ fn owner<'a>(
     // tenant called `user` must not claim the shared tiers' `user_sessions`.
     move |db: &str, coll: &str| match &kind {
         _ if db == dbs.shared && ownership.declared.contains(coll) => false,
+        // The tenant registry is caas's own, spec or not: never drift, never pruned.
+        _ if db == dbs.platform && coll == registry::REGISTRY => false,
         Owner::NotShared => db != dbs.shared,
         Owner::Shared => db == dbs.shared && !in_some_set(coll),
         Owner::Set { prefix, longer } => {

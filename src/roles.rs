@@ -287,13 +287,29 @@ pub async fn upsert_user(
     if username.is_empty() || username.contains(['\0', ':', '@', '/']) {
         bail!("user name `{username}` is not usable: no empty names, `:`, `@`, `/` or NUL");
     }
+    if is_admin_like(username) {
+        bail!("user `{username}` looks like an administrator; caas manages only service users it created, and will not change this one (choose another --username)");
+    }
     let admin = client.database("admin");
-    let exists = admin
+    let info = admin
         .run_command(doc! { "usersInfo": { "user": username, "db": "admin" } })
         .await
-        .context("reading users (usersInfo)")?
+        .context("reading users (usersInfo)")?;
+    let existing = info
         .get_array("users")
-        .is_ok_and(|u| !u.is_empty());
+        .ok()
+        .and_then(|u| u.first())
+        .and_then(|u| u.as_document());
+    let exists = existing.is_some();
+    if let Some(user) = existing {
+        let foreign = foreign_roles(user, role);
+        if !foreign.is_empty() {
+            bail!(
+                "user `{username}` already exists with role(s) {} besides `{role}`; caas manages only users that hold nothing but their service's role, so it changed nothing (choose another --username, or remove those roles by hand if this user is really caas's)",
+                foreign.join(", ")
+            );
+        }
+    }
     let roles = vec![doc! { "role": role, "db": "admin" }];
     let result = if exists {
         admin.run_command(doc! { "updateUser": username, "pwd": password, "roles": roles, "mechanisms": ["SCRAM-SHA-256"] }).await
@@ -310,10 +326,56 @@ pub async fn upsert_user(
     Ok(if exists { "updated" } else { "created" })
 }
 
+/// Names an administrator account usually has: caas never takes them over.
+fn is_admin_like(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "root",
+        "admin",
+        "administrator",
+        "superuser",
+        "__system",
+        "dbadmin",
+        "clusteradmin",
+        "useradmin",
+    ]
+    .contains(&n.as_str())
+}
+
+/// The roles of a `usersInfo` user other than `role` in `admin`, as `role@db`.
+fn foreign_roles(user: &Document, role: &str) -> Vec<String> {
+    user.get_array("roles")
+        .map(|roles| {
+            roles
+                .iter()
+                .filter_map(|r| r.as_document())
+                .filter(|r| !(r.get_str("role") == Ok(role) && r.get_str("db") == Ok("admin")))
+                .map(|r| {
+                    format!(
+                        "{}@{}",
+                        r.get_str("role").unwrap_or("?"),
+                        r.get_str("db").unwrap_or("?")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::tenancy::{Layout, Tier};
+
+    #[test]
+    fn users_with_other_roles_or_admin_names_are_not_caas_users() {
+        assert!(is_admin_like("root") && is_admin_like("Admin"));
+        assert!(!is_admin_like("chat-service"));
+        let mine = doc! { "user": "chat", "roles": [ { "role": "caas_svc_chat", "db": "admin" } ] };
+        assert!(foreign_roles(&mine, "caas_svc_chat").is_empty());
+        let root = doc! { "user": "ops", "roles": [ { "role": "root", "db": "admin" }, { "role": "caas_svc_chat", "db": "admin" } ] };
+        assert_eq!(foreign_roles(&root, "caas_svc_chat"), ["root@admin"]);
+    }
 
     fn spec(yaml: &str) -> CollectionSpec {
         serde_json::from_value(crate::yaml::parse(yaml).unwrap().value).unwrap()

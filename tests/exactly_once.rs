@@ -125,7 +125,7 @@ async fn two_downs_at_once_revert_each_version_once() {
     let p = project("xtwodown");
     let places = migrate_fleet(&p, 12).await;
     ok(&p, &["migrate", "up"]);
-    let args = ["migrate", "down", "--steps", "1", "--batch-pause-ms", "20"];
+    let args = ["migrate", "down", "--steps", "1"];
     let (a, b) = (spawn(&p, &args), spawn(&p, &args));
     let (a, b) = (wait(a).await, wait(b).await);
     assert_eq!(a.status.code(), Some(0), "{}", show(&a));
@@ -164,22 +164,25 @@ async fn down_killed_at_random_points_is_finished_by_the_rerun() {
             .join(format!("migrations/V{version:04}__trial_{trial}.yaml"));
         std::fs::write(&file, TRIAL).unwrap();
         ok(&p, &["migrate", "up"]);
-        let kill_after = Duration::from_millis(100 + rng.below(900));
+        // Kill once the revert has visibly begun (some item already back at 1), plus a random
+        // delay: mid-batch, between steps, between targets, or after the end.
         let child = spawn(
             &p,
-            &[
-                "migrate",
-                "down",
-                "--to",
-                "2",
-                "--batch-pause-ms",
-                "25",
-                "--lease-seconds",
-                "1",
-                "--concurrency",
-                "2",
-            ],
+            &["migrate", "down", "--to", "2", "--lease-seconds", "1"],
         );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, visits) = totals(&places).await;
+            if visits.iter().any(|v| *v == 1) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "trial {trial}: the revert never began"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let kill_after = Duration::from_millis(rng.below(150));
         tokio::time::sleep(kill_after).await;
         signal(&child, "-KILL");
         wait(child).await;
@@ -215,7 +218,6 @@ async fn down_killed_at_random_points_is_finished_by_the_rerun() {
             st.iter().all(|(_, s)| s == "reverted"),
             "trial {trial}: {st:?}"
         );
-        assert_eq!(held_leases(&places).await, 0);
         std::fs::remove_file(file).unwrap();
     }
 }
@@ -400,9 +402,14 @@ async fn repair_clears_failed_entries_only_and_never_one_a_runner_holds() {
         ],
     );
     wait_progress(&places[0].0, 2, 6, 1).await;
-    let repair = p.caas(&["migrate", "repair", "--clear-failed", "--lock-timeout", "0"]);
+    let repair = p.caas(&["migrate", "repair", "--clear-failed"]);
     let during: Vec<Document> = entries(&places[0].0, doc! {}).await;
-    assert_eq!(repair.status.code(), Some(2), "{}\n{during:?}", show(&repair));
+    assert_eq!(
+        repair.status.code(),
+        Some(2),
+        "{}\n{during:?}",
+        show(&repair)
+    );
     assert!(
         stderr(&repair).contains("shared: held by")
             && stderr(&repair).contains("nothing was repaired there"),
@@ -414,7 +421,11 @@ async fn repair_clears_failed_entries_only_and_never_one_a_runner_holds() {
     let again = ok(&p, &["migrate", "up", "--json"]);
     let again: serde_json::Value = serde_json::from_str(&again).unwrap();
     assert!(
-        again.as_array().unwrap().iter().all(|r| r["status"] == "up_to_date"),
+        again
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == "up_to_date"),
         "nothing runs twice: {again}"
     );
     let (counters, visits) = totals(&places).await;
@@ -441,7 +452,15 @@ async fn repair_clears_failed_entries_only_and_never_one_a_runner_holds() {
     wait(killed).await;
     let repaired = ok(
         &p,
-        &["migrate", "repair", "--clear-failed", "--tenant", "ea"],
+        &[
+            "migrate",
+            "repair",
+            "--clear-failed",
+            "--tenant",
+            "ea",
+            "--lock-timeout",
+            "5",
+        ],
     );
     assert!(
         repaired.contains("was interrupted") && repaired.contains("0 ledger entries repaired"),
@@ -843,4 +862,50 @@ async fn racing_tenant_adds_register_each_id_once() {
         serde_json::from_str(&ok(&p, &["tenant", "list", "--json"])).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 10, "{list}");
     ok(&p, &["schema", "apply"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unlock_never_removes_a_live_lease_unless_told_whose() {
+    let p = project("xunlock");
+    let places = migrate_fleet(&p, 30).await;
+    let runner = spawn(
+        &p,
+        &["migrate", "up", "--tenant", "ea", "--batch-pause-ms", "200"],
+    );
+    wait_progress(&places[4].0, 2, 3, 1).await;
+    let refused = p.caas(&["migrate", "unlock", "--tenant", "ea"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", show(&refused));
+    let err = stderr(&refused);
+    assert!(
+        err.contains("enterprise:ea: held by") && err.contains("--force --owner"),
+        "{err}"
+    );
+    let no_owner = p.caas(&["migrate", "unlock", "--tenant", "ea", "--force"]);
+    assert_eq!(no_owner.status.code(), Some(2), "{}", show(&no_owner));
+    let lock = places[4]
+        .0
+        .collection::<Document>("caas_locks")
+        .find_one(doc! { "_id": "enterprise:ea" })
+        .await
+        .unwrap()
+        .unwrap();
+    let owner = lock.get_str("owner").unwrap().to_owned();
+    let evicted = ok(
+        &p,
+        &[
+            "migrate", "unlock", "--tenant", "ea", "--force", "--owner", &owner,
+        ],
+    );
+    assert!(evicted.contains("released the lease of"), "{evicted}");
+    let out = wait(runner).await;
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        stderr(&out).contains("lost the lease on enterprise:ea"),
+        "{}",
+        show(&out)
+    );
+    ok(&p, &["migrate", "up", "--tenant", "ea"]);
+    let (counters, visits) = totals(&places[4..5]).await;
+    assert_eq!(counters, vec![1]);
+    assert!(visits.iter().all(|v| *v == 1), "{visits:?}");
 }

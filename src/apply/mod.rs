@@ -115,6 +115,11 @@ fn held_back(c: &Change, opts: ApplyOptions) -> Option<String> {
     if let Action::Conflict { .. } = &c.action {
         return Some("needs a person (caas cannot change this in place)".into());
     }
+    if let Action::DropCollection { owner, .. } = &c.action {
+        if !crate::plan::is_prunable_owner(owner) {
+            return Some(format!("belongs to {owner}; tenant data is never pruned"));
+        }
+    }
     if c.undeclared && !opts.prune {
         return Some("undeclared; `--prune --allow-destructive` drops it".into());
     }

@@ -32,7 +32,7 @@ pub struct TargetOpts {
 }
 
 impl TargetOpts {
-    fn selection(&self) -> Selection {
+    pub fn selection(&self) -> Selection {
         Selection {
             tenants: self.tenants.clone(),
             tiers: self.tiers.clone(),

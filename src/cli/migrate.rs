@@ -112,8 +112,9 @@ pub enum MigrateCommand {
         /// Only this version.
         #[arg(long)]
         version: Option<u32>,
-        /// Seconds to wait for a target's lock held by a runner before refusing that target.
-        #[arg(long, default_value_t = 10)]
+        /// Seconds to wait for a target's lock held by a runner before refusing that target
+        /// (default: refuse at once).
+        #[arg(long, default_value_t = 0)]
         lock_timeout: u64,
         /// Print the report as JSON.
         #[arg(long)]
@@ -173,10 +174,7 @@ pub async fn run(config: &Config, connect: &ConnectOpts, cmd: MigrateCommand) ->
     let conn = connect.connect(config).await?;
     let conn_ref = &conn;
     let targets_of = |t: &TargetOpts| {
-        let sel = crate::tenancy::registry::Selection {
-            tenants: t.tenants.clone(),
-            tiers: t.tiers.clone(),
-        };
+        let sel = t.selection();
         async move { fleet::resolve(conn_ref, config, &sel).await }
     };
     match cmd {
@@ -201,6 +199,7 @@ pub async fn run(config: &Config, connect: &ConnectOpts, cmd: MigrateCommand) ->
             json,
         } => {
             let fl = targets_of(&targets).await?;
+            runner::refuse_partial_shared(&targets.selection(), &fl.tenants, config)?;
             let f = Fleetwide {
                 client: &conn.client,
                 config,
@@ -237,6 +236,7 @@ pub async fn run(config: &Config, connect: &ConnectOpts, cmd: MigrateCommand) ->
             json,
         } => {
             let fl = targets_of(&targets).await?;
+            runner::refuse_partial_shared(&targets.selection(), &fl.tenants, config)?;
             let f = Fleetwide {
                 client: &conn.client,
                 config,

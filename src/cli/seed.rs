@@ -159,6 +159,7 @@ async fn seed_locked(
     let fleet = crate::fleet::Fleet {
         tenants: all,
         targets,
+        retired: vec![],
     };
     let compiled = crate::fleet::desired(specs, &fleet, config);
     let plans =

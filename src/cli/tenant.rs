@@ -56,6 +56,7 @@ async fn check_names_with(
     let fleet = crate::fleet::Fleet {
         tenants,
         targets: vec![],
+        retired: vec![],
     };
     crate::fleet::check_shared_names(config, &fleet, &specs)
         .map_err(|why| anyhow::anyhow!("tenant `{id}` cannot be added: {why}"))

@@ -80,6 +80,51 @@ fn allowed_tenants(
     )
 }
 
+/// A migration on the shared target changes every tenant stored there: the shared target
+/// has one ledger, so it is migrated for all of its tenants or for none. A selection
+/// (`--tenant`, `--tier`) that names only some of them is refused, never silently widened.
+pub fn refuse_partial_shared(
+    sel: &crate::tenancy::registry::Selection,
+    tenants: &[Tenant],
+    config: &Config,
+) -> Result<()> {
+    if sel.is_all() {
+        return Ok(());
+    }
+    let shared: Vec<&Tenant> = tenants
+        .iter()
+        .filter(|t| config.tiers.layout(t.tier) == Layout::Shared)
+        .collect();
+    let chosen: Vec<&str> = shared
+        .iter()
+        .filter(|t| sel.tenants.contains(&t.id) || sel.tiers.contains(&t.tier))
+        .map(|t| t.id.as_str())
+        .collect();
+    let tier_named = sel
+        .tiers
+        .iter()
+        .any(|t| config.tiers.layout(*t) == Layout::Shared);
+    if (chosen.is_empty() && !tier_named) || chosen.len() == shared.len() {
+        return Ok(());
+    }
+    let tiers: Vec<&str> = Tier::ALL
+        .iter()
+        .filter(|t| config.tiers.layout(**t) == Layout::Shared)
+        .map(|t| t.as_str())
+        .collect();
+    bail!(
+        "the selection names {} of the {} tenants of the shared target ({}: the {} tiers), but a migration there changes every one of them (the shared target has one ledger). Migrate them all: `{}`, or leave out --tenant/--tier",
+        chosen.len(),
+        shared.len(),
+        config.databases.shared,
+        tiers.join(" and "),
+        std::iter::once("caas migrate up".to_string())
+            .chain(tiers.iter().map(|t| format!("--tier {t}")))
+            .collect::<Vec<_>>()
+            .join(" ")
+    )
+}
+
 /// A target's state against the migration files.
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetState {

@@ -12,7 +12,7 @@ pub use mongosh::{mongosh_target, to_mongosh, MONGOSH_HEADER};
 use crate::compile::{CompiledCollection, CompiledIndex};
 use crate::inspect::normalize::{collection_shape, index_shape, IndexShape};
 use crate::inspect::{is_internal, LiveCollection, LiveState};
-use crate::tenancy::Target;
+use crate::tenancy::{Target, TargetKind};
 
 /// How risky a change is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -79,6 +79,10 @@ pub enum Action {
     },
     DropCollection {
         kind: String,
+        /// Whose it is: a tenant target (`pro:acme`, `enterprise:bank`: tenant data, never
+        /// pruned), `unregistered` (named like a collection set of a tenant that is not
+        /// registered) or `unknown`. Only the last two are dropped by `--prune`.
+        owner: String,
     },
     /// Something caas cannot change in place; needs a person.
     Conflict {
@@ -180,7 +184,12 @@ impl Change {
             Action::DropIndex { name, keys } => {
                 format!("undeclared index {name} {}", crate::compile::to_json(keys))
             }
-            Action::DropCollection { kind } => format!("undeclared {kind} (no spec declares it)"),
+            Action::DropCollection { kind, owner } if is_prunable_owner(owner) => {
+                format!("undeclared {kind} (no spec declares it; owner: {owner})")
+            }
+            Action::DropCollection { kind, owner } => format!(
+                "undeclared {kind} (no spec declares it; owner: {owner}, whose data is never pruned)"
+            ),
             Action::Conflict { reason } => format!("conflict: {reason}"),
         }
     }
@@ -197,6 +206,29 @@ impl TargetPlan {
     /// Changes that bring the target in line with the specs (not the undeclared ones).
     pub fn declared(&self) -> impl Iterator<Item = &Change> {
         self.changes.iter().filter(|c| !c.undeclared)
+    }
+}
+
+/// Whether `--prune` may drop an undeclared collection of this owner: never a tenant's.
+pub fn is_prunable_owner(owner: &str) -> bool {
+    owner == "unregistered" || owner == "unknown"
+}
+
+/// The owner of an undeclared collection that `target` reports: a tenant target owns what
+/// is in its set or database; on the shared target, a name shaped like a collection set
+/// (`{id}_{collection}` for a declared collection) belongs to an unregistered tenant.
+fn owner_of(target: &Target, desired: &[CompiledCollection], name: &str) -> String {
+    match &target.kind {
+        TargetKind::CollectionSet { .. } | TargetKind::Database { .. } => target.to_string(),
+        TargetKind::Shared => {
+            let set_like = desired.iter().any(|c| {
+                name.strip_suffix(c.placement.collection.as_str())
+                    .and_then(|p| p.strip_suffix('_'))
+                    .is_some_and(|id| crate::tenancy::check_tenant_id(id).is_ok())
+            });
+            if set_like { "unregistered" } else { "unknown" }.into()
+        }
+        TargetKind::Platform => "unknown".into(),
     }
 }
 
@@ -261,6 +293,7 @@ pub fn plan_target(
                 undeclared: true,
                 action: Action::DropCollection {
                     kind: have.kind.clone(),
+                    owner: owner_of(target, desired, name),
                 },
             });
         }

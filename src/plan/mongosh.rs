@@ -82,6 +82,12 @@ pub fn mongosh_target(plan: &TargetPlan, prune: bool) -> String {
                     lit(&c.collection),
                     lit(name)
                 ),
+                Action::DropCollection { owner, .. } if !crate::plan::is_prunable_owner(owner) => {
+                    format!(
+                        "// {db}.getCollection({}) is undeclared but belongs to {owner}; tenant data is never pruned",
+                        lit(&c.collection)
+                    )
+                }
                 Action::DropCollection { .. } => format!(
                     "{}{db}.getCollection({}).drop();",
                     if prune { "" } else { "// " },

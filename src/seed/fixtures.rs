@@ -16,6 +16,9 @@ pub const SEED_FILE: &str = "seeds/demo.yaml";
 /// Written in a fixture, replaced by the argon2id hash of the demo password.
 pub const PASSWORD_PLACEHOLDER: &str = "{{password}}";
 
+/// Fields caas derives for every seeded document; fixtures may not set them.
+pub const PLACEMENT_FIELDS: &[&str] = &["tenant_id", "_id"];
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SeedFile {
@@ -140,6 +143,26 @@ impl SeedFile {
                         "use free, starter, pro or enterprise",
                     ),
                 );
+            }
+        }
+        // caas places every fixture: `tenant_id` (and `_id`, which caas derives so reruns
+        // and `--reset` find the document) are its own, never the fixture's.
+        for (section, fixtures) in [("tenant", &seed.tenant), ("platform", &seed.platform)] {
+            for (coll, list) in fixtures {
+                for (i, d) in list.iter().enumerate() {
+                    for key in PLACEMENT_FIELDS.iter().filter(|k| d.contains_key(**k)) {
+                        let p = format!(
+                            "/{section}/{}/{i}/{key}",
+                            crate::yaml::pointer_segment(coll)
+                        );
+                        findings.push(
+                            Finding::error("invalid-seed", &file, doc.key_pos(&p), dotted(&p)).says(
+                                format!("a fixture may not set `{key}`: caas sets it for each demo tenant it seeds (a fixture's own value could put the document into another, real tenant)"),
+                                format!("remove `{key}` from the fixture"),
+                            ),
+                        );
+                    }
+                }
             }
         }
         if seed.generator.as_deref().is_some_and(|g| g != "caas-chat") {

@@ -194,10 +194,13 @@ fn add_fixtures(
                 .unwrap_or_default();
             resolve_placeholders(&mut d, hash, &id_of);
             let mut full = doc! { "_id": id_of(coll, i as u64) };
+            full.extend(d);
+            // Placement is caas's: it wins over anything the fixture says (the loader
+            // refuses such fixtures; this keeps a library caller safe too).
+            full.insert("_id", id_of(coll, i as u64));
             if !tenant.is_empty() {
                 full.insert("tenant_id", tenant);
             }
-            full.extend(d);
             docs.entry(coll.clone()).or_default().push(full);
         }
     }

@@ -237,8 +237,16 @@ fn to_tenant(config: &Config, d: &Document) -> Option<Tenant> {
 /// Every registered tenant that is not soft-deleted, sorted by id. A missing registry is
 /// an empty one. Entries that are not valid tenants are an error naming them.
 pub async fn list(db: &Database, config: &Config) -> Result<Vec<Tenant>> {
+    Ok(list_all(db, config).await?.0)
+}
+
+/// The registry in two parts: live tenants, and soft-deleted ones (`deleted_at` set), whose
+/// data is still theirs. A tenant whose `tier` no longer matches its recorded
+/// `data_location` (a tier edited by hand) is an error: applying the new tier would give it
+/// a second, empty home and leave its data unowned.
+pub async fn list_all(db: &Database, config: &Config) -> Result<(Vec<Tenant>, Vec<Tenant>)> {
     let cursor = registry(db)
-        .find(doc! { "deleted_at": { "$in": [null] } })
+        .find(doc! {})
         .sort(doc! { "tenant_id": 1 })
         .await
         .with_context(|| format!("reading the tenant registry {}.{REGISTRY}", db.name()))?;
@@ -246,23 +254,61 @@ pub async fn list(db: &Database, config: &Config) -> Result<Vec<Tenant>> {
         .try_collect()
         .await
         .context("reading the tenant registry")?;
-    let mut out = Vec::with_capacity(docs.len());
+    let (mut live, mut retired) = (Vec::with_capacity(docs.len()), Vec::new());
     for d in &docs {
-        match to_tenant(config, d) {
-            Some(t) if check_tenant_id(&t.id).is_ok() => {
-                if let Err(why) = check_placement(config, &t.id, t.tier) {
-                    bail!("registry entry for {why}; fix or remove it in {}.{REGISTRY}", db.name());
-                }
-                out.push(t)
-            }
+        let t = match to_tenant(config, d) {
+            Some(t) if check_tenant_id(&t.id).is_ok() => t,
             _ => bail!(
                 "registry entry {} in {}.{REGISTRY} has no valid tenant_id or tier; fix or remove it",
                 d.get("_id").map(|v| v.to_string()).unwrap_or_default(),
                 db.name()
             ),
+        };
+        if let Err(why) = check_placement(config, &t.id, t.tier) {
+            bail!(
+                "registry entry for {why}; fix or remove it in {}.{REGISTRY}",
+                db.name()
+            );
+        }
+        if let Some(why) = misplaced(config, d, &t) {
+            bail!("{why}");
+        }
+        if matches!(d.get("deleted_at"), None | Some(bson::Bson::Null)) {
+            live.push(t);
+        } else {
+            retired.push(t);
         }
     }
-    Ok(out)
+    Ok((live, retired))
+}
+
+/// Why an entry's tier disagrees with where its data lives (`data_location` as recorded
+/// when it was registered), if it does.
+fn misplaced(config: &Config, d: &Document, t: &Tenant) -> Option<String> {
+    let recorded = d.get_document("data_location").ok()?;
+    let expected = data_location(config, &t.id, t.tier);
+    let same = |k: &str| {
+        recorded.get(k).filter(|v| **v != bson::Bson::Null)
+            == expected.get(k).filter(|v| **v != bson::Bson::Null)
+    };
+    if same("database") && same("collection_prefix") {
+        return None;
+    }
+    let place = |loc: &Document| match loc.get_str("collection_prefix") {
+        Ok(p) => format!(
+            "collections {}{}*",
+            loc.get_str("database").unwrap_or("?"),
+            format_args!(".{p}")
+        ),
+        Err(_) => format!("database {}", loc.get_str("database").unwrap_or("?")),
+    };
+    Some(format!(
+        "tenant `{}`: the registry says tier {}, which would place it in {}, but its data lives in {} (data_location); caas will not follow a tier edited by hand, which would give the tenant a second, empty home. Restore its tier in the registry (a tier changes only by moving the tenant's data)",
+        t.id,
+        t.tier,
+        place(&expected),
+        place(recorded)
+    ))
 }
 
 /// Which tenants and tiers a run covers. Empty: everything.
