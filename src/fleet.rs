@@ -506,6 +506,7 @@ mod tests {
                 Target::for_tenant("user", Tier::Pro, Layout::CollectionSet),
                 Target::for_tenant("bank", Tier::Enterprise, Layout::Database),
             ],
+            retired: vec![tenant("gone", Tier::Pro)],
         };
         let ownership = Ownership::new(&config, &fleet, &specs);
         let owners = |db: &str, coll: &str| -> Vec<String> {
@@ -517,6 +518,10 @@ mod tests {
                 .collect()
         };
         assert_eq!(owners("caas_shared", "stray"), ["shared"]);
+        // A soft-deleted Pro tenant's set is still its own: nobody claims (or prunes) it.
+        assert!(owners("caas_shared", "gone_users").is_empty());
+        // The registry is caas's own, with or without a spec.
+        assert!(owners("caas_platform", "saas_clients").is_empty());
         assert_eq!(owners("caas_shared", "acme_old"), ["pro:acme"]);
         assert_eq!(
             owners("caas_shared", "acme_eu_old"),
@@ -558,6 +563,7 @@ mod tests {
         let fleet = |ids: &[&str]| Fleet {
             tenants: ids.iter().map(|id| tenant(id, Tier::Pro)).collect(),
             targets: vec![],
+            retired: vec![],
         };
         let specs = vec![&users, &eu_users];
         assert_eq!(

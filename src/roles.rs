@@ -284,12 +284,7 @@ pub async fn upsert_user(
     username: &str,
     password: &str,
 ) -> Result<&'static str> {
-    if username.is_empty() || username.contains(['\0', ':', '@', '/']) {
-        bail!("user name `{username}` is not usable: no empty names, `:`, `@`, `/` or NUL");
-    }
-    if is_admin_like(username) {
-        bail!("user `{username}` looks like an administrator; caas manages only service users it created, and will not change this one (choose another --username)");
-    }
+    check_username(username)?;
     let admin = client.database("admin");
     let info = admin
         .run_command(doc! { "usersInfo": { "user": username, "db": "admin" } })
@@ -324,6 +319,17 @@ pub async fn upsert_user(
         )
     })?;
     Ok(if exists { "updated" } else { "created" })
+}
+
+/// Refuse user names caas must not manage, before anything is read or written.
+pub fn check_username(username: &str) -> Result<()> {
+    if username.is_empty() || username.contains(['\0', ':', '@', '/']) {
+        bail!("user name `{username}` is not usable: no empty names, `:`, `@`, `/` or NUL");
+    }
+    if is_admin_like(username) {
+        bail!("user `{username}` looks like an administrator; caas manages only service users it created, and will not change this one (choose another --username)");
+    }
+    Ok(())
 }
 
 /// Names an administrator account usually has: caas never takes them over.

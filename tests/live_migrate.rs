@@ -307,12 +307,21 @@ async fn a_killed_backfill_resumes_from_its_checkpoint() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_tenant_does_not_stop_the_others_and_a_rerun_completes() {
     let p = project("mfail");
+    let places = crate::support::migrate_fleet(&p, 2).await;
+    // The spec gains a unique index, and a migration creates it early (before the next
+    // `schema apply`): a migration may only create an index its spec declares.
+    let spec = p.path().join("schemas/saas/items.yaml");
+    let text = std::fs::read_to_string(&spec).unwrap();
+    std::fs::write(
+        &spec,
+        format!("{text}indexes:\n  - {{ keys: {{ code: 1 }}, unique: true }}\n"),
+    )
+    .unwrap();
     std::fs::write(
         p.path().join("migrations/V0003__unique_codes.yaml"),
         "description: Codes are unique.\nscope: tenant\nup:\n  - create_index: { collection: items, index: { keys: { code: 1 }, unique: true } }\ndown:\n  - drop_index: { collection: items, name: code_1 }\n",
     )
     .unwrap();
-    let places = crate::support::migrate_fleet(&p, 2).await;
     let (eb, _, _) = &places[5];
     eb.collection::<Document>("items")
         .insert_one(doc! { "tenant_id": "eb", "code": "eb-0", "visits": 0_i64 })

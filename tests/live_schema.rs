@@ -318,48 +318,41 @@ async fn destructive_changes_need_the_flag_and_undeclared_ones_need_prune() {
         "not rebuilt without the flag"
     );
 
-    ok(
+    // The rebuild goes through; acme's undeclared collection is acme's data: reported with
+    // its owner and never dropped, so apply still exits 1 for it.
+    let (status, out, _) = code(
         &p,
         &["schema", "apply", "--tenant", "acme", "--allow-destructive"],
     );
+    assert_eq!(status, 1, "{out}");
+    assert!(out.contains("owner: pro:acme"), "{out}");
     let names = index_names(&shared, "acme_users").await;
     assert!(
         names.contains(&"email_1".to_string())
             && !names.iter().any(|n| n.ends_with("_caas_rebuild")),
         "{names:?}"
     );
-    assert!(
-        shared
-            .list_collection_names()
-            .await
-            .unwrap()
-            .contains(&"acme_leftovers".to_string()),
-        "kept without --prune"
-    );
-
-    let (status, out, _) = code(&p, &["schema", "apply", "--tenant", "acme", "--prune"]);
+    // A stray of nobody's in the shared database: dropped only with both flags.
+    shared.create_collection("leftovers").await.unwrap();
+    let (status, out, _) = code(&p, &["schema", "apply", "--prune"]);
     assert_eq!(status, 1, "--prune alone holds the drop back: {out}");
     assert!(shared
         .list_collection_names()
         .await
         .unwrap()
-        .contains(&"acme_leftovers".to_string()));
-    ok(
-        &p,
-        &[
-            "schema",
-            "apply",
-            "--tenant",
-            "acme",
-            "--prune",
-            "--allow-destructive",
-        ],
-    );
-    assert!(!shared
-        .list_collection_names()
+        .contains(&"leftovers".to_string()));
+    let (status, out, _) = code(&p, &["schema", "apply", "--prune", "--allow-destructive"]);
+    assert_eq!(status, 1, "acme's collection is still held back: {out}");
+    let names = shared.list_collection_names().await.unwrap();
+    assert!(!names.contains(&"leftovers".to_string()), "{names:?}");
+    assert!(names.contains(&"acme_leftovers".to_string()), "{names:?}");
+    let (status, _, _) = code(&p, &["schema", "diff", "--tenant", "acme", "--exit-code"]);
+    assert_eq!(status, 1, "acme's undeclared collection is drift");
+    shared
+        .collection::<Document>("acme_leftovers")
+        .drop()
         .await
-        .unwrap()
-        .contains(&"acme_leftovers".to_string()));
+        .unwrap();
     ok(&p, &["schema", "diff", "--tenant", "acme", "--exit-code"]);
 }
 
@@ -700,12 +693,17 @@ async fn pruning_a_pro_tenant_never_drops_another_targets_collections() {
             "--json",
         ],
     );
-    assert_eq!(status, 0, "{out}");
+    assert_eq!(status, 1, "{out}");
     let names = shared.list_collection_names().await.unwrap();
     assert!(
-        !names.contains(&"acme_leftovers".to_string()),
-        "acme's undeclared collection is pruned: {names:?}"
+        names.contains(&"acme_leftovers".to_string()) && out.contains("owner: pro:acme"),
+        "acme's undeclared collection is acme's data, never pruned: {names:?}\n{out}"
     );
+    shared
+        .collection::<Document>("acme_leftovers")
+        .drop()
+        .await
+        .unwrap();
     for c in [
         "acme_eu_users",
         "acme_eu_user_sessions",

@@ -142,6 +142,8 @@ pub async fn run(config: &Config, connect: &ConnectOpts, cmd: RolesCommand) -> R
             password_env,
         } => {
             let role = roles::role_name(config, &service);
+            let username = username.unwrap_or_else(|| service.clone());
+            roles::check_username(&username)?;
             if !desired.iter().any(|r| r.name == role) {
                 let known: Vec<&str> = desired
                     .iter()
@@ -156,7 +158,6 @@ pub async fn run(config: &Config, connect: &ConnectOpts, cmd: RolesCommand) -> R
                 bail!("role {role} does not exist yet; run `caas roles apply` first");
             }
             let password = std::env::var(&password_env).unwrap_or_default();
-            let username = username.unwrap_or_else(|| service.clone());
             let what = roles::upsert_user(&conn.client, &role, &username, &password).await?;
             println!("{what} user {username} with role {role} (password from ${password_env})");
             Ok(Outcome::Clean)

@@ -75,10 +75,15 @@ pub fn lint(
             shared_tiers.iter().any(|s| !t.contains(s))
                 && shared_tiers.iter().any(|s| t.contains(s))
         });
+    // Whether the migration runs on the shared target at all.
+    let shares_tiers = m.scope == Scope::Tenant
+        && m.tiers
+            .as_ref()
+            .is_none_or(|t| shared_tiers.iter().any(|s| t.contains(s)));
     for (dir, steps) in [("up", &m.up), ("down", &m.down)] {
         for (i, step) in steps.iter().enumerate() {
             let at = format!("/{dir}/{i}/{}", step.name());
-            step_checks(&mut cx, &at, step, m, specs, partial_shared);
+            step_checks(&mut cx, &at, step, m, specs, partial_shared, shares_tiers);
         }
     }
     cx.out
@@ -91,6 +96,7 @@ fn step_checks(
     m: &MigrationFile,
     specs: &[&CollectionSpec],
     partial_shared: bool,
+    shares_tiers: bool,
 ) {
     let domain = m.scope.domain();
     for name in step.collections() {
@@ -179,25 +185,30 @@ fn step_checks(
                 "tenant_id is managed by caas",
             );
         }
+        Step::CreateIndex(s) => {
+            if let Some(spec) = specs.iter().find(|sp| sp.collection == s.collection) {
+                undeclared_index_checks(cx, &format!("{at}/index"), &s.index, spec);
+            }
+        }
         Step::Aggregate(s) => {
             for (i, stage) in s.pipeline.iter().enumerate() {
-                let p = format!("{at}/pipeline/{i}");
                 if stage.len() != 1 || !stage.keys().all(|k| k.starts_with('$')) {
                     cx.error(
-                        &p,
+                        &format!("{at}/pipeline/{i}"),
                         false,
                         "an aggregation stage is one `$` operator, e.g. `{$match: {...}}`".into(),
                         "write one stage per list item",
                     );
-                } else if stage.contains_key("$out") || stage.contains_key("$merge") {
-                    cx.error(
-                        &p,
-                        false,
-                        "`$out`/`$merge` are added by caas from `into`".into(),
-                        "remove the stage; name the target collection in `into`",
-                    );
                 }
             }
+            pipeline_checks(
+                cx,
+                &format!("{at}/pipeline"),
+                &s.pipeline,
+                specs,
+                domain,
+                false,
+            );
         }
         Step::Command(s) => match s.command.keys().next().map(String::as_str) {
             None => cx.error(
@@ -212,7 +223,18 @@ fn step_checks(
                 "this command is not allowed in a migration".into(),
                 "use a dedicated step, or do it by hand",
             ),
-            _ => {}
+            _ => {
+                let pipelines =
+                    command_pipelines(&Value::Object(s.command.clone().into_iter().collect()), "");
+                for (p, stages) in pipelines {
+                    let p = format!("{at}/command{p}");
+                    pipeline_checks(cx, &p, &stages, specs, domain, true);
+                    let joins = !super::pipeline::scan(&stages).0.is_empty();
+                    if joins && tenant && shares_tiers {
+                        cx.error(&p, false, "a raw command that joins collections would, on the shared target, join every tenant's documents".into(), "use an `aggregate` step: caas narrows its joins to one tenant at a time there");
+                    }
+                }
+            }
         },
         _ => {}
     }
@@ -233,6 +255,141 @@ fn step_checks(
             "move the step to a migration for every shared tier, or use a filtered data step",
         );
     }
+}
+
+/// A migration may create an index early, but only one its spec declares (same keys and
+/// options): otherwise `schema diff` would report it as drift forever after and `--prune`
+/// would drop what the ledger says a migration created.
+fn undeclared_index_checks(
+    cx: &mut Ctx<'_>,
+    at: &str,
+    index: &crate::spec::IndexSpec,
+    spec: &CollectionSpec,
+) {
+    let comparable = |i: &crate::spec::IndexSpec| {
+        let mut v = serde_json::to_value(i).unwrap_or_default();
+        if let Some(m) = v.as_object_mut() {
+            m.remove("description");
+        }
+        v
+    };
+    let keys = |i: &crate::spec::IndexSpec| serde_json::to_value(&i.keys).unwrap_or_default();
+    match spec.indexes.iter().find(|d| keys(d) == keys(index)) {
+        None => cx.error(
+            at,
+            false,
+            format!(
+                "no spec declares an index on {} for `{}`: created by a migration, it would be drift in every `schema diff` (and `--prune` would drop it)",
+                keys(index),
+                spec.collection
+            ),
+            "declare the index in the collection's spec (a migration may then create it early, with the same options), or let `schema apply` create it",
+        ),
+        Some(d) if comparable(d) != comparable(index) => cx.error(
+            at,
+            false,
+            format!(
+                "the index differs from the one `{}`'s spec declares on the same keys ({} here, {} in the spec)",
+                spec.collection,
+                comparable(index),
+                comparable(d)
+            ),
+            "copy the declared index's options exactly",
+        ),
+        Some(_) => {}
+    }
+}
+
+/// Every collection a pipeline names must be one the specs declare in this migration's
+/// database (a join never leaves the target's database), and every stage must be one caas
+/// can map per target. In a raw command names are `{logical}` placeholders.
+fn pipeline_checks(
+    cx: &mut Ctx<'_>,
+    at: &str,
+    stages: &[serde_json::Map<String, Value>],
+    specs: &[&CollectionSpec],
+    domain: crate::spec::Domain,
+    placeholders: bool,
+) {
+    let (refs, refusals) = super::pipeline::scan(stages);
+    for r in refusals {
+        cx.error(&format!("{at}{}", r.at), true, r.message, r.fix);
+    }
+    for r in refs {
+        let p = format!("{at}{}", r.at);
+        let Some(name) = r.name else {
+            cx.error(&p, false, format!("`{}` names a collection of another database; a migration's joins stay inside the target's database", r.stage), "name a collection this migration's scope declares");
+            continue;
+        };
+        let logical = if placeholders {
+            match name.strip_prefix('{').and_then(|n| n.strip_suffix('}')) {
+                Some(l) => l.to_owned(),
+                None => {
+                    cx.error(&p, false, format!("`{}` names `{name}` literally: a raw command is not mapped per target, so it would reach the same physical collection from every target", r.stage), format!("write the logical name as a placeholder: `'{{{name}}}'`"));
+                    continue;
+                }
+            }
+        } else {
+            name
+        };
+        match specs.iter().find(|s| s.collection == logical) {
+            None => {
+                let known: Vec<String> = specs
+                    .iter()
+                    .filter(|s| s.domain == domain)
+                    .map(|s| s.collection.clone())
+                    .collect();
+                let fix = match crate::spec::closest_name(&logical, &known) {
+                    Some(best) => format!("did you mean `{best}`?"),
+                    None => "name a collection that a spec declares".into(),
+                };
+                cx.error(&p, false, format!("`{}` names `{logical}`, which no spec declares", r.stage), fix);
+            }
+            Some(s) if s.domain != domain => cx.error(
+                &p,
+                false,
+                format!(
+                    "`{}` names `{logical}` of domain `{}`, another database than this migration's `{}`: a join cannot cross databases",
+                    r.stage,
+                    s.domain.as_str(),
+                    domain.as_str()
+                ),
+                "join only collections of this migration's scope, or copy the data in a separate migration",
+            ),
+            Some(_) => {}
+        }
+    }
+}
+
+/// The pipelines inside a raw command (values under `pipeline` keys, at any depth), with
+/// their JSON pointers.
+fn command_pipelines(v: &Value, at: &str) -> Vec<(String, Vec<serde_json::Map<String, Value>>)> {
+    let mut out = Vec::new();
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                let p = format!("{at}/{}", crate::yaml::pointer_segment(k));
+                if k == "pipeline" {
+                    if let Some(stages) = x.as_array().and_then(|a| {
+                        a.iter()
+                            .map(|s| s.as_object().cloned())
+                            .collect::<Option<Vec<_>>>()
+                    }) {
+                        out.push((p.clone(), stages));
+                        continue;
+                    }
+                }
+                out.extend(command_pipelines(x, &p));
+            }
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                out.extend(command_pipelines(x, &format!("{at}/{i}")));
+            }
+        }
+        _ => {}
+    }
+    out
 }
 
 fn update_checks(cx: &mut Ctx<'_>, at: &str, update: &Value, tenant: bool) {

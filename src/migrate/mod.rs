@@ -6,6 +6,7 @@ pub mod down;
 pub mod ledger;
 mod lint;
 pub mod lock;
+pub mod pipeline;
 pub mod repair;
 pub mod runner;
 pub mod source;

@@ -80,6 +80,25 @@ fn allowed_tenants(
     )
 }
 
+/// The tenants of the shared target a migration may touch (none for other targets).
+fn tenants_here(
+    m: &Migration,
+    target: &Target,
+    config: &Config,
+    tenants: &[Tenant],
+) -> Vec<String> {
+    if target.kind != TargetKind::Shared {
+        return Vec::new();
+    }
+    allowed_tenants(m, target, config, tenants).unwrap_or_else(|| {
+        tenants
+            .iter()
+            .filter(|t| config.tiers.layout(t.tier) == Layout::Shared)
+            .map(|t| t.id.clone())
+            .collect()
+    })
+}
+
 /// A migration on the shared target changes every tenant stored there: the shared target
 /// has one ledger, so it is migrated for all of its tenants or for none. A selection
 /// (`--tenant`, `--tier`) that names only some of them is refused, never silently widened.
@@ -399,6 +418,7 @@ pub(crate) fn step_ctx<'a>(
         dbs: &f.config.databases,
         scope: m.body.scope,
         tenants: allowed_tenants(m, target, f.config, f.tenants),
+        tenants_here: tenants_here(m, target, f.config, f.tenants),
         ledger_db: f.client.database(&ledger_db(target, f.config)),
         entry_id: ledger::entry_id(&target.to_string(), m.version),
         batch_pause,

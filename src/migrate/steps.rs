@@ -28,6 +28,9 @@ pub struct StepCtx<'a> {
     /// On the shared target, when the migration is for only some of its tiers: the
     /// tenants whose documents it may touch.
     pub tenants: Option<Vec<String>>,
+    /// On the shared target: the tenants whose documents this migration may touch (every
+    /// tenant stored there, or the `tenants` above). Empty elsewhere.
+    pub tenants_here: Vec<String>,
     /// The ledger database and entry id, for checkpoints.
     pub ledger_db: Database,
     pub entry_id: String,
@@ -158,11 +161,24 @@ impl StepCtx<'_> {
                 Err(e) => e,
             },
             Step::DropIndex(s) => format!("drop_index {} {}", ns(&s.collection), s.name),
-            Step::Aggregate(s) => format!(
-                "aggregate {} -> $merge into {}",
-                ns(&s.collection),
-                ns(&s.into)
-            ),
+            Step::Aggregate(s) => {
+                let runs = self.aggregate_runs(s);
+                let shown = match &runs {
+                    Ok(r) => r
+                        .first()
+                        .map(|p| crate::compile::to_json(&doc! { "p": p.clone() })["p"].to_string())
+                        .unwrap_or_default(),
+                    Err(e) => e.clone(),
+                };
+                let each = match &runs {
+                    Ok(r) if r.len() > 1 => format!(
+                        " (once per tenant of the target: {}; shown for the first)",
+                        r.len()
+                    ),
+                    _ => String::new(),
+                };
+                format!("aggregate {} {shown}{each}", ns(&s.collection))
+            }
             Step::InsertDocuments(s) => format!(
                 "insert_documents {} ({} document(s) by {:?})",
                 ns(&s.collection),
@@ -175,6 +191,56 @@ impl StepCtx<'_> {
                 serde_json::to_string(&self.command(&s.command)).unwrap_or_default()
             ),
         }
+    }
+
+    /// The pipelines an aggregate step runs: collection names mapped to this target's
+    /// physical names, ending in the `$merge` into `into`. On the shared target a pipeline
+    /// that joins other collections runs once per tenant, every join narrowed to that
+    /// tenant, so no tenant's documents meet another's.
+    pub fn aggregate_runs(
+        &self,
+        s: &super::source::AggregateStep,
+    ) -> Result<Vec<Vec<Document>>, String> {
+        let (from, into) = (self.place(&s.collection)?, self.place(&s.into)?);
+        let physical = |logical: &str| {
+            self.place(logical)
+                .ok()
+                .filter(|p| p.database == from.database)
+                .map(|p| p.collection)
+        };
+        let joins = !super::pipeline::scan(&s.pipeline).0.is_empty();
+        let per_tenant: Vec<Option<&str>> =
+            if joins && self.target.kind == crate::tenancy::TargetKind::Shared {
+                self.tenants_here.iter().map(|t| Some(t.as_str())).collect()
+            } else {
+                vec![None]
+            };
+        let on: Bson = if s.on.is_empty() {
+            Bson::String("_id".into())
+        } else {
+            Bson::Array(s.on.iter().cloned().map(Bson::String).collect())
+        };
+        let merge = doc! { "$merge": { "into": { "db": &into.database, "coll": &into.collection }, "on": on, "whenMatched": "merge", "whenNotMatched": "insert" } };
+        let scope = self.filter(&s.collection, &Default::default());
+        per_tenant
+            .into_iter()
+            .map(|tenant| {
+                let mut pipeline: Vec<Document> = Vec::new();
+                if let Some(t) = tenant {
+                    pipeline.push(doc! { "$match": { "tenant_id": t } });
+                } else if !scope.is_empty() {
+                    pipeline.push(doc! { "$match": scope.clone() });
+                }
+                let mapped = super::pipeline::map(&s.pipeline, &physical, tenant)?;
+                pipeline.extend(mapped.into_iter().filter_map(|st| {
+                    json_to_bson(&serde_json::Value::Object(st))
+                        .as_document()
+                        .cloned()
+                }));
+                pipeline.push(merge.clone());
+                Ok(pipeline)
+            })
+            .collect()
     }
 
     fn command_db(&self) -> String {
@@ -355,31 +421,18 @@ pub async fn run(
             mark_done(ctx, next).await
         }
         Step::Aggregate(s) => {
-            let (from, into) = (ctx.place(&s.collection)?, ctx.place(&s.into)?);
-            let mut pipeline: Vec<Document> = Vec::new();
-            let scope = ctx.filter(&s.collection, &Default::default());
-            if !scope.is_empty() {
-                pipeline.push(doc! { "$match": scope });
-            }
-            pipeline.extend(s.pipeline.iter().filter_map(|st| {
-                json_to_bson(&serde_json::Value::Object(st.clone()))
-                    .as_document()
-                    .cloned()
-            }));
-            let on: Bson = if s.on.is_empty() {
-                Bson::String("_id".into())
-            } else {
-                Bson::Array(s.on.iter().cloned().map(Bson::String).collect())
-            };
-            pipeline.push(doc! { "$merge": { "into": { "db": &into.database, "coll": &into.collection }, "on": on, "whenMatched": "merge", "whenNotMatched": "insert" } });
-            let cursor = ctx
+            let from = ctx.place(&s.collection)?;
+            let coll = ctx
                 .client
                 .database(&from.database)
-                .collection::<Document>(&from.collection)
-                .aggregate(pipeline)
-                .await
-                .map_err(|e| describe_err(&e))?;
-            let _: Vec<Document> = cursor.try_collect().await.map_err(|e| describe_err(&e))?;
+                .collection::<Document>(&from.collection);
+            for pipeline in ctx.aggregate_runs(s)? {
+                let cursor = coll
+                    .aggregate(pipeline)
+                    .await
+                    .map_err(|e| describe_err(&e))?;
+                let _: Vec<Document> = cursor.try_collect().await.map_err(|e| describe_err(&e))?;
+            }
             mark_done(ctx, next).await
         }
         Step::InsertDocuments(s) => {
