@@ -217,12 +217,7 @@ pub async fn run(config: &Config, connect: &ConnectOpts, cmd: MigrateCommand) ->
                 lease: Duration::from_secs(lease_seconds.max(1)),
                 batch_pause: Duration::from_millis(batch_pause_ms),
             };
-            let progress = |line: &str| {
-                if !json {
-                    eprintln!("{line}");
-                }
-            };
-            let runs = runner::up(&f, &fl.targets, &opts, &progress).await?;
+            let runs = runner::up(&f, &fl.targets, &opts, &progress(json)).await?;
             report_runs(&runs, json, dry_run, "applied")
         }
         MigrateCommand::Down {
@@ -253,12 +248,7 @@ pub async fn run(config: &Config, connect: &ConnectOpts, cmd: MigrateCommand) ->
                 lease: Duration::from_secs(lease_seconds.max(1)),
                 batch_pause: Duration::from_millis(batch_pause_ms),
             };
-            let progress = |line: &str| {
-                if !json {
-                    eprintln!("{line}");
-                }
-            };
-            let runs = crate::migrate::down::down(&f, &fl.targets, &opts, &progress).await?;
+            let runs = crate::migrate::down::down(&f, &fl.targets, &opts, &progress(json)).await?;
             report_runs(&runs, json, dry_run, "reverted")
         }
         MigrateCommand::Verify { targets } => {
@@ -313,6 +303,15 @@ pub async fn run(config: &Config, connect: &ConnectOpts, cmd: MigrateCommand) ->
                 report.refused.extend(r.refused);
             }
             render_unlock(&report, json)
+        }
+    }
+}
+
+/// Progress lines on stderr, none with `--json`.
+fn progress(json: bool) -> impl Fn(&str) + Sync {
+    move |line: &str| {
+        if !json {
+            eprintln!("{line}");
         }
     }
 }

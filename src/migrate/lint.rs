@@ -109,15 +109,7 @@ fn step_checks(
         let p = format!("{at}/{field}");
         match specs.iter().find(|s| s.collection == name) {
             None => {
-                let known: Vec<String> = specs
-                    .iter()
-                    .filter(|s| s.domain == domain)
-                    .map(|s| s.collection.clone())
-                    .collect();
-                let fix = match crate::spec::closest_name(name, &known) {
-                    Some(best) => format!("did you mean `{best}`?"),
-                    None => "name a collection that a spec declares".into(),
-                };
+                let fix = unknown_collection_fix(name, specs, domain);
                 cx.error(
                     &p,
                     false,
@@ -257,6 +249,23 @@ fn step_checks(
     }
 }
 
+/// "did you mean" for a collection name no spec declares, among the scope's collections.
+fn unknown_collection_fix(
+    name: &str,
+    specs: &[&CollectionSpec],
+    domain: crate::spec::Domain,
+) -> String {
+    let known: Vec<String> = specs
+        .iter()
+        .filter(|s| s.domain == domain)
+        .map(|s| s.collection.clone())
+        .collect();
+    match crate::spec::closest_name(name, &known) {
+        Some(best) => format!("did you mean `{best}`?"),
+        None => "name a collection that a spec declares".into(),
+    }
+}
+
 /// A migration may create an index early, but only one its spec declares (same keys and
 /// options): otherwise `schema diff` would report it as drift forever after and `--prune`
 /// would drop what the ledger says a migration created.
@@ -334,15 +343,7 @@ fn pipeline_checks(
         };
         match specs.iter().find(|s| s.collection == logical) {
             None => {
-                let known: Vec<String> = specs
-                    .iter()
-                    .filter(|s| s.domain == domain)
-                    .map(|s| s.collection.clone())
-                    .collect();
-                let fix = match crate::spec::closest_name(&logical, &known) {
-                    Some(best) => format!("did you mean `{best}`?"),
-                    None => "name a collection that a spec declares".into(),
-                };
+                let fix = unknown_collection_fix(&logical, specs, domain);
                 cx.error(&p, false, format!("`{}` names `{logical}`, which no spec declares", r.stage), fix);
             }
             Some(s) if s.domain != domain => cx.error(

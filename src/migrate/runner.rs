@@ -363,15 +363,7 @@ pub async fn up(
                 .iter()
                 .filter(|m| state.pending.contains(&m.version) && wanted(m.version))
                 .collect();
-            let base = TargetRun {
-                target: state.target.clone(),
-                status: RunStatus::UpToDate,
-                applied: vec![],
-                failure: None,
-                error: None,
-                resumed: false,
-                steps: vec![],
-            };
+            let base = TargetRun::new(state.target.clone());
             let run = if pending.is_empty() {
                 base
             } else if stop.load(Ordering::SeqCst) {
