@@ -563,7 +563,11 @@ async fn phase(uri: &str, args: &[String]) {
                     )
                 })
                 .collect();
-            let fleet = caas::fleet::Fleet { tenants, targets };
+            let fleet = caas::fleet::Fleet {
+                tenants,
+                targets,
+                retired: vec![],
+            };
             let live = caas::inspect::LiveState::new();
             let mut changes = 0usize;
             let p = measure(&conn, async {

@@ -43,6 +43,20 @@ pub struct YamlError {
     pub message: String,
 }
 
+impl YamlError {
+    /// How to fix it: bounds get their own advice, syntax errors the usual one.
+    pub fn fix(&self) -> &'static str {
+        if self.message.contains("alias bomb") {
+            "use fewer nested aliases: caas expands at most 200,000 nodes per file"
+        } else if self.message.contains("nests deeper") || self.message.contains("recursion limit")
+        {
+            "flatten the document; caas reads at most 128 levels of nesting"
+        } else {
+            "fix the YAML syntax at this position (indentation, quotes, brackets)"
+        }
+    }
+}
+
 impl Document {
     /// Where the value at `pointer` starts; falls back to the nearest ancestor.
     pub fn value_pos(&self, pointer: &str) -> Pos {
@@ -80,6 +94,15 @@ pub fn pointer_segment(s: &str) -> Cow<'_, str> {
     }
 }
 
+/// The most nodes a document may hold once its aliases are expanded. Aliases are allowed
+/// (they are ordinary YAML, and a spec may reuse a field block), but a few hundred bytes of
+/// nested aliases can expand to billions of nodes ("billion laughs"), so the expansion is
+/// counted as it happens and refused past this budget, long before memory is at risk.
+pub const MAX_NODES: usize = 200_000;
+
+/// The deepest nesting of mappings and sequences accepted (the parser recurses per level).
+pub const MAX_DEPTH: usize = 128;
+
 /// Parse one YAML document. An empty file is an error; so is more than one document.
 pub fn parse(src: &str) -> Result<Document, YamlError> {
     let mut builder = Builder {
@@ -88,6 +111,8 @@ pub fn parse(src: &str) -> Result<Document, YamlError> {
         keys: HashMap::new(),
         anchors: HashMap::new(),
         last: Pos { line: 1, col: 1 },
+        nodes: 0,
+        depth: 0,
     };
     let mut root = None;
     loop {
@@ -132,8 +157,21 @@ struct Builder<'a> {
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
     values: HashMap<String, Pos>,
     keys: HashMap<String, Pos>,
-    anchors: HashMap<usize, Value>,
+    /// Anchored values and their size in nodes.
+    anchors: HashMap<usize, (Value, usize)>,
     last: Pos,
+    /// Nodes so far, aliases counted expanded.
+    nodes: usize,
+    depth: usize,
+}
+
+/// Nodes in a value (itself included).
+fn size(v: &Value) -> usize {
+    match v {
+        Value::Array(a) => 1 + a.iter().map(size).sum::<usize>(),
+        Value::Object(m) => 1 + m.values().map(size).sum::<usize>(),
+        _ => 1,
+    }
 }
 
 impl<'a> Builder<'a> {
@@ -159,6 +197,50 @@ impl<'a> Builder<'a> {
 
     fn node(&mut self, event: Event<'a>, span: Span, path: String) -> Result<Value, YamlError> {
         self.values.insert(path.clone(), pos(&span));
+        self.count(1, &span)?;
+        let nested = matches!(event, Event::SequenceStart(..) | Event::MappingStart(..));
+        if nested {
+            self.depth += 1;
+            if self.depth > MAX_DEPTH {
+                return Err(YamlError {
+                    pos: pos(&span),
+                    message: format!("the document nests deeper than {MAX_DEPTH} levels"),
+                });
+            }
+        }
+        let result = self.node_inner(event, &span, path);
+        if nested {
+            self.depth -= 1;
+        }
+        let (value, anchor) = result?;
+        if anchor != 0 {
+            let n = size(&value);
+            self.anchors.insert(anchor, (value.clone(), n));
+        }
+        Ok(value)
+    }
+
+    /// Count `n` more nodes against [`MAX_NODES`].
+    fn count(&mut self, n: usize, span: &Span) -> Result<(), YamlError> {
+        self.nodes = self.nodes.saturating_add(n);
+        if self.nodes > MAX_NODES {
+            return Err(YamlError {
+                pos: pos(span),
+                message: format!(
+                    "the document expands to more than {MAX_NODES} nodes (nested aliases multiply: an alias bomb?); refused before expanding it"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn node_inner(
+        &mut self,
+        event: Event<'a>,
+        span: &Span,
+        path: String,
+    ) -> Result<(Value, usize), YamlError> {
+        let span = *span;
         let (value, anchor) = match event {
             Event::Scalar(text, style, anchor, tag) => {
                 (scalar(&text, style, tag.as_ref(), pos(&span))?, anchor)
@@ -176,8 +258,12 @@ impl<'a> Builder<'a> {
                 (Value::Array(items), anchor)
             }
             Event::MappingStart(anchor, _) => (Value::Object(self.mapping(&path)?), anchor),
-            Event::Alias(id) => match self.anchors.get(&id) {
-                Some(v) => (v.clone(), 0),
+            Event::Alias(id) => match self.anchors.get(&id).map(|(_, n)| *n) {
+                Some(n) => {
+                    // Counted before the copy is made: a bomb never gets to allocate.
+                    self.count(n.saturating_sub(1), &span)?;
+                    (self.anchors[&id].0.clone(), 0)
+                }
                 None => {
                     return Err(YamlError {
                         pos: pos(&span),
@@ -192,10 +278,7 @@ impl<'a> Builder<'a> {
                 })
             }
         };
-        if anchor != 0 {
-            self.anchors.insert(anchor, value.clone());
-        }
-        Ok(value)
+        Ok((value, anchor))
     }
 
     fn mapping(&mut self, path: &str) -> Result<Map<String, Value>, YamlError> {
@@ -304,6 +387,50 @@ mod tests {
     fn aliases_resolve() {
         let doc = parse("a: &x {t: 1}\nb: *x\n").unwrap();
         assert_eq!(doc.value["b"], serde_json::json!({"t": 1}));
+    }
+
+    /// `levels` anchors, each a list of `width` aliases of the one before: width^levels leaves.
+    pub(crate) fn alias_bomb(width: usize, levels: usize) -> String {
+        let mut out = format!("l0: &l0 [{}]\n", vec!["lol"; width].join(", "));
+        for i in 1..=levels {
+            out.push_str(&format!(
+                "l{i}: &l{i} [{}]\n",
+                vec![format!("*l{}", i - 1); width].join(", ")
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn alias_bombs_are_refused_before_they_expand() {
+        for (width, levels) in [(10, 8), (9, 8), (4, 12)] {
+            let bomb = alias_bomb(width, levels);
+            let started = std::time::Instant::now();
+            let err = parse(&bomb).unwrap_err();
+            assert!(err.message.contains("alias bomb"), "{}", err.message);
+            assert!(
+                err.pos.line > 1,
+                "located at the alias that crossed the budget"
+            );
+            assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        }
+        // Reuse within the budget is fine.
+        assert!(parse(&alias_bomb(10, 3)).is_ok());
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        let deep = format!("a: {}1{}\n", "[".repeat(10_000), "]".repeat(10_000));
+        let err = parse(&deep).unwrap_err();
+        // The parser's own recursion limit or ours: either way a located refusal.
+        assert!(
+            err.message.contains("nests deeper than 128")
+                || err.message.contains("recursion limit exceeded"),
+            "{}",
+            err.message
+        );
+        let fine = format!("a: {}1{}\n", "[".repeat(100), "]".repeat(100));
+        assert!(parse(&fine).is_ok());
     }
 
     #[test]

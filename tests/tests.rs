@@ -6,6 +6,7 @@ mod compile_golden;
 mod exactly_once;
 mod examples;
 mod faults;
+mod hostile;
 mod isolation;
 mod lint_fixtures;
 mod live_migrate;

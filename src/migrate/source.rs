@@ -341,14 +341,7 @@ fn load_one(
     specs: &[&CollectionSpec],
     shared_tiers: &[Tier],
 ) -> Result<(MigrationFile, Document, Vec<Finding>), Vec<Finding>> {
-    let text = std::fs::read_to_string(file).map_err(|e| {
-        vec![
-            Finding::error("unreadable", file, Default::default(), "").says(
-                format!("cannot read the file: {e}"),
-                "check the path and its permissions",
-            ),
-        ]
-    })?;
+    let text = crate::spec::read_text(file).map_err(|f| vec![f])?;
     let doc = yaml::parse(&text).map_err(|e| {
         vec![Finding::error("yaml-syntax", file, e.pos, "")
             .says(e.message, "fix the YAML syntax at this position")]

@@ -90,14 +90,19 @@ impl SeedFile {
     /// Load and check `seeds/demo.yaml`; every problem names file, line and column.
     pub fn load(root: &Path) -> Result<SeedFile, Vec<Finding>> {
         let file = root.join(SEED_FILE);
-        let text = std::fs::read_to_string(&file).map_err(|e| {
-            vec![
-                Finding::error("unreadable", &file, Default::default(), "").says(
-                    format!("cannot read the seed file: {e}"),
-                    format!("create {SEED_FILE} (see the README's seed section)"),
-                ),
-            ]
-        })?;
+        if !file.exists() {
+            return Err(vec![Finding::error(
+                "unreadable",
+                &file,
+                Default::default(),
+                "",
+            )
+            .says(
+                "the seed file does not exist".to_string(),
+                format!("create {SEED_FILE} (see the README's seed section)"),
+            )]);
+        }
+        let text = crate::spec::read_text(&file).map_err(|f| vec![f])?;
         let doc = crate::yaml::parse(&text).map_err(|e| {
             vec![Finding::error("yaml-syntax", &file, e.pos, "")
                 .says(e.message, "fix the YAML syntax at this position")]

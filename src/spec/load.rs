@@ -29,42 +29,151 @@ pub struct LoadReport {
     pub unloaded_collections: Vec<String>,
 }
 
+/// Where file-level findings point (the file as a whole).
+const FILE_START: crate::yaml::Pos = crate::yaml::Pos { line: 1, col: 1 };
+
+/// The largest spec, migration or seed file caas reads (they are hand-written; a larger
+/// one is a mistake or an attack, and is refused before it is read).
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
 /// Every `.yaml`/`.yml` file under `dir`, sorted, so output never depends on the file system.
 pub fn discover(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let (files, problems) = discover_checked(dir);
+    match problems
+        .into_iter()
+        .find(|f| f.severity == crate::diagnostic::Severity::Error)
+    {
+        Some(f) => Err(std::io::Error::other(f.to_string())),
+        None => Ok(files),
+    }
+}
+
+/// [`discover`], with what it passed over: only regular files are read (a FIFO named
+/// `x.yaml` would block a read forever; devices and sockets likewise), a symlink loop is
+/// followed once and reported once, and every I/O error names its path.
+pub fn discover_checked(dir: &Path) -> (Vec<PathBuf>, Vec<Finding>) {
     let mut out = Vec::new();
+    let mut problems = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let mut stack = vec![dir.to_path_buf()];
+    let skip = |path: &Path, what: String, fix: &str| {
+        Finding::warning("skipped-file", path, FILE_START, "").says(what, fix.to_owned())
+    };
     while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d)? {
-            let path = entry?.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if matches!(
+        match std::fs::canonicalize(&d) {
+            Ok(real) if !seen.insert(real.clone()) => {
+                problems.push(skip(
+                    &d,
+                    format!(
+                        "a symlink loop: this folder is {} again; read once",
+                        real.display()
+                    ),
+                    "remove the link",
+                ));
+                continue;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                problems.push(unreadable(&d, "reading the folder", &e));
+                continue;
+            }
+        }
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) => {
+                problems.push(unreadable(&d, "reading the folder", &e));
+                continue;
+            }
+        };
+        for entry in entries {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    problems.push(unreadable(&d, "reading the folder", &e));
+                    continue;
+                }
+            };
+            let path = entry.path();
+            // Follows symlinks: a link to a spec is a spec.
+            let meta = match std::fs::metadata(&path) {
+                Ok(m) => m,
+                Err(e) => {
+                    problems.push(skip(
+                        &path,
+                        format!("cannot be read ({e}); a dangling link?"),
+                        "remove it or fix its target",
+                    ));
+                    continue;
+                }
+            };
+            let yaml = matches!(
                 path.extension().and_then(|e| e.to_str()),
                 Some("yaml" | "yml")
-            ) {
+            );
+            if meta.is_dir() {
+                stack.push(path);
+            } else if !yaml {
+            } else if !meta.is_file() {
+                problems.push(skip(
+                    &path,
+                    "not a regular file (a FIFO, socket or device); skipped".into(),
+                    "replace it with a regular file",
+                ));
+            } else if meta.len() > MAX_FILE_BYTES {
+                problems.push(
+                    Finding::error("file-too-large", &path, FILE_START, "").says(
+                        format!(
+                            "the file is {} bytes, over the {} byte limit; not read",
+                            meta.len(),
+                            MAX_FILE_BYTES
+                        ),
+                        "split it, or remove what does not belong in a spec",
+                    ),
+                );
+            } else {
                 out.push(path);
             }
         }
     }
     out.sort();
-    Ok(out)
+    (out, problems)
+}
+
+fn unreadable(path: &Path, doing: &str, e: &std::io::Error) -> Finding {
+    Finding::error("unreadable", path, FILE_START, "").says(
+        format!("{doing} failed: {e}"),
+        "check the path and its permissions",
+    )
+}
+
+/// Read a hand-written file: regular files only, at most [`MAX_FILE_BYTES`].
+pub fn read_text(file: &Path) -> Result<String, Finding> {
+    let meta = std::fs::metadata(file).map_err(|e| unreadable(file, "reading the file", &e))?;
+    if !meta.is_file() {
+        return Err(Finding::error("unreadable", file, FILE_START, "").says(
+            "not a regular file (a FIFO, socket or device); not read".to_string(),
+            "replace it with a regular file",
+        ));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(Finding::error("file-too-large", file, FILE_START, "").says(
+            format!(
+                "the file is {} bytes, over the {} byte limit; not read",
+                meta.len(),
+                MAX_FILE_BYTES
+            ),
+            "split it, or remove what does not belong there",
+        ));
+    }
+    std::fs::read_to_string(file).map_err(|e| unreadable(file, "reading the file", &e))
 }
 
 /// Load one file. `specs_dir` lets lint compare the folder with the spec's domain.
 pub fn load_file(file: &Path, specs_dir: Option<&Path>) -> Result<LoadedSpec, Vec<Finding>> {
-    let text = std::fs::read_to_string(file).map_err(|e| {
-        vec![
-            Finding::error("unreadable", file, Default::default(), "").says(
-                format!("cannot read the file: {e}"),
-                "check the path and its permissions",
-            ),
-        ]
-    })?;
+    let text = read_text(file).map_err(|f| vec![f])?;
     let doc = yaml::parse(&text).map_err(|e| {
-        vec![Finding::error("yaml-syntax", file, e.pos, "").says(
-            e.message,
-            "fix the YAML syntax at this position (indentation, quotes, brackets)",
-        )]
+        let fix = e.fix();
+        vec![Finding::error("yaml-syntax", file, e.pos, "").says(e.message, fix)]
     })?;
     let findings = meta::check(&doc, file);
     if !findings.is_empty() {
@@ -108,26 +217,28 @@ fn deserialize(doc: &Document, file: &Path) -> Result<CollectionSpec, Vec<Findin
 
 /// Load every spec under the project's spec directory (or the given paths).
 pub fn load_project(specs_dir: &Path, paths: &[PathBuf]) -> std::io::Result<LoadReport> {
-    let files = if paths.is_empty() {
-        discover(specs_dir)?
-    } else {
-        let mut files = Vec::new();
-        for p in paths {
-            if p.is_dir() {
-                files.extend(discover(p)?);
-            } else {
-                files.push(p.clone());
-            }
-        }
-        files
-    };
     let mut report = LoadReport::default();
+    let mut files = Vec::new();
+    let roots: Vec<PathBuf> = if paths.is_empty() {
+        vec![specs_dir.to_path_buf()]
+    } else {
+        paths.to_vec()
+    };
+    for p in roots {
+        if p.is_dir() || paths.is_empty() {
+            let (found, problems) = discover_checked(&p);
+            files.extend(found);
+            report.findings.extend(problems);
+        } else {
+            files.push(p);
+        }
+    }
     for file in files {
         match load_file(&file, Some(specs_dir)) {
             Ok(spec) => report.specs.push(spec),
             Err(f) => {
                 report.findings.extend(f);
-                if let Some(name) = std::fs::read_to_string(&file)
+                if let Some(name) = read_text(&file)
                     .ok()
                     .and_then(|t| yaml::parse(&t).ok())
                     .and_then(|d| {

@@ -9,6 +9,9 @@ mod model;
 
 pub use effective::Origin;
 pub use lint::lint;
-pub use load::{discover, load_file, load_project, LoadReport, LoadedSpec};
+pub use load::{
+    discover, discover_checked, load_file, load_project, read_text, LoadReport, LoadedSpec,
+    MAX_FILE_BYTES,
+};
 pub use meta::{closest as closest_name, meta_schema, meta_schema_json, META_SCHEMA_FILE};
 pub use model::*;

@@ -1,0 +1,153 @@
+//! Hostile and careless input: bounded, located, never a panic.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use crate::support::expect_ok as ok;
+use crate::support::{root, show, stderr, TestProject};
+
+/// Every read command, its stdout closed after one byte (`caas ... | head -c1`): it ends
+/// quietly (its own exit code, or 141 as for SIGPIPE), never with a panic or a backtrace.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_closed_stdout_ends_every_read_command_quietly() {
+    let p = TestProject::new("hpipe", &root().join("schemas"));
+    for (id, tier) in [("f1", "free"), ("pa", "pro"), ("ea", "enterprise")] {
+        ok(&p, &["tenant", "add", id, "--tier", tier]);
+    }
+    let commands: &[&[&str]] = &[
+        &["schema", "lint"],
+        &["schema", "lint", "--json"],
+        &["schema", "compile"],
+        &["schema", "compile", "--format", "table"],
+        &["schema", "compile", "--format", "yaml"],
+        &["schema", "json-schema"],
+        &["schema", "plan"],
+        &["schema", "plan", "--json"],
+        &["schema", "plan", "--format", "mongosh"],
+        &["schema", "diff"],
+        &["tenant", "list"],
+        &["tenant", "list", "--json"],
+        &["migrate", "status"],
+        &["migrate", "status", "--json"],
+        &["migrate", "verify"],
+        &["roles", "plan"],
+        &["roles", "diff"],
+    ];
+    for args in commands {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_caas"))
+            .current_dir(p.path())
+            .args(*args)
+            .env("MONGODB_URI", &p.uri)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut one = [0u8; 1];
+        let _ = stdout.read(&mut one);
+        drop(stdout);
+        let out = child.wait_with_output().unwrap();
+        let err = stderr(&out);
+        assert!(
+            matches!(out.status.code(), Some(0 | 1 | 141)),
+            "caas {}: {}",
+            args.join(" "),
+            show(&out)
+        );
+        assert!(
+            !err.contains("panicked") && !err.contains("backtrace") && !err.contains("Broken pipe"),
+            "caas {}: {err}",
+            args.join(" ")
+        );
+    }
+}
+
+/// Alias bombs in a spec file: refused with a located message, quickly and in little
+/// memory. The figures are printed, not asserted (timing belongs in benchmarks).
+#[tokio::test(flavor = "multi_thread")]
+async fn alias_bombs_are_refused_cheaply() {
+    for (name, width, levels) in [("bomb_10e8", 10, 8), ("bomb_9e8", 9, 8)] {
+        let p = TestProject::new("hbomb", &root().join("schemas"));
+        let mut text = String::from("collection: bomb\ndomain: saas\nfields: {}\n");
+        text.push_str(&format!("x0: &x0 [{}]\n", vec!["lol"; width].join(",")));
+        for i in 1..=levels {
+            text.push_str(&format!(
+                "x{i}: &x{i} [{}]\n",
+                vec![format!("*x{}", i - 1); width].join(",")
+            ));
+        }
+        let file = p.path().join("schemas/saas/bomb.yaml");
+        std::fs::write(&file, &text).unwrap();
+        let time = std::path::Path::new("/usr/bin/time");
+        let mut cmd = if time.exists() {
+            let mut c = Command::new(time);
+            c.args(["-f", "peak-rss-kib=%M"])
+                .arg(env!("CARGO_BIN_EXE_caas"));
+            c
+        } else {
+            Command::new(env!("CARGO_BIN_EXE_caas"))
+        };
+        let started = Instant::now();
+        let out = cmd
+            .current_dir(p.path())
+            .args(["schema", "lint"])
+            .output()
+            .unwrap();
+        let wall = started.elapsed();
+        let err = stderr(&out);
+        let said = crate::support::stdout(&out) + &err;
+        assert!(
+            said.contains("schemas/saas/bomb.yaml:") && said.contains("alias bomb"),
+            "{} ({} bytes): {}",
+            name,
+            text.len(),
+            show(&out)
+        );
+        let peak = err
+            .lines()
+            .find_map(|l| l.strip_prefix("peak-rss-kib="))
+            .map(|k| format!("{} MiB peak", k.trim().parse::<u64>().unwrap_or(0) / 1024))
+            .unwrap_or_else(|| "peak not measured (no /usr/bin/time)".into());
+        println!(
+            "{name}: {} bytes, {}^{} leaves: refused in {:.0} ms, {peak}",
+            text.len(),
+            width,
+            levels,
+            wall.as_secs_f64() * 1000.0
+        );
+    }
+}
+
+/// A FIFO named like a spec, a symlink loop and an oversized file: lint finishes, names
+/// each path once, reads none of them.
+#[tokio::test(flavor = "multi_thread")]
+async fn special_files_in_schemas_are_skipped_or_refused_with_their_path() {
+    let p = TestProject::new("hfifo", &root().join("schemas"));
+    let saas = p.path().join("schemas/saas");
+    let made = Command::new("mkfifo")
+        .arg(saas.join("x.yaml"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::os::unix::fs::symlink("..", saas.join("loop")).unwrap();
+    std::fs::write(saas.join("huge.yaml"), "a".repeat(2_000_000)).unwrap();
+    let started = Instant::now();
+    let out = crate::support::caas(p.path(), &["schema", "lint"]);
+    assert!(
+        started.elapsed().as_secs() < 30,
+        "lint does not hang on a FIFO"
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let text = crate::support::stdout(&out) + &stderr(&out);
+    assert!(
+        text.contains("schemas/saas/x.yaml:1:1: warning[skipped-file]: not a regular file"),
+        "{text}"
+    );
+    assert!(
+        text.contains("schemas/saas/huge.yaml:1:1: error[file-too-large]"),
+        "{text}"
+    );
+    assert_eq!(text.matches("a symlink loop").count(), 1, "{text}");
+    assert!(!text.contains("duplicate-collection"), "{text}");
+}
