@@ -81,6 +81,7 @@ pub async fn close_all() {
 
 /// Connect to `uri` and ping it; the error never contains the password.
 pub async fn connect(uri: &str, timeout: Duration) -> Result<Connection> {
+    crate::redact::register_uri(uri);
     let shown = redact(uri);
     let mut opts = ClientOptions::parse(uri)
         .await

@@ -151,3 +151,35 @@ async fn special_files_in_schemas_are_skipped_or_refused_with_their_path() {
     assert_eq!(text.matches("a symlink loop").count(), 1, "{text}");
     assert!(!text.contains("duplicate-collection"), "{text}");
 }
+
+/// Credentials in every form the driver accepts never reach caas's output, on the error
+/// paths that print a URI (unreachable server, invalid string, `--json` reports).
+#[tokio::test(flavor = "multi_thread")]
+async fn no_credential_form_reaches_the_output() {
+    let p = TestProject::new("hsecret", &root().join("schemas"));
+    let cases: &[(&str, &str)] = &[
+        ("mongodb://u:with space-pw1@127.0.0.1:1/?directConnection=true", "space-pw1"),
+        ("mongodb://u:RAW@AT-TAIL-pw2@127.0.0.1:1/?directConnection=true", "AT-TAIL-pw2"),
+        ("mongodb://127.0.0.1:1/?directConnection=true&authMechanism=MONGODB-AWS&authMechanismProperties=AWS_SESSION_TOKEN:tok-pw3", "tok-pw3"),
+        ("mongodb://127.0.0.1:1/?directConnection=true&tls=true&tlsCertificateKeyFile=/nope.pem&tlsCertificateKeyFilePassword=key-pw4", "key-pw4"),
+        ("mongodb://127.0.0.1:1/?directConnection=true&proxyHost=127.0.0.1&proxyPort=1&proxyPassword=proxy-pw5&proxyUsername=x", "proxy-pw5"),
+        ("mongodb://u:bad-port-pw6@127.0.0.1:notaport/", "bad-port-pw6"),
+        ("mongodbx://u:scheme-pw7@127.0.0.1:1/", "scheme-pw7"),
+    ];
+    for (uri, secret) in cases {
+        for args in [
+            &["--connect-timeout", "1", "schema", "diff"][..],
+            &["--connect-timeout", "1", "schema", "apply", "--json"],
+            &["--connect-timeout", "1", "tenant", "list", "--json"],
+        ] {
+            let out = crate::support::caas_env(p.path(), args, &[("MONGODB_URI", uri)]);
+            let all = crate::support::stdout(&out) + &stderr(&out);
+            assert_eq!(out.status.code(), Some(2), "{uri}: {}", show(&out));
+            assert!(
+                !all.contains(secret),
+                "{uri}: `{secret}` shown by caas {}: {all}",
+                args.join(" ")
+            );
+        }
+    }
+}
