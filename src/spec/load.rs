@@ -74,14 +74,14 @@ pub fn discover_checked(dir: &Path) -> (Vec<PathBuf>, Vec<Finding>) {
             }
             Ok(_) => {}
             Err(e) => {
-                problems.push(unreadable(&d, "reading the folder", &e));
+                problems.push(unreadable(&d, "read the folder", &e));
                 continue;
             }
         }
         let entries = match std::fs::read_dir(&d) {
             Ok(e) => e,
             Err(e) => {
-                problems.push(unreadable(&d, "reading the folder", &e));
+                problems.push(unreadable(&d, "read the folder", &e));
                 continue;
             }
         };
@@ -89,7 +89,7 @@ pub fn discover_checked(dir: &Path) -> (Vec<PathBuf>, Vec<Finding>) {
             let entry = match entry {
                 Ok(e) => e,
                 Err(e) => {
-                    problems.push(unreadable(&d, "reading the folder", &e));
+                    problems.push(unreadable(&d, "read the folder", &e));
                     continue;
                 }
             };
@@ -141,14 +141,14 @@ pub fn discover_checked(dir: &Path) -> (Vec<PathBuf>, Vec<Finding>) {
 
 fn unreadable(path: &Path, doing: &str, e: &std::io::Error) -> Finding {
     Finding::error("unreadable", path, FILE_START, "").says(
-        format!("{doing} failed: {e}"),
+        format!("cannot {doing}: {e}"),
         "check the path and its permissions",
     )
 }
 
 /// Read a hand-written file: regular files only, at most [`MAX_FILE_BYTES`].
 pub fn read_text(file: &Path) -> Result<String, Finding> {
-    let meta = std::fs::metadata(file).map_err(|e| unreadable(file, "reading the file", &e))?;
+    let meta = std::fs::metadata(file).map_err(|e| unreadable(file, "read the file", &e))?;
     if !meta.is_file() {
         return Err(Finding::error("unreadable", file, FILE_START, "").says(
             "not a regular file (a FIFO, socket or device); not read".to_string(),
@@ -165,7 +165,7 @@ pub fn read_text(file: &Path) -> Result<String, Finding> {
             "split it, or remove what does not belong there",
         ));
     }
-    std::fs::read_to_string(file).map_err(|e| unreadable(file, "reading the file", &e))
+    std::fs::read_to_string(file).map_err(|e| unreadable(file, "read the file", &e))
 }
 
 /// Load one file. `specs_dir` lets lint compare the folder with the spec's domain.
