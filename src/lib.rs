@@ -13,6 +13,7 @@ pub mod diagnostic;
 pub mod docs;
 pub mod fleet;
 pub mod inspect;
+pub mod interrupt;
 pub mod migrate;
 pub mod plan;
 pub mod redact;
@@ -32,6 +33,8 @@ pub enum Outcome {
     Clean,
     /// The check found something (drift, lint findings, pending migrations): exit 1.
     Found,
+    /// Stopped at a safe point after Ctrl-C: exit 130.
+    Interrupted,
 }
 
 impl Outcome {
@@ -39,6 +42,7 @@ impl Outcome {
         match self {
             Outcome::Clean => ExitCode::SUCCESS,
             Outcome::Found => ExitCode::from(1),
+            Outcome::Interrupted => ExitCode::from(interrupt::EXIT),
         }
     }
 }

@@ -34,14 +34,24 @@ fn install_panic_hook() {
 #[tokio::main]
 async fn main() -> ExitCode {
     install_panic_hook();
+    caas::interrupt::listen();
     let cli = caas::cli::Cli::parse();
     let result = caas::run(cli).await;
     caas::connect::close_all().await;
+    let interrupted = caas::interrupt::requested();
     match result {
+        Ok(_) if interrupted => {
+            eprintln!("interrupted: what is reported above as done is committed; rerun the same command to do the rest");
+            ExitCode::from(caas::interrupt::EXIT)
+        }
         Ok(outcome) => outcome.exit_code(),
         Err(err) => {
             let text = caas::redact::redact(&format!("{err:#}"));
             eprintln!("error: {text}");
+            if interrupted {
+                eprintln!("interrupted: what is committed stays committed; rerun the same command to do the rest");
+                return ExitCode::from(caas::interrupt::EXIT);
+            }
             ExitCode::from(2)
         }
     }

@@ -90,7 +90,7 @@ async fn statuses(places: &[(Database, String, String)], version: i64) -> Vec<(S
 
 /// Wait until the entry of `version` on some target has committed at least `n` documents
 /// of a backfill (or the step index passed `step`).
-async fn wait_progress(db: &Database, version: i64, n: i64, step: i64) {
+pub(crate) async fn wait_progress(db: &Database, version: i64, n: i64, step: i64) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let done = entries(db, doc! { "version": version })

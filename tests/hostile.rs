@@ -183,3 +183,118 @@ async fn no_credential_form_reaches_the_output() {
         }
     }
 }
+
+/// Ctrl-C during `migrate up` mid-backfill: it stops after the batch in flight, releases
+/// its lease, exits 130, and a rerun resumes from the checkpoint: every item once.
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_stops_migrate_up_at_a_safe_point_and_the_rerun_resumes() {
+    use bson::{doc, Document};
+    let p = TestProject::new("hsigint", &crate::support::fixture("migrate/schemas"))
+        .with_migrations(&crate::support::fixture("migrate/migrations"));
+    let places = crate::support::migrate_fleet(&p, 40).await;
+    let ea = places[4].0.clone();
+    let child = Command::new(env!("CARGO_BIN_EXE_caas"))
+        .current_dir(p.path())
+        .args([
+            "migrate",
+            "up",
+            "--tenant",
+            "ea",
+            "--batch-pause-ms",
+            "150",
+            "--lease-seconds",
+            "30",
+        ])
+        .env("MONGODB_URI", &p.uri)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    crate::exactly_once::wait_progress(&ea, 2, 10, 1).await;
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let started = Instant::now();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed().as_secs() < 10,
+        "stops at the next safe point, not at the end"
+    );
+    assert_eq!(out.status.code(), Some(130), "{}", show(&out));
+    assert!(stderr(&out).contains("interrupted"), "{}", show(&out));
+    // The lease is released (a 30 s lease would otherwise block the rerun), the checkpoint kept.
+    let held = ea
+        .collection::<Document>("caas_locks")
+        .count_documents(doc! { "owner": { "$type": "string" } })
+        .await
+        .unwrap();
+    assert_eq!(held, 0, "the lease is released");
+    let entry = ea
+        .collection::<Document>("caas_migrations")
+        .find_one(doc! { "version": 2 })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(entry.get_str("status"), Ok("running"), "{entry}");
+    let rerun = ok(
+        &p,
+        &["migrate", "up", "--tenant", "ea", "--lock-timeout", "2"],
+    );
+    assert!(rerun.contains("resumed from checkpoint"), "{rerun}");
+    let (_, visits) = crate::faults::totals(&places[4..5]).await;
+    assert!(visits.iter().all(|v| *v == 1), "{visits:?}");
+}
+
+/// Ctrl-C during `schema apply`: targets in flight finish, the rest are not started, exit
+/// 130; a rerun converges.
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_stops_schema_apply_between_targets() {
+    let p = TestProject::new("hsigapply", &root().join("schemas"));
+    for i in 0..12 {
+        ok(
+            &p,
+            &["tenant", "add", &format!("ent{i}"), "--tier", "enterprise"],
+        );
+    }
+    let child = Command::new(env!("CARGO_BIN_EXE_caas"))
+        .current_dir(p.path())
+        .args(["schema", "apply", "--concurrency", "1"])
+        .env("MONGODB_URI", &p.uri)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let c = crate::support::client().await;
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let dbs = c.list_database_names().await.unwrap();
+        if dbs
+            .iter()
+            .filter(|d| d.starts_with(&p.prefix) && d.contains("_ent"))
+            .count()
+            >= 2
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "apply made no progress");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", show(&out));
+    assert!(
+        crate::support::stdout(&out).contains("not started (interrupted)"),
+        "{}",
+        show(&out)
+    );
+    ok(&p, &["schema", "apply"]);
+    ok(&p, &["schema", "diff", "--exit-code"]);
+}

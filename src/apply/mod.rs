@@ -86,7 +86,7 @@ pub async fn apply_each<T: Send>(
         futures::stream::iter(items.into_iter().enumerate())
             .map(|(i, item)| async move {
                 let plan = plan_of(item);
-                let report = if stop.load(Ordering::SeqCst) {
+                let report = if stop.load(Ordering::SeqCst) || crate::interrupt::requested() {
                     TargetReport {
                         target: plan.target.clone(),
                         status: Status::NotStarted,

@@ -351,6 +351,17 @@ pub async fn apply(
     } else {
         print_reports(&reports);
     }
+    if crate::interrupt::requested() && !reports.iter().any(|r| r.status == Status::Failed) {
+        let not_started = reports
+            .iter()
+            .filter(|r| r.status == Status::NotStarted)
+            .count();
+        eprintln!(
+            "interrupted: {} target(s) applied, {not_started} not started",
+            reports.len() - not_started
+        );
+        return Ok(Outcome::Interrupted);
+    }
     let failed = reports
         .iter()
         .any(|r| matches!(r.status, Status::Failed | Status::NotStarted));
@@ -377,6 +388,7 @@ fn status_word(r: &TargetReport) -> String {
         Status::Applied => format!("applied {} change(s)", r.applied.len()),
         Status::Incomplete => format!("applied {}, held back {}", r.applied.len(), r.skipped.len()),
         Status::Failed => "FAILED".into(),
+        Status::NotStarted if crate::interrupt::requested() => "not started (interrupted)".into(),
         Status::NotStarted => "not started (--fail-fast)".into(),
     }
 }

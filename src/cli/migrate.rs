@@ -585,6 +585,7 @@ fn report_runs(runs: &[TargetRun], json: bool, dry_run: bool, verb: &str) -> Res
                 ),
                 RunStatus::Failed => "FAILED".into(),
                 RunStatus::NotStarted => "not started".into(),
+                RunStatus::Interrupted => "interrupted (checkpoint kept)".into(),
                 RunStatus::DryRun => "dry run".into(),
             };
             table.add_row(vec![
@@ -607,6 +608,17 @@ fn report_runs(runs: &[TargetRun], json: bool, dry_run: bool, verb: &str) -> Res
         .filter(|r| r.status == RunStatus::Failed)
         .map(|r| format!("{}: {}", r.target, r.error.clone().unwrap_or_default()))
         .collect();
+    if crate::interrupt::requested() && failed.is_empty() {
+        let stopped = runs
+            .iter()
+            .filter(|r| matches!(r.status, RunStatus::Interrupted | RunStatus::NotStarted))
+            .count();
+        eprintln!(
+            "interrupted: {} target(s) done, {stopped} stopped or not started",
+            runs.len() - stopped
+        );
+        return Ok(Outcome::Interrupted);
+    }
     let not_started = runs
         .iter()
         .filter(|r| r.status == RunStatus::NotStarted)

@@ -243,6 +243,14 @@ async fn revert_locked(
             match steps::run(&ctx, i, step, &checkpoint).await {
                 Ok(()) => {}
                 Err(StepError::Lost(lost)) => return Err(lost.into()),
+                Err(StepError::Interrupted) => {
+                    run.status = RunStatus::Interrupted;
+                    run.error = Some(format!(
+                        "V{v:04}__{} interrupted at a safe point; rerun `down` to finish it",
+                        m.name
+                    ));
+                    return Ok(());
+                }
                 Err(StepError::Failed(e)) => {
                     let message = format!(
                         "V{v:04}__{} down step {} ({}): {e}",

@@ -256,7 +256,7 @@ pub async fn acquire(
         {
             break token;
         }
-        if tokio::time::Instant::now() >= deadline {
+        if tokio::time::Instant::now() >= deadline || crate::interrupt::requested() {
             let holder = read(db, id)
                 .await?
                 .map(|l| l.describe())

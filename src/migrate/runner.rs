@@ -270,8 +270,10 @@ pub enum RunStatus {
     UpToDate,
     Applied,
     Failed,
-    /// Not started: `--on-error stop` or `--max-failures` was reached.
+    /// Not started: `--on-error stop` or `--max-failures` was reached, or Ctrl-C.
     NotStarted,
+    /// Stopped by Ctrl-C at a safe point; the ledger keeps its checkpoint.
+    Interrupted,
     DryRun,
 }
 
@@ -366,7 +368,7 @@ pub async fn up(
             let base = TargetRun::new(state.target.clone());
             let run = if pending.is_empty() {
                 base
-            } else if stop.load(Ordering::SeqCst) {
+            } else if stop.load(Ordering::SeqCst) || crate::interrupt::requested() {
                 TargetRun {
                     status: RunStatus::NotStarted,
                     ..base
@@ -593,6 +595,15 @@ async fn run_locked(
             }
             // Another runner holds the target now: write nothing, not even `failed`.
             Some((_, _, StepError::Lost(lost))) => return Err(lost.into()),
+            // Ctrl-C: the entry stays `running` with its checkpoint; a rerun resumes.
+            Some((_, _, StepError::Interrupted)) => {
+                run.status = RunStatus::Interrupted;
+                run.error = Some(format!(
+                    "V{:04}__{} interrupted at a safe point; rerun to resume",
+                    m.version, m.name
+                ));
+                return Ok(());
+            }
             Some((i, kind, StepError::Failed(e))) => {
                 let message = format!("step {} ({kind}): {e}", i + 1);
                 ledger::finish(

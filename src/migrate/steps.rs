@@ -51,6 +51,9 @@ pub enum StepError {
     Lost(#[from] LockError),
     #[error("{0}")]
     Failed(String),
+    /// Ctrl-C: stopped at a safe point; the checkpoint is kept, a rerun resumes.
+    #[error("interrupted")]
+    Interrupted,
 }
 
 impl From<FenceError> for StepError {
@@ -334,6 +337,9 @@ pub async fn run(
     checkpoint: &Checkpoint,
 ) -> Result<(), StepError> {
     ctx.fence().ensure_held().await?;
+    if crate::interrupt::requested() {
+        return Err(StepError::Interrupted);
+    }
     let next = index + 1;
     let coll_of = |logical: &str| -> Result<mongodb::Collection<Document>, String> {
         let p = ctx.place(logical)?;
@@ -639,6 +645,9 @@ async fn backfill(
         ));
         if end && pending.is_none() {
             break;
+        }
+        if crate::interrupt::requested() {
+            return Err(StepError::Interrupted);
         }
         if !ctx.batch_pause.is_zero() {
             tokio::time::sleep(ctx.batch_pause).await;
