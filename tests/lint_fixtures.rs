@@ -48,6 +48,30 @@ const fn e(
 
 const CASES: &[Expect] = &[
     e(
+        "saas/enum_pattern.yaml",
+        "enum-restricted",
+        (4, 36),
+        "fields.pet.enum[1]",
+        "enum value \"Cat\" does not match the field's pattern `^[a-z]+$`",
+        "correct the value, or the field's restriction",
+    ),
+    e(
+        "saas/enum_range.yaml",
+        "enum-restricted",
+        (4, 36),
+        "fields.level.enum[2]",
+        "enum value 12 is above max 10",
+        "correct the value, or the field's restriction",
+    ),
+    e(
+        "saas/ref_bool.yaml",
+        "ref-type",
+        (4, 25),
+        "fields.active.ref",
+        "`ref` on a `bool` field",
+        "object_id, string or uuid field",
+    ),
+    e(
         "saas/yaml_syntax.yaml",
         "yaml-syntax",
         (5, 8),

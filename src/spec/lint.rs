@@ -296,6 +296,19 @@ impl<'a> Linter<'a> {
         if let Some(values) = &f.enum_values {
             self.enum_values(&format!("{at}/enum"), f, values);
         }
+        if f.reference.is_some() && !reference_shaped(f) {
+            let p = format!("{at}/ref");
+            self.error(
+                "ref-type",
+                self.key(&p),
+                &p,
+                format!(
+                    "`ref` on a `{}` field: a reference holds another document's id",
+                    kind.as_str()
+                ),
+                "put `ref` on an object_id, string or uuid field (or an array of them), or remove it",
+            );
+        }
         match kind {
             FieldType::Array if f.items.is_none() => {
                 self.error(
@@ -435,6 +448,17 @@ impl<'a> Linter<'a> {
                     self.error("enum-type", self.value(&p), &p, "`null` is in the enum of a field that is not nullable".into(), "remove `null`, or set `nullable: true` (null is then allowed without listing it)");
                 }
                 continue;
+            }
+            if value_fits(f.kind, v) {
+                if let Some(why) = breaks_own_rules(f, v) {
+                    self.error(
+                        "enum-restricted",
+                        self.value(&p),
+                        &p,
+                        format!("enum value {v} {why}, so no document can hold it"),
+                        "correct the value, or the field's restriction",
+                    );
+                }
             }
             if !value_fits(f.kind, v) {
                 self.error(
@@ -990,6 +1014,44 @@ fn across_files(specs: &[LoadedSpec], also_known: &[String], out: &mut Vec<Findi
                 );
             }
         }
+    }
+}
+
+/// Why an enum value breaks its own field's pattern, length or range, if it does.
+fn breaks_own_rules(f: &Field, v: &Value) -> Option<String> {
+    if let Some(text) = v.as_str() {
+        let chars = text.chars().count() as u64;
+        if let Some(p) = &f.pattern {
+            if let Ok(re) = fancy_regex::Regex::new(p) {
+                if matches!(re.is_match(text), Ok(false)) {
+                    return Some(format!("does not match the field's pattern `{p}`"));
+                }
+            }
+        }
+        if f.min_length.is_some_and(|m| chars < m) {
+            return Some(format!("is shorter than min_length {}", f.min_length.unwrap_or(0)));
+        }
+        if f.max_length.is_some_and(|m| chars > m) {
+            return Some(format!("is longer than max_length {}", f.max_length.unwrap_or(0)));
+        }
+    }
+    if let Some(n) = v.as_f64() {
+        if f.min.is_some_and(|m| n < m) {
+            return Some(format!("is below min {}", f.min.unwrap_or(0.0)));
+        }
+        if f.max.is_some_and(|m| n > m) {
+            return Some(format!("is above max {}", f.max.unwrap_or(0.0)));
+        }
+    }
+    None
+}
+
+/// Whether a field can hold a reference: an id-like scalar, or an array of them.
+fn reference_shaped(f: &Field) -> bool {
+    let id_like = |k: FieldType| matches!(k, FieldType::ObjectId | FieldType::String | FieldType::Uuid);
+    match f.kind {
+        FieldType::Array => f.items.as_ref().is_some_and(|i| id_like(i.kind)),
+        k => id_like(k),
     }
 }
 
