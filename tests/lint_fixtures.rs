@@ -48,6 +48,38 @@ const fn e(
 
 const CASES: &[Expect] = &[
     e(
+        "saas/owner_empty.yaml",
+        "service-name",
+        (3, 8),
+        "owner",
+        "service `` is empty",
+        "lowercase letters, digits and `-`",
+    ),
+    e(
+        "saas/access_bad.yaml",
+        "service-name",
+        (4, 16),
+        "access[0].service",
+        "service `Billing Service` is not a service name",
+        "lowercase letters, digits and `-`",
+    ),
+    e(
+        "saas/partial_regex.yaml",
+        "partial-filter",
+        (8, 25),
+        "indexes[0].partial.email.$regex",
+        "`$regex` (on `email`) is not allowed in a partial filter",
+        "`$exists: true`",
+    ),
+    e(
+        "saas/partial_exists_false.yaml",
+        "partial-filter",
+        (7, 25),
+        "indexes[0].partial.email.$exists",
+        "a partial filter takes `$exists: true` only",
+        "`$exists: true`",
+    ),
+    e(
         "saas/enum_pattern.yaml",
         "enum-restricted",
         (4, 36),

@@ -104,6 +104,30 @@ impl<'a> Linter<'a> {
         self.time_series();
         self.rules();
         self.indexes();
+        self.services();
+    }
+
+    /// `owner` and `access` name services: roles and users are derived from them, so an
+    /// empty or malformed name would become a malformed role.
+    fn services(&mut self) {
+        let mut names: Vec<(String, &str)> = Vec::new();
+        if let Some(o) = &self.spec.owner {
+            names.push(("/owner".into(), o.as_str()));
+        }
+        for (i, a) in self.spec.access.iter().enumerate() {
+            names.push((format!("/access/{i}/service"), a.service.as_str()));
+        }
+        for (p, name) in names {
+            if let Some(why) = bad_service_name(name) {
+                self.error(
+                    "service-name",
+                    self.value(&p),
+                    &p,
+                    format!("service `{name}` {why}"),
+                    "name the service in lowercase letters, digits and `-`, e.g. `billing-service`",
+                );
+            }
+        }
     }
 
     /// The folder a spec sits in must agree with its domain; the file name with its collection.
@@ -782,6 +806,15 @@ impl<'a> Linter<'a> {
                 );
             }
             if let Some(filter) = &ix.partial {
+                for (p, why) in partial_filter_problems(filter, &format!("{at}/partial")) {
+                    self.error(
+                        "partial-filter",
+                        self.key(&p),
+                        &p,
+                        why,
+                        "a partial filter may use equality, `$exists: true`, `$gt`, `$gte`, `$lt`, `$lte`, `$type`, `$in`, and `$and`/`$or` of those (MongoDB 6.0+)",
+                    );
+                }
                 for key in filter.keys().filter(|k| !k.starts_with('$')) {
                     if resolve_path(&fields, key).is_none() {
                         self.undeclared(
@@ -1017,6 +1050,72 @@ fn across_files(specs: &[LoadedSpec], also_known: &[String], out: &mut Vec<Findi
     }
 }
 
+/// Why a service name is unusable, if it is.
+fn bad_service_name(name: &str) -> Option<&'static str> {
+    if name.trim().is_empty() {
+        return Some("is empty");
+    }
+    if name.len() > 64 {
+        return Some("is longer than 64 characters");
+    }
+    let ok = name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    (!ok).then_some("is not a service name")
+}
+
+/// What MongoDB refuses in a `partialFilterExpression` (as of 6.0: equality, `$exists:
+/// true`, comparisons, `$type`, `$in`, and `$and`/`$or` of those), with JSON pointers.
+fn partial_filter_problems(
+    filter: &serde_json::Map<String, Value>,
+    at: &str,
+) -> Vec<(String, String)> {
+    const FIELD_OPS: &[&str] = &[
+        "$eq", "$exists", "$gt", "$gte", "$lt", "$lte", "$type", "$in",
+    ];
+    let mut out = Vec::new();
+    for (k, v) in filter {
+        let p = format!("{at}/{}", pointer_segment(k));
+        if k.starts_with('$') {
+            match (k.as_str(), v.as_array()) {
+                ("$and" | "$or", Some(items)) => {
+                    for (i, item) in items.iter().enumerate() {
+                        if let Some(m) = item.as_object() {
+                            out.extend(partial_filter_problems(m, &format!("{p}/{i}")));
+                        }
+                    }
+                }
+                _ => out.push((p, format!("`{k}` is not allowed in a partial filter"))),
+            }
+            continue;
+        }
+        let Some(ops) = v
+            .as_object()
+            .filter(|m| m.keys().any(|o| o.starts_with('$')))
+        else {
+            continue;
+        };
+        for (op, arg) in ops {
+            let op_at = format!("{p}/{}", pointer_segment(op));
+            if !FIELD_OPS.contains(&op.as_str()) {
+                out.push((
+                    op_at,
+                    format!("`{op}` (on `{k}`) is not allowed in a partial filter"),
+                ));
+            } else if op == "$exists" && arg != &Value::Bool(true) {
+                out.push((
+                    op_at,
+                    format!(
+                        "`$exists: {arg}` (on `{k}`): a partial filter takes `$exists: true` only"
+                    ),
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// Why an enum value breaks its own field's pattern, length or range, if it does.
 fn breaks_own_rules(f: &Field, v: &Value) -> Option<String> {
     if let Some(text) = v.as_str() {
@@ -1029,10 +1128,16 @@ fn breaks_own_rules(f: &Field, v: &Value) -> Option<String> {
             }
         }
         if f.min_length.is_some_and(|m| chars < m) {
-            return Some(format!("is shorter than min_length {}", f.min_length.unwrap_or(0)));
+            return Some(format!(
+                "is shorter than min_length {}",
+                f.min_length.unwrap_or(0)
+            ));
         }
         if f.max_length.is_some_and(|m| chars > m) {
-            return Some(format!("is longer than max_length {}", f.max_length.unwrap_or(0)));
+            return Some(format!(
+                "is longer than max_length {}",
+                f.max_length.unwrap_or(0)
+            ));
         }
     }
     if let Some(n) = v.as_f64() {
@@ -1048,7 +1153,8 @@ fn breaks_own_rules(f: &Field, v: &Value) -> Option<String> {
 
 /// Whether a field can hold a reference: an id-like scalar, or an array of them.
 fn reference_shaped(f: &Field) -> bool {
-    let id_like = |k: FieldType| matches!(k, FieldType::ObjectId | FieldType::String | FieldType::Uuid);
+    let id_like =
+        |k: FieldType| matches!(k, FieldType::ObjectId | FieldType::String | FieldType::Uuid);
     match f.kind {
         FieldType::Array => f.items.as_ref().is_some_and(|i| id_like(i.kind)),
         k => id_like(k),
