@@ -217,7 +217,7 @@ fn default_role_prefix() -> String {
 /// A config that could not be read, with the place and the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {}", path.display())]
     Read {
         path: PathBuf,
         #[source]
@@ -266,11 +266,20 @@ impl Config {
                 .nth(line.saturating_sub(1))
                 .unwrap_or("")
                 .trim_end();
+            // The line is echoed to show the place, unless it may hold a credential.
+            let shown = if source.contains("://") || source.to_ascii_lowercase().contains("uri") {
+                "(the line holds a connection string; not shown)".to_string()
+            } else {
+                crate::redact::redact(source)
+            };
+            let hint = crate::diagnostic::did_you_mean(e.message())
+                .map(|h| format!("; {h}"))
+                .unwrap_or_default();
             ConfigError::Parse {
                 path: path.to_path_buf(),
                 line,
                 column,
-                message: format!("{}\n  {line} | {source}", e.message()),
+                message: format!("{}{hint}\n  {line} | {shown}", e.message()),
             }
         })?;
         config.check(path)?;

@@ -125,3 +125,41 @@ mod tests {
         assert_eq!(dotted(""), "");
     }
 }
+
+/// "did you mean `x`?" for serde's `unknown variant `y`, expected one of `a`, `b`` and
+/// `unknown field ...` messages, when one of the expected names is close.
+pub fn did_you_mean(serde_message: &str) -> Option<String> {
+    let rest = serde_message
+        .strip_prefix("unknown variant `")
+        .or_else(|| serde_message.strip_prefix("unknown field `"))?;
+    let (word, expected) = rest.split_once('`')?;
+    let candidates: Vec<String> = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect();
+    crate::spec::closest_name(word, &candidates).map(|best| format!("did you mean `{best}`?"))
+}
+
+#[cfg(test)]
+mod did_you_mean_tests {
+    use super::did_you_mean;
+
+    #[test]
+    fn suggests_the_close_name() {
+        assert_eq!(
+            did_you_mean("unknown variant `rename_feild`, expected one of `update_many`, `rename_field`, `backfill`").as_deref(),
+            Some("did you mean `rename_field`?")
+        );
+        assert_eq!(
+            did_you_mean(
+                "unknown field `conection`, expected one of `project`, `connection`, `databases`"
+            )
+            .as_deref(),
+            Some("did you mean `connection`?")
+        );
+        assert_eq!(did_you_mean("unknown field `zzz`, expected `a`"), None);
+        assert_eq!(did_you_mean("missing field `x`"), None);
+    }
+}

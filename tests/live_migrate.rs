@@ -483,6 +483,23 @@ async fn bad_migration_files_are_located_and_nothing_runs() {
             "no spec declares collection `itemz`",
         ),
         ("V7_bad_name.yaml:1:1", "separated by two underscores"),
+        (
+            "V0010__rename_to_dollar.yaml:4:56",
+            "`$room` starts a segment with `$`",
+        ),
+        (
+            "V0011__misspelt_step.yaml:4:5",
+            "unknown variant `rename_feild`",
+        ),
+        (
+            "V0012__lookup_unknown.yaml:8:28",
+            "`$lookup` names `itemz`, which no spec declares",
+        ),
+        (
+            "V0013__undeclared_index.yaml:4:47",
+            "no spec declares an index on {\"visits\":-1}",
+        ),
+        ("V0014__empty_segment.yaml:4:46", "has an empty segment"),
     ];
     for (place, message) in expect {
         let line = err
@@ -492,6 +509,7 @@ async fn bad_migration_files_are_located_and_nothing_runs() {
         assert!(line.contains(message), "{place}: {line}");
     }
     assert!(err.contains("nothing ran"), "{err}");
+    assert!(err.contains("did you mean `rename_field`?"), "{err}");
     let c = client().await;
     let shared = c.database(&format!("{}_shared", p.prefix));
     assert!(

@@ -136,6 +136,35 @@ fn step_checks(
             cx.error(&format!("{at}/filter"), false, "the filter names `tenant_id`: a tenant migration runs on every tenant target, and a hard-coded tenant could touch another tenant's data".into(), "remove `tenant_id` from the filter; use `tiers` to choose tenants");
         }
     }
+    // Field names MongoDB cannot store or query: checked before anything else about them.
+    let names: Vec<(&str, &str)> = match step {
+        Step::RenameField(s) => vec![("from", s.from.as_str()), ("to", s.to.as_str())],
+        Step::SetDefault(s) => vec![("field", s.field.as_str())],
+        Step::UnsetField(s) => vec![("field", s.field.as_str())],
+        _ => vec![],
+    };
+    for (key, name) in names {
+        if let Some(why) = bad_field_path(name) {
+            cx.error(
+                &format!("{at}/{key}"),
+                false,
+                format!("`{name}` {why}"),
+                "name a field: letters, digits and `_`, dotted for an embedded field (`profile.phone`)",
+            );
+        }
+    }
+    if let Step::InsertDocuments(s) = step {
+        for (i, k) in s.key.iter().enumerate() {
+            if let Some(why) = bad_field_path(k) {
+                cx.error(
+                    &format!("{at}/key/{i}"),
+                    false,
+                    format!("`{k}` {why}"),
+                    "name a field of the documents",
+                );
+            }
+        }
+    }
     match step {
         Step::UpdateMany(s) => update_checks(cx, &format!("{at}/update"), &s.update, tenant),
         Step::Backfill(s) => {
@@ -263,6 +292,22 @@ fn unknown_collection_fix(
     match crate::spec::closest_name(name, &known) {
         Some(best) => format!("did you mean `{best}`?"),
         None => "name a collection that a spec declares".into(),
+    }
+}
+
+/// Why a field path cannot be used, if it cannot: empty, an empty segment, a `$` at the
+/// start of a segment (MongoDB reads it as an operator), or a NUL.
+fn bad_field_path(path: &str) -> Option<&'static str> {
+    if path.is_empty() {
+        Some("is empty")
+    } else if path.contains('\0') {
+        Some("contains a NUL character")
+    } else if path.split('.').any(str::is_empty) {
+        Some("has an empty segment (a leading, trailing or double `.`)")
+    } else if path.split('.').any(|seg| seg.starts_with('$')) {
+        Some("starts a segment with `$`, which MongoDB reads as an operator, not a field")
+    } else {
+        None
     }
 }
 

@@ -358,12 +358,14 @@ fn load_one(
             }
         }
         let inner = e.into_inner().to_string();
-        let fix = if inner.contains("unknown variant") {
-            "a step is one of: update_many, backfill, rename_field, set_default, unset_field, create_index, drop_index, aggregate, insert_documents, command"
+        let fix = if let Some(hint) = crate::diagnostic::did_you_mean(&inner) {
+            hint
+        } else if inner.contains("unknown variant") {
+            "a step is one of: update_many, backfill, rename_field, set_default, unset_field, create_index, drop_index, aggregate, insert_documents, command".into()
         } else if inner.contains("missing field") {
-            "add the missing key"
+            "add the missing key".into()
         } else {
-            "see the migration file format in the README"
+            "see the migration file format in the README".into()
         };
         let pos = if inner.contains("unknown variant") || inner.contains("unknown field") { doc.key_pos(&pointer) } else { doc.value_pos(&pointer) };
         vec![Finding::error("invalid-migration", file, pos, dotted(&pointer)).says(inner, fix)]
