@@ -298,3 +298,28 @@ async fn ctrl_c_stops_schema_apply_between_targets() {
     ok(&p, &["schema", "apply"]);
     ok(&p, &["schema", "diff", "--exit-code"]);
 }
+
+/// A duplicate key in one spec is one finding, not the first of twenty: the broken file's
+/// collection is still known, so other specs' references to it are not reported too.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_spec_does_not_bury_its_error_under_follow_on_findings() {
+    let p = TestProject::new("hcascade", &root().join("schemas"));
+    let file = p.path().join("schemas/saas/users/users.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replacen("domain: saas\n", "domain: saas\ndomain: saas\n", 1),
+    )
+    .unwrap();
+    let out = crate::support::caas(p.path(), &["schema", "lint"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let said = crate::support::stdout(&out);
+    assert!(
+        said.contains("users.yaml:") && said.contains("duplicate"),
+        "{said}"
+    );
+    assert!(
+        said.contains("1 errors, 0 warnings"),
+        "one finding, no cascade: {said}"
+    );
+}

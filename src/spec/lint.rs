@@ -632,6 +632,27 @@ impl<'a> Linter<'a> {
                     if r.expr.len() != 1 || !r.expr.keys().all(|k| k.starts_with('$')) {
                         self.error("rule", self.value(&p), &p, "`expr` must be one aggregation operator, e.g. `{$gt: [\"$ends_at\", \"$starts_at\"]}`".into(), "wrap the condition in a single `$` operator");
                     }
+                    for (op_at, op) in unknown_operators(&Value::Object(r.expr.clone()), &p) {
+                        let fix = match crate::spec::closest_name(
+                            &op,
+                            &EXPR_OPERATORS
+                                .iter()
+                                .map(|s| s.to_string())
+                                .collect::<Vec<_>>(),
+                        ) {
+                            Some(best) => format!("did you mean `{best}`?"),
+                            None => {
+                                "use an aggregation expression operator (MongoDB's list)".into()
+                            }
+                        };
+                        self.error(
+                            "rule",
+                            self.key(&op_at),
+                            &op_at,
+                            format!("`{op}` is not an aggregation expression operator; MongoDB refuses the validator"),
+                            fix,
+                        );
+                    }
                     let mut refs = Vec::new();
                     field_refs(&Value::Object(r.expr.clone()), &mut refs);
                     for name in refs {
@@ -1048,6 +1069,188 @@ fn across_files(specs: &[LoadedSpec], also_known: &[String], out: &mut Vec<Findi
             }
         }
     }
+}
+
+/// MongoDB's aggregation expression operators (as of 8.0), the ones `$expr` accepts.
+const EXPR_OPERATORS: &[&str] = &[
+    "$abs",
+    "$acos",
+    "$acosh",
+    "$add",
+    "$allElementsTrue",
+    "$and",
+    "$anyElementTrue",
+    "$arrayElemAt",
+    "$arrayToObject",
+    "$asin",
+    "$asinh",
+    "$atan",
+    "$atan2",
+    "$atanh",
+    "$avg",
+    "$binarySize",
+    "$bitAnd",
+    "$bitNot",
+    "$bitOr",
+    "$bitXor",
+    "$bsonSize",
+    "$ceil",
+    "$cmp",
+    "$concat",
+    "$concatArrays",
+    "$cond",
+    "$convert",
+    "$cos",
+    "$cosh",
+    "$dateAdd",
+    "$dateDiff",
+    "$dateFromParts",
+    "$dateFromString",
+    "$dateSubtract",
+    "$dateToParts",
+    "$dateToString",
+    "$dateTrunc",
+    "$dayOfMonth",
+    "$dayOfWeek",
+    "$dayOfYear",
+    "$degreesToRadians",
+    "$divide",
+    "$eq",
+    "$exp",
+    "$filter",
+    "$first",
+    "$firstN",
+    "$floor",
+    "$getField",
+    "$gt",
+    "$gte",
+    "$hour",
+    "$ifNull",
+    "$in",
+    "$indexOfArray",
+    "$indexOfBytes",
+    "$indexOfCP",
+    "$isArray",
+    "$isNumber",
+    "$isoDayOfWeek",
+    "$isoWeek",
+    "$isoWeekYear",
+    "$last",
+    "$lastN",
+    "$let",
+    "$literal",
+    "$ln",
+    "$log",
+    "$log10",
+    "$lt",
+    "$lte",
+    "$ltrim",
+    "$map",
+    "$max",
+    "$maxN",
+    "$median",
+    "$mergeObjects",
+    "$meta",
+    "$millisecond",
+    "$min",
+    "$minN",
+    "$minute",
+    "$mod",
+    "$month",
+    "$multiply",
+    "$ne",
+    "$not",
+    "$objectToArray",
+    "$or",
+    "$percentile",
+    "$pow",
+    "$radiansToDegrees",
+    "$rand",
+    "$range",
+    "$reduce",
+    "$regexFind",
+    "$regexFindAll",
+    "$regexMatch",
+    "$replaceAll",
+    "$replaceOne",
+    "$reverseArray",
+    "$round",
+    "$rtrim",
+    "$sampleRate",
+    "$second",
+    "$setDifference",
+    "$setEquals",
+    "$setField",
+    "$setIntersection",
+    "$setIsSubset",
+    "$setUnion",
+    "$sin",
+    "$sinh",
+    "$size",
+    "$slice",
+    "$sortArray",
+    "$split",
+    "$sqrt",
+    "$stdDevPop",
+    "$stdDevSamp",
+    "$strLenBytes",
+    "$strLenCP",
+    "$strcasecmp",
+    "$substr",
+    "$substrBytes",
+    "$substrCP",
+    "$subtract",
+    "$sum",
+    "$switch",
+    "$tan",
+    "$tanh",
+    "$toBool",
+    "$toDate",
+    "$toDecimal",
+    "$toDouble",
+    "$toHashedIndexKey",
+    "$toInt",
+    "$toLong",
+    "$toLower",
+    "$toObjectId",
+    "$toString",
+    "$toUpper",
+    "$toUUID",
+    "$trim",
+    "$trunc",
+    "$tsIncrement",
+    "$tsSecond",
+    "$type",
+    "$unsetField",
+    "$week",
+    "$year",
+    "$zip",
+];
+
+/// Keys that look like operators (`$name`) and are not expression operators, with their
+/// JSON pointers. Arguments of `$literal` are not looked into.
+fn unknown_operators(v: &Value, at: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                let p = format!("{at}/{}", pointer_segment(k));
+                if k.starts_with('$') && !EXPR_OPERATORS.contains(&k.as_str()) {
+                    out.push((p.clone(), k.clone()));
+                }
+                if k != "$literal" {
+                    out.extend(unknown_operators(x, &p));
+                }
+            }
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                out.extend(unknown_operators(x, &format!("{at}/{i}")));
+            }
+        }
+        _ => {}
+    }
+    out
 }
 
 /// Why a service name is unusable, if it is.

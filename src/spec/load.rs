@@ -238,16 +238,27 @@ pub fn load_project(specs_dir: &Path, paths: &[PathBuf]) -> std::io::Result<Load
             Ok(spec) => report.specs.push(spec),
             Err(f) => {
                 report.findings.extend(f);
-                if let Some(name) = read_text(&file)
+                // The collection a broken file meant to declare, so references to it are not
+                // reported on top of the file's own error: from its YAML when that parses, else
+                // from a `collection:` line, else from the file name (lint requires they agree).
+                let text = read_text(&file).unwrap_or_default();
+                let name = yaml::parse(&text)
                     .ok()
-                    .and_then(|t| yaml::parse(&t).ok())
                     .and_then(|d| {
                         d.value
                             .get("collection")
                             .and_then(|c| c.as_str())
                             .map(str::to_owned)
                     })
-                {
+                    .or_else(|| {
+                        text.lines().find_map(|l| {
+                            let v = l.strip_prefix("collection:")?.trim();
+                            let v = v.trim_matches(|c| c == '\'' || c == '"');
+                            (!v.is_empty()).then(|| v.to_owned())
+                        })
+                    })
+                    .or_else(|| file.file_stem().and_then(|s| s.to_str()).map(str::to_owned));
+                if let Some(name) = name {
                     report.unloaded_collections.push(name);
                 }
             }

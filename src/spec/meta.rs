@@ -145,6 +145,17 @@ fn report(
                         report(e, doc, file, findings);
                     }
                 }
+                _ if at == "/soft_delete" && soft_delete_stray_key(err.instance()).is_some() => {
+                    let (key, style, allowed) =
+                        soft_delete_stray_key(err.instance()).expect("checked");
+                    let kp = format!("/soft_delete/{}", crate::yaml::pointer_segment(&key));
+                    findings.push(
+                        Finding::error("unknown-key", file, doc.key_pos(&kp), dotted(&kp)).says(
+                            format!("`{key}` is not a key of a `{style}` soft delete"),
+                            format!("its keys are {allowed}"),
+                        ),
+                    );
+                }
                 _ => {
                     let (message, fix) = any_of_help(&at, err.instance());
                     findings.push(
@@ -163,6 +174,28 @@ fn report(
             );
         }
     }
+}
+
+/// A key that does not belong to a soft delete whose `style` is valid: (key, style, the
+/// style's keys). The untagged alternatives would otherwise only say "needs a valid style".
+fn soft_delete_stray_key(v: &Value) -> Option<(String, &'static str, &'static str)> {
+    let m = v.as_object()?;
+    let (style, keys, allowed): (&'static str, &[&str], &'static str) =
+        match m.get("style")?.as_str()? {
+            "deleted_at" => (
+                "deleted_at",
+                &["style", "retention_days", "field", "by_field"],
+                "style, retention_days, field, by_field",
+            ),
+            "state_history" => (
+                "state_history",
+                &["style", "states", "deleted_states", "state_field", "field"],
+                "style, states, deleted_states, state_field, field",
+            ),
+            _ => return None,
+        };
+    let stray = m.keys().find(|k| !keys.contains(&k.as_str()))?;
+    Some((stray.clone(), style, allowed))
 }
 
 /// Errors about an object's keys (as opposed to its type or discriminator value).
