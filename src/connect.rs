@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use bson::doc;
 use mongodb::event::command::CommandEvent;
 use mongodb::event::EventHandler;
@@ -80,6 +80,30 @@ pub async fn close_all() {
 }
 
 /// Connect to `uri` and ping it; the error never contains the password.
+/// "h1:1, h2:2" when every TCP host refuses a connection outright; None otherwise (any host
+/// accepts, is slow, or is not TCP: the driver then decides within its timeout).
+async fn all_refused(hosts: &[mongodb::options::ServerAddress]) -> Option<String> {
+    let mut refused = Vec::new();
+    for h in hosts {
+        let mongodb::options::ServerAddress::Tcp { host, port } = h else {
+            return None;
+        };
+        let port = port.unwrap_or(27017);
+        let attempt = tokio::time::timeout(
+            Duration::from_millis(500),
+            tokio::net::TcpStream::connect((host.as_str(), port)),
+        )
+        .await;
+        match attempt {
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                refused.push(format!("{host}:{port}"))
+            }
+            _ => return None,
+        }
+    }
+    (!refused.is_empty()).then(|| refused.join(", "))
+}
+
 pub async fn connect(uri: &str, timeout: Duration) -> Result<Connection> {
     crate::redact::register_uri(uri);
     let shown = redact(uri);
@@ -92,6 +116,13 @@ pub async fn connect(uri: &str, timeout: Duration) -> Result<Connection> {
             )
         })
         .context("fix the URI (mongodb://[user:password@]host[:port]/?options)")?;
+    // A refused connection is an answer, not a time-out: when every host refuses at once,
+    // say so now instead of waiting out the server-selection timeout.
+    if let Some(refused) = all_refused(&opts.hosts).await {
+        bail!(
+            "cannot reach MongoDB at {shown}: Connection refused by {refused}\n  fix: check that the server runs and the URI is right, or pass --uri / set MONGODB_URI"
+        );
+    }
     opts.app_name.get_or_insert_with(|| "caas".into());
     opts.server_selection_timeout = Some(timeout);
     opts.connect_timeout = Some(timeout);

@@ -323,3 +323,42 @@ async fn a_broken_spec_does_not_bury_its_error_under_follow_on_findings() {
         "one finding, no cascade: {said}"
     );
 }
+
+/// A refused connection is an answer: caas says so at once instead of waiting out its
+/// connect timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_connection_fails_at_once() {
+    let p = TestProject::new("hrefused", &root().join("schemas"));
+    let started = Instant::now();
+    let out = crate::support::caas_env(
+        p.path(),
+        &["--connect-timeout", "30", "tenant", "list"],
+        &[("MONGODB_URI", "mongodb://u:refused-pw@127.0.0.1:1/")],
+    );
+    assert!(
+        started.elapsed().as_secs() < 10,
+        "did not wait for the timeout"
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("Connection refused by 127.0.0.1:1") && !err.contains("refused-pw"),
+        "{err}"
+    );
+}
+
+/// A file name that is not UTF-8 is shown recognisably (lossily), not as an empty name.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_non_utf8_file_name_is_shown_recognisably() {
+    use std::os::unix::ffi::OsStrExt;
+    let p = TestProject::new("hutf8", &root().join("schemas"));
+    let name = std::ffi::OsStr::from_bytes(b"pl\xffans.yaml");
+    std::fs::write(
+        p.path().join("schemas/billing").join(name),
+        "collection: planz\ndomain: billing\nfields:\n  code: { type: string }\n",
+    )
+    .unwrap();
+    let out = crate::support::caas(p.path(), &["schema", "lint"]);
+    let said = crate::support::stdout(&out);
+    assert!(said.contains("file named `pl\u{FFFD}ans`"), "{said}");
+}

@@ -157,8 +157,8 @@ impl<'a> Linter<'a> {
             .loaded
             .file
             .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("");
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if stem != spec.collection {
             self.error(
                 "file-name",
