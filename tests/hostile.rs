@@ -182,6 +182,19 @@ async fn no_credential_form_reaches_the_output() {
             );
         }
     }
+    // A caas.toml whose `uri` line is broken: the error names the place, not the line.
+    std::fs::write(
+        p.path().join("caas.toml"),
+        "[connection]\nuri = \"mongodb://u:toml-pw8@127.0.0.1:1/\nproduction = false\n",
+    )
+    .unwrap();
+    let out = crate::support::caas(p.path(), &["tenant", "list"]);
+    let all = crate::support::stdout(&out) + &stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        all.contains("caas.toml:2:") && !all.contains("toml-pw8"),
+        "{all}"
+    );
 }
 
 /// Ctrl-C during `migrate up` mid-backfill: it stops after the batch in flight, releases
