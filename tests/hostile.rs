@@ -332,7 +332,7 @@ async fn a_broken_spec_does_not_bury_its_error_under_follow_on_findings() {
         "{said}"
     );
     assert!(
-        said.contains("1 errors, 0 warnings"),
+        said.contains(" spec files: 1 errors, 0 warnings"),
         "one finding, no cascade: {said}"
     );
 }
