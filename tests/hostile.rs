@@ -165,6 +165,21 @@ async fn no_credential_form_reaches_the_output() {
         ("mongodb://127.0.0.1:1/?directConnection=true&proxyHost=127.0.0.1&proxyPort=1&proxyPassword=proxy-pw5&proxyUsername=x", "proxy-pw5"),
         ("mongodb://u:bad-port-pw6@127.0.0.1:notaport/", "bad-port-pw6"),
         ("mongodbx://u:scheme-pw7@127.0.0.1:1/", "scheme-pw7"),
+        ("mongodb://u:simple-pw9@127.0.0.1:1/", "simple-pw9"),
+        ("mongodb://u:col:on:pw10@127.0.0.1:1/", "on:pw10"),
+        ("mongodb://u:pct%40pw11@127.0.0.1:1/", "pw11"),
+        ("mongodb://u:multi-pw12@127.0.0.1:1,127.0.0.1:2/?replicaSet=rs", "multi-pw12"),
+        ("mongodb://u:pw13x@127.0.0.1:1/db?authSource=admin", "pw13x"),
+        ("mongodb://127.0.0.1:1/?authMechanismProperties=SERVICE_NAME:svc,AWS_SESSION_TOKEN:tok-pw14", "tok-pw14"),
+        ("mongodb://u:pw15-tail@127.0.0.1:1/?proxyHost=127.0.0.1&proxyPassword=proxy-pw15b", "pw15-tail"),
+        ("http://u:http-pw16@127.0.0.1:1/", "http-pw16"),
+        ("mongodb://u:pw17!$&'()*+,;=@127.0.0.1:1/", "pw17!$&'()*+,;="),
+        ("mongodb://u:ünï-pw18@127.0.0.1:1/", "ünï-pw18"),
+        ("mongodb://u:pw19%2Fslash@127.0.0.1:1/", "pw19"),
+        ("mongodb://u:pw20@127.0.0.1:1/?password=opt-pw20", "opt-pw20"),
+        ("mongodb://user%40corp:pw21x@127.0.0.1:1/", "pw21x"),
+        ("mongodb://u:pw22x@[::1]:1/", "pw22x"),
+        ("mongodb://u:%ü-pw23@127.0.0.1:1/", "pw23"),
     ];
     for (uri, secret) in cases {
         for args in [
