@@ -4,8 +4,8 @@
 //! GC pause, SIGSTOP, a suspended VM, a partition) wakes up and writes as if it still held
 //! it. So every acquisition gets a token one higher than the last (the lease document is
 //! kept after release, so tokens never repeat), and every write that records progress runs
-//! in a transaction whose first write is to the lease document, matched on owner and token
-//! ([`Fence::txn`]). A runner that lost the lease therefore cannot commit anything after the
+//! in a transaction that also writes the lease document, matched on owner and token
+//! ([`Fence::txn`]; last, so the lease is held only for the commit). A runner that lost the lease therefore cannot commit anything after the
 //! takeover: either its transaction sees the new token and aborts, or it conflicts with
 //! the takeover's write to the same document and aborts.
 //!
@@ -403,7 +403,7 @@ impl Fence {
         }
     }
 
-    /// The fencing write: the first write of every fenced transaction.
+    /// The fencing write: the last write of every fenced transaction.
     async fn stamp(&self, session: &mut ClientSession) -> mongodb::error::Result<bool> {
         let r = locks(&self.db)
             .update_one(
@@ -436,11 +436,18 @@ impl Fence {
                 .start_transaction()
                 .await
                 .map_err(FenceError::Server)?;
+            // The stamp comes last: it holds the lease document only for the stamp and the
+            // commit, so the renewer is never kept waiting behind a long step (a step longer
+            // than the lease would otherwise lose it). A takeover that committed after this
+            // transaction's snapshot still makes the stamp conflict, so the check is as strong.
             let result: mongodb::error::Result<Result<Option<T>, ()>> = async {
+                let Some(value) = body(&mut *session).await? else {
+                    return Ok(Ok(None));
+                };
                 if !self.stamp(&mut *session).await? {
                     return Ok(Err(()));
                 }
-                Ok(Ok(body(&mut *session).await?))
+                Ok(Ok(Some(value)))
             }
             .await;
             let value = match result {
