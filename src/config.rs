@@ -242,6 +242,19 @@ impl Config {
             Some(p) => (project_dir.join(p), true),
             None => (project_dir.join(CONFIG_FILE), false),
         };
+        // A regular file of at most 1 MiB (a FIFO named caas.toml would block a read).
+        if let Ok(meta) = std::fs::metadata(&path) {
+            if !meta.is_file() || meta.len() > crate::spec::MAX_FILE_BYTES {
+                return Err(ConfigError::Read {
+                    source: std::io::Error::other(if meta.is_file() {
+                        "larger than 1 MiB; not read"
+                    } else {
+                        "not a regular file; not read"
+                    }),
+                    path,
+                });
+            }
+        }
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => String::new(),
