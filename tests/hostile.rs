@@ -150,6 +150,24 @@ async fn special_files_in_schemas_are_skipped_or_refused_with_their_path() {
     );
     assert_eq!(text.matches("a symlink loop").count(), 1, "{text}");
     assert!(!text.contains("duplicate-collection"), "{text}");
+    // A FIFO among the migration files: skipped with a warning, the command goes on.
+    std::fs::remove_file(saas.join("huge.yaml")).unwrap();
+    std::fs::remove_file(saas.join("x.yaml")).unwrap();
+    std::fs::create_dir_all(p.path().join("migrations")).unwrap();
+    let fifo = p.path().join("migrations/V0001__fifo.yaml");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let out =
+        crate::support::caas_env(p.path(), &["migrate", "status"], &[("MONGODB_URI", &p.uri)]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        stderr(&out).contains("V0001__fifo.yaml:1:1: warning[skipped-file]"),
+        "{}",
+        show(&out)
+    );
 }
 
 /// Credentials in every form the driver accepts never reach caas's output, on the error

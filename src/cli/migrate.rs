@@ -154,11 +154,17 @@ pub(crate) fn load_migrations(
         .filter(|t| config.tiers.layout(*t) == Layout::Shared)
         .collect();
     let (migrations, findings) = mig::load(&config.migrations_dir(), specs, &shared);
-    if !findings.is_empty() {
-        let shown: Vec<String> = findings.iter().map(|f| f.to_string()).collect();
+    let (errors, warnings): (Vec<_>, Vec<_>) = findings
+        .into_iter()
+        .partition(|f| f.severity == crate::diagnostic::Severity::Error);
+    for w in &warnings {
+        eprintln!("{w}");
+    }
+    if !errors.is_empty() {
+        let shown: Vec<String> = errors.iter().map(|f| f.to_string()).collect();
         bail!(
             "{} problem(s) in migration files; nothing ran:\n{}",
-            findings.len(),
+            errors.len(),
             shown.join("\n")
         );
     }

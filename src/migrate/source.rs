@@ -271,10 +271,28 @@ pub fn load(
     let mut out = Vec::new();
     let files = match std::fs::read_dir(dir) {
         Ok(entries) => {
-            let mut f: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file())
-                .collect();
+            let mut f: Vec<PathBuf> = Vec::new();
+            for p in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+                if p.is_file() {
+                    f.push(p);
+                } else if !p.is_dir()
+                    && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+                {
+                    // A FIFO, socket or device: never read (a FIFO would block forever).
+                    findings.push(
+                        Finding::warning(
+                            "skipped-file",
+                            &p,
+                            crate::yaml::Pos { line: 1, col: 1 },
+                            "",
+                        )
+                        .says(
+                            "not a regular file (a FIFO, socket or device); skipped".to_string(),
+                            "replace it with a regular file",
+                        ),
+                    );
+                }
+            }
             f.sort();
             f
         }
