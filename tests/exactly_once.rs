@@ -173,7 +173,7 @@ async fn down_killed_at_random_points_is_finished_by_the_rerun() {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let (_, visits) = totals(&places).await;
-            if visits.iter().any(|v| *v == 1) {
+            if visits.contains(&1) {
                 break;
             }
             assert!(

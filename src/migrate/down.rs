@@ -105,7 +105,7 @@ pub async fn down(
     let (ledgers, empty) = (&ledgers, &empty);
     let runs = futures::stream::iter(targets.iter().enumerate())
         .map(|(i, t)| async move {
-            let entries = ledgers.get(&t.to_string()).unwrap_or(&empty);
+            let entries = ledgers.get(&t.to_string()).unwrap_or(empty);
             let state = state_of(t, f.config, f.migrations, entries);
             let mut run = TargetRun::new(t.clone());
             match plan_down(&state, entries, opts.steps, opts.to) {

@@ -147,6 +147,7 @@ fn unreadable(path: &Path, doing: &str, e: &std::io::Error) -> Finding {
 }
 
 /// Read a hand-written file: regular files only, at most [`MAX_FILE_BYTES`].
+#[allow(clippy::result_large_err)] // a Finding is the error every loader returns
 pub fn read_text(file: &Path) -> Result<String, Finding> {
     let meta = std::fs::metadata(file).map_err(|e| unreadable(file, "read the file", &e))?;
     if !meta.is_file() {
