@@ -118,6 +118,33 @@ pub(crate) async fn wait_progress(db: &Database, version: i64, n: i64, step: i64
     }
 }
 
+/// Start `migrate up --tenant ea` with pauses between batches and kill it once `version`'s
+/// backfill on `db` has committed `processed` documents.
+async fn kill_ea_mid_backfill(
+    p: &TestProject,
+    db: &Database,
+    version: i64,
+    processed: i64,
+    pause_ms: &str,
+) {
+    let killed = spawn(
+        p,
+        &[
+            "migrate",
+            "up",
+            "--tenant",
+            "ea",
+            "--batch-pause-ms",
+            pause_ms,
+            "--lease-seconds",
+            "1",
+        ],
+    );
+    wait_progress(db, version, processed, 1).await;
+    signal(&killed, "-KILL");
+    wait(killed).await;
+}
+
 const TRIAL: &str = "description: One more increment and visit, and back.\nscope: tenant\nup:\n  - update_many: { collection: counters, update: { $inc: { value: 1 } } }\n  - backfill: { collection: items, batch_size: 3, update: { $inc: { visits: 1 } } }\ndown:\n  - backfill: { collection: items, batch_size: 3, update: { $inc: { visits: -1 } } }\n  - update_many: { collection: counters, update: { $inc: { value: -1 } } }\n";
 
 #[tokio::test(flavor = "multi_thread")]
@@ -434,22 +461,7 @@ async fn repair_clears_failed_entries_only_and_never_one_a_runner_holds() {
 
     // A runner killed mid-backfill: repair leaves its entry for `up`, which resumes it.
     std::fs::write(p.path().join("migrations/V0010__more.yaml"), TRIAL).unwrap();
-    let killed = spawn(
-        &p,
-        &[
-            "migrate",
-            "up",
-            "--tenant",
-            "ea",
-            "--batch-pause-ms",
-            "60",
-            "--lease-seconds",
-            "1",
-        ],
-    );
-    wait_progress(&places[4].0, 10, 6, 1).await;
-    signal(&killed, "-KILL");
-    wait(killed).await;
+    kill_ea_mid_backfill(&p, &places[4].0, 10, 6, "60").await;
     let repaired = ok(
         &p,
         &[
@@ -517,22 +529,7 @@ async fn a_backfill_over_mixed_id_types_visits_every_document_once() {
             .unwrap();
     }
     // Killed part-way on one target, so the rerun resumes after an `_id` of some bracket.
-    let killed = spawn(
-        &p,
-        &[
-            "migrate",
-            "up",
-            "--tenant",
-            "ea",
-            "--batch-pause-ms",
-            "80",
-            "--lease-seconds",
-            "1",
-        ],
-    );
-    wait_progress(&places[4].0, 2, 10, 1).await;
-    signal(&killed, "-KILL");
-    wait(killed).await;
+    kill_ea_mid_backfill(&p, &places[4].0, 2, 10, "80").await;
     ok(
         &p,
         &[
@@ -698,32 +695,13 @@ fn catalogue(test: &str) -> TestProject {
     p
 }
 
-/// Documents per non-internal collection of the project's databases.
+/// Documents per collection of the project's databases, caas's own collections left out.
 async fn data_counts(prefix: &str) -> Vec<(String, String, u64)> {
-    let c = client().await;
-    let mut out = Vec::new();
-    for db in c
-        .list_database_names()
+    crate::live_seed::counts(prefix)
         .await
-        .unwrap()
         .into_iter()
-        .filter(|d| d.starts_with(prefix))
-    {
-        let d = c.database(&db);
-        for coll in d.list_collection_names().await.unwrap() {
-            if coll.starts_with("system.") || coll.starts_with("caas_") {
-                continue;
-            }
-            let n = d
-                .collection::<Document>(&coll)
-                .count_documents(doc! {})
-                .await
-                .unwrap();
-            out.push((db.clone(), coll, n));
-        }
-    }
-    out.sort();
-    out
+        .filter(|(_, c, _)| !c.starts_with("caas_"))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]

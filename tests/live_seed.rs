@@ -27,7 +27,7 @@ async fn all_docs(db: &Database, coll: &str) -> Vec<Document> {
 }
 
 /// Every (database, collection) of the project's databases, with its document count.
-async fn counts(prefix: &str) -> Vec<(String, String, u64)> {
+pub(crate) async fn counts(prefix: &str) -> Vec<(String, String, u64)> {
     let c = client().await;
     let mut out = Vec::new();
     for db in c
