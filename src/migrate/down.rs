@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use futures::StreamExt;
 
 use super::ledger::{self, Entry, EntryStatus};
 use super::lock::Fence;
@@ -103,26 +102,21 @@ pub async fn down(
         }
     }
     let (ledgers, empty) = (&ledgers, &empty);
-    let runs = futures::stream::iter(targets.iter().enumerate())
-        .map(|(i, t)| async move {
-            let entries = ledgers.get(&t.to_string()).unwrap_or(empty);
-            let state = state_of(t, f.config, f.migrations, entries);
-            let mut run = TargetRun::new(t.clone());
-            match plan_down(&state, entries, opts.steps, opts.to) {
-                Ok(undo) if undo.is_empty() => {}
-                Ok(undo) if opts.dry_run => {
-                    describe(f, t, &undo, &mut run);
-                }
-                _ => down_target(f, t, opts, progress, &mut run).await,
+    let runs = runner::in_order(targets, opts.concurrency, |t| async move {
+        let entries = ledgers.get(&t.to_string()).unwrap_or(empty);
+        let state = state_of(t, f.config, f.migrations, entries);
+        let mut run = TargetRun::new(t.clone());
+        match plan_down(&state, entries, opts.steps, opts.to) {
+            Ok(undo) if undo.is_empty() => {}
+            Ok(undo) if opts.dry_run => {
+                describe(f, t, &undo, &mut run);
             }
-            (i, run)
-        })
-        .buffer_unordered(opts.concurrency.max(1))
-        .collect::<Vec<_>>()
-        .await;
-    let mut runs = runs;
-    runs.sort_by_key(|(i, _)| *i);
-    Ok(runs.into_iter().map(|(_, r)| r).collect())
+            _ => down_target(f, t, opts, progress, &mut run).await,
+        }
+        run
+    })
+    .await;
+    Ok(runs)
 }
 
 fn migration<'a>(f: &'a Fleetwide<'_>, v: u32) -> Result<&'a super::Migration> {

@@ -358,40 +358,57 @@ pub async fn up(
     let failures = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let (failures, stop) = (&failures, &stop);
-    let runs = futures::stream::iter(states.into_iter().enumerate())
-        .map(|(i, state)| async move {
-            let pending: Vec<&Migration> = f
-                .migrations
-                .iter()
-                .filter(|m| state.pending.contains(&m.version) && wanted(m.version))
-                .collect();
-            let base = TargetRun::new(state.target.clone());
-            let run = if pending.is_empty() {
-                base
-            } else if stop.load(Ordering::SeqCst) || crate::interrupt::requested() {
-                TargetRun {
-                    status: RunStatus::NotStarted,
-                    ..base
-                }
-            } else if opts.dry_run {
-                dry_run(f, &state.target, &pending, base).await
-            } else {
-                run_target(f, &state.target, opts, progress, base).await
-            };
-            if run.status == RunStatus::Failed {
-                let n = failures.fetch_add(1, Ordering::SeqCst) + 1;
-                if opts.on_error == OnError::Stop || opts.max_failures.is_some_and(|k| n >= k) {
-                    stop.store(true, Ordering::SeqCst);
-                }
+    let runs = in_order(states, opts.concurrency, |state| async move {
+        let pending: Vec<&Migration> = f
+            .migrations
+            .iter()
+            .filter(|m| state.pending.contains(&m.version) && wanted(m.version))
+            .collect();
+        let base = TargetRun::new(state.target.clone());
+        let run = if pending.is_empty() {
+            base
+        } else if stop.load(Ordering::SeqCst) || crate::interrupt::requested() {
+            TargetRun {
+                status: RunStatus::NotStarted,
+                ..base
             }
-            (i, run)
+        } else if opts.dry_run {
+            dry_run(f, &state.target, &pending, base).await
+        } else {
+            run_target(f, &state.target, opts, progress, base).await
+        };
+        if run.status == RunStatus::Failed {
+            let n = failures.fetch_add(1, Ordering::SeqCst) + 1;
+            if opts.on_error == OnError::Stop || opts.max_failures.is_some_and(|k| n >= k) {
+                stop.store(true, Ordering::SeqCst);
+            }
+        }
+        run
+    })
+    .await;
+    Ok(runs)
+}
+
+/// Run `work` on every item, `concurrency` at a time, and return the results in the items'
+/// order (targets finish in any order; reports keep the fleet's).
+pub(crate) async fn in_order<T, R, Fut>(
+    items: impl IntoIterator<Item = T>,
+    concurrency: usize,
+    work: impl Fn(T) -> Fut,
+) -> Vec<R>
+where
+    Fut: std::future::Future<Output = R>,
+{
+    let mut done: Vec<(usize, R)> = futures::stream::iter(items.into_iter().enumerate())
+        .map(|(i, item)| {
+            let job = work(item);
+            async move { (i, job.await) }
         })
-        .buffer_unordered(opts.concurrency.max(1))
-        .collect::<Vec<_>>()
+        .buffer_unordered(concurrency.max(1))
+        .collect()
         .await;
-    let mut runs = runs;
-    runs.sort_by_key(|(i, _)| *i);
-    Ok(runs.into_iter().map(|(_, r)| r).collect())
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 pub(crate) fn step_ctx<'a>(
