@@ -47,13 +47,7 @@ async fn wait(child: Child) -> Output {
 }
 
 async fn entries(db: &Database, filter: Document) -> Vec<Document> {
-    db.collection::<Document>("caas_migrations")
-        .find(filter)
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap()
+    crate::support::find_all(db, "caas_migrations", filter).await
 }
 
 /// The ledger databases of [`migrate_fleet`]'s places: shared (free, starter, Pro), ea, eb.

@@ -3,21 +3,11 @@
 //! and `--tenant` on the shared target.
 
 use bson::{doc, Document};
-use futures::TryStreamExt;
-use mongodb::Database;
 
 use crate::support::expect_ok as ok;
 use crate::support::{client, fixture, root, show, stderr, stdout, TestProject};
 
-async fn all(db: &Database, coll: &str, filter: Document) -> Vec<Document> {
-    db.collection::<Document>(coll)
-        .find(filter)
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap()
-}
+use crate::support::find_all as all;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn joins_in_a_migration_stay_inside_each_tenant_on_every_tier() {

@@ -33,13 +33,7 @@ async fn counters(places: &[(Database, String, String)]) -> Vec<i64> {
 }
 
 async fn ledger(db: &Database) -> Vec<Document> {
-    db.collection::<Document>("caas_migrations")
-        .find(doc! {})
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap()
+    crate::support::find_all(db, "caas_migrations", doc! {}).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

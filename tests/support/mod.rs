@@ -210,6 +210,18 @@ pub fn expect_ok(p: &TestProject, args: &[&str]) -> String {
     stdout(&out)
 }
 
+/// Every document of a collection matching `filter`.
+pub async fn find_all(db: &mongodb::Database, coll: &str, filter: Document) -> Vec<Document> {
+    use futures::TryStreamExt;
+    db.collection::<Document>(coll)
+        .find(filter)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap()
+}
+
 /// One tenant's documents in the fixture migrations' `items` collection of a place that
 /// [`migrate_fleet`] returns.
 pub async fn tenant_items(db: &mongodb::Database, prefix: &str, tenant: &str) -> Vec<Document> {
