@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use bson::Document;
 use futures::{StreamExt, TryStreamExt};
 
-use caas::config::Config;
-use caas::seed::fixtures::SeedFile;
-use caas::seed::{self, SeedOptions};
+use caas_core::config::Config;
+use caas_core::seed::fixtures::SeedFile;
+use caas_core::seed::{self, SeedOptions};
 
 fn arg(args: &[String], name: &str, default: u64) -> u64 {
     args.iter()
@@ -34,12 +34,13 @@ fn project_config(prefix: &str) -> Config {
 async fn seed_bench(uri: &str, args: &[String]) {
     let scale = arg(args, "--scale", 10) as u32;
     let concurrency = arg(args, "--concurrency", 4) as usize;
-    let conn = caas::connect::connect(uri, Duration::from_secs(10))
+    let conn = caas_core::connect::connect(uri, Duration::from_secs(10))
         .await
         .expect("connect");
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let report = caas::spec::load_project(&root.join("schemas"), &[]).expect("specs");
-    let specs: Vec<&caas::spec::CollectionSpec> = report.specs.iter().map(|s| &s.spec).collect();
+    let report = caas_core::spec::load_project(&root.join("schemas"), &[]).expect("specs");
+    let specs: Vec<&caas_core::spec::CollectionSpec> =
+        report.specs.iter().map(|s| &s.spec).collect();
     let file = SeedFile::load(&root).expect("seed file");
     let tenants: Vec<_> = file.tenants.iter().collect();
     let opts = SeedOptions {
@@ -146,7 +147,7 @@ async fn seed_bench(uri: &str, args: &[String]) {
 
 /// The exact insert path `caas seed` uses.
 async fn caas_run(
-    conn: &caas::connect::Connection,
+    conn: &caas_core::connect::Connection,
     batches: &[seed::Batch],
     concurrency: usize,
     docs: usize,
@@ -192,7 +193,7 @@ struct Phase {
 }
 
 async fn measure<F: std::future::Future<Output = ()>>(
-    conn: &caas::connect::Connection,
+    conn: &caas_core::connect::Connection,
     f: F,
 ) -> Phase {
     reset_peak();
@@ -208,8 +209,8 @@ async fn measure<F: std::future::Future<Output = ()>>(
 
 /// Every document of the tenant registry.
 async fn registry_docs(
-    conn: &caas::connect::Connection,
-    config: &caas::config::Config,
+    conn: &caas_core::connect::Connection,
+    config: &caas_core::config::Config,
 ) -> Vec<Document> {
     conn.client
         .database(&config.databases.platform)
@@ -241,13 +242,13 @@ fn row(label: &str, caas: &Phase, raw: &Phase) {
     );
 }
 
-fn specs_of(report: &caas::spec::LoadReport) -> Vec<&caas::spec::CollectionSpec> {
+fn specs_of(report: &caas_core::spec::LoadReport) -> Vec<&caas_core::spec::CollectionSpec> {
     report.specs.iter().map(|s| &s.spec).collect()
 }
 
 /// Register `n` tenants directly (40% free, 30% starter, 15% pro, 15% enterprise).
-async fn register(conn: &caas::connect::Connection, config: &Config, n: usize) {
-    use caas::tenancy::Tier;
+async fn register(conn: &caas_core::connect::Connection, config: &Config, n: usize) {
+    use caas_core::tenancy::Tier;
     let docs: Vec<Document> = (0..n)
         .map(|i| {
             // 35% free, 35% starter, 15% pro, 15% enterprise; every tier from 4 tenants on.
@@ -274,7 +275,7 @@ async fn register(conn: &caas::connect::Connection, config: &Config, n: usize) {
                 Tier::Enterprise,
             ];
             let tier = MIX[i % 20];
-            caas::tenancy::registry::new_tenant_document(
+            caas_core::tenancy::registry::new_tenant_document(
                 config,
                 &format!("t{i:05}"),
                 tier,
@@ -292,7 +293,7 @@ async fn register(conn: &caas::connect::Connection, config: &Config, n: usize) {
     }
 }
 
-async fn drop_prefix(conn: &caas::connect::Connection, prefix: &str) {
+async fn drop_prefix(conn: &caas_core::connect::Connection, prefix: &str) {
     for db in conn
         .client
         .list_database_names()
@@ -307,11 +308,11 @@ async fn drop_prefix(conn: &caas::connect::Connection, prefix: &str) {
 
 /// The raw floor for "apply from empty": create + one createIndexes per collection.
 async fn raw_apply(
-    conn: &caas::connect::Connection,
-    compiled: &[caas::compile::CompiledTarget],
+    conn: &caas_core::connect::Connection,
+    compiled: &[caas_core::compile::CompiledTarget],
     concurrency: usize,
 ) {
-    let jobs: Vec<&caas::compile::CompiledCollection> =
+    let jobs: Vec<&caas_core::compile::CompiledCollection> =
         compiled.iter().flat_map(|t| t.collections.iter()).collect();
     futures::stream::iter(jobs)
         .map(|c| async move {
@@ -337,8 +338,8 @@ async fn raw_apply(
 
 /// The raw floor for a no-op diff: listCollections per database, listIndexes per collection.
 async fn raw_read(
-    conn: &caas::connect::Connection,
-    compiled: &[caas::compile::CompiledTarget],
+    conn: &caas_core::connect::Connection,
+    compiled: &[caas_core::compile::CompiledTarget],
     concurrency: usize,
 ) {
     let mut dbs = std::collections::BTreeSet::new();
@@ -415,19 +416,19 @@ async fn phase(uri: &str, args: &[String]) {
         args[2].as_str(),
         args[3].parse::<usize>().unwrap_or(4),
     );
-    let conn = caas::connect::connect(uri, Duration::from_secs(30))
+    let conn = caas_core::connect::connect(uri, Duration::from_secs(30))
         .await
         .expect("connect");
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let report = caas::spec::load_project(&root.join("schemas"), &[]).expect("specs");
+    let report = caas_core::spec::load_project(&root.join("schemas"), &[]).expect("specs");
     let specs = specs_of(&report);
     let config = project_config(prefix);
     let p = match kind {
         "raw-apply" | "raw-read" => {
-            let fleet = caas::fleet::resolve(&conn, &config, &Default::default())
+            let fleet = caas_core::fleet::resolve(&conn, &config, &Default::default())
                 .await
                 .expect("fleet");
-            let compiled = caas::fleet::desired(&specs, &fleet, &config);
+            let compiled = caas_core::fleet::desired(&specs, &fleet, &config);
             // The floor reads the registry too (it must know the tenants), then issues the
             // commands for the targets computed above.
             if kind == "raw-apply" {
@@ -448,11 +449,11 @@ async fn phase(uri: &str, args: &[String]) {
             // The path `caas schema apply` takes: read and plan at once keeping the live
             // state, then workers plan each changed target again as they take it.
             measure(&conn, async {
-                let fleet = caas::fleet::resolve(&conn, &config, &Default::default())
+                let fleet = caas_core::fleet::resolve(&conn, &config, &Default::default())
                     .await
                     .expect("fleet");
                 let mut changed = Vec::new();
-                let (_, live) = caas::fleet::plan_streamed_keeping_live(
+                let (_, live) = caas_core::fleet::plan_streamed_keeping_live(
                     &conn,
                     &config,
                     &fleet,
@@ -466,13 +467,13 @@ async fn phase(uri: &str, args: &[String]) {
                 )
                 .await
                 .expect("live");
-                let planner = caas::fleet::Planner::new(&config, &fleet, &specs);
-                let plan_of = |t: caas::tenancy::Target| planner.plan(&live, &t);
-                let reports = caas::apply::apply_each(
+                let planner = caas_core::fleet::Planner::new(&config, &fleet, &specs);
+                let plan_of = |t: caas_core::tenancy::Target| planner.plan(&live, &t);
+                let reports = caas_core::apply::apply_each(
                     &conn.client,
                     changed,
                     &plan_of,
-                    caas::apply::ApplyOptions {
+                    caas_core::apply::ApplyOptions {
                         concurrency,
                         ..Default::default()
                     },
@@ -482,7 +483,7 @@ async fn phase(uri: &str, args: &[String]) {
                 assert!(
                     reports
                         .iter()
-                        .all(|r| r.status != caas::apply::Status::Failed),
+                        .all(|r| r.status != caas_core::apply::Status::Failed),
                     "apply failed"
                 );
             })
@@ -491,13 +492,18 @@ async fn phase(uri: &str, args: &[String]) {
         "caas-diff" => {
             let mut drift = 0;
             let p = measure(&conn, async {
-                let fleet = caas::fleet::resolve(&conn, &config, &Default::default())
+                let fleet = caas_core::fleet::resolve(&conn, &config, &Default::default())
                     .await
                     .expect("fleet");
                 // The path `caas schema diff` takes: read and plan at once, target by target.
-                caas::fleet::plan_streamed(&conn, &config, &fleet, &specs, concurrency, &mut |p| {
-                    drift += p.changes.len()
-                })
+                caas_core::fleet::plan_streamed(
+                    &conn,
+                    &config,
+                    &fleet,
+                    &specs,
+                    concurrency,
+                    &mut |p| drift += p.changes.len(),
+                )
                 .await
                 .expect("diff");
             })
@@ -506,16 +512,18 @@ async fn phase(uri: &str, args: &[String]) {
             p
         }
         "caas-migrate-noop" | "caas-migrate" => {
-            let shared: Vec<caas::tenancy::Tier> =
-                vec![caas::tenancy::Tier::Free, caas::tenancy::Tier::Starter];
+            let shared: Vec<caas_core::tenancy::Tier> = vec![
+                caas_core::tenancy::Tier::Free,
+                caas_core::tenancy::Tier::Starter,
+            ];
             let (migrations, findings) =
-                caas::migrate::load(&root.join("migrations"), &specs, &shared);
+                caas_core::migrate::load(&root.join("migrations"), &specs, &shared);
             assert!(findings.is_empty(), "{findings:?}");
-            let opts = caas::migrate::runner::UpOptions {
+            let opts = caas_core::migrate::runner::UpOptions {
                 to: None,
                 dry_run: false,
                 concurrency,
-                on_error: caas::migrate::runner::OnError::Continue,
+                on_error: caas_core::migrate::runner::OnError::Continue,
                 max_failures: None,
                 lock_wait: Duration::from_secs(30),
                 lease: Duration::from_secs(15),
@@ -523,17 +531,17 @@ async fn phase(uri: &str, args: &[String]) {
             };
             let mut applied = 0;
             let p = measure(&conn, async {
-                let fleet = caas::fleet::resolve(&conn, &config, &Default::default())
+                let fleet = caas_core::fleet::resolve(&conn, &config, &Default::default())
                     .await
                     .expect("fleet");
-                let f = caas::migrate::runner::Fleetwide {
+                let f = caas_core::migrate::runner::Fleetwide {
                     client: &conn.client,
                     config: &config,
                     specs: &specs,
                     tenants: &fleet.tenants,
                     migrations: &migrations,
                 };
-                let runs = caas::migrate::runner::up(&f, &fleet.targets, &opts, &|_| {})
+                let runs = caas_core::migrate::runner::up(&f, &fleet.targets, &opts, &|_| {})
                     .await
                     .expect("up");
                 applied = runs.iter().map(|r| r.applied.len()).sum::<usize>();
@@ -548,39 +556,44 @@ async fn phase(uri: &str, args: &[String]) {
             // Planning only, no server: `prefix` is the number of synthetic targets.
             let n: usize = prefix.parse().expect("target count");
             let config = project_config("mem");
-            let tenants: Vec<caas::tenancy::registry::Tenant> = Vec::new();
-            let targets: Vec<caas::tenancy::Target> = (0..n)
+            let tenants: Vec<caas_core::tenancy::registry::Tenant> = Vec::new();
+            let targets: Vec<caas_core::tenancy::Target> = (0..n)
                 .map(|i| {
                     let tier = if i % 2 == 0 {
-                        caas::tenancy::Tier::Enterprise
+                        caas_core::tenancy::Tier::Enterprise
                     } else {
-                        caas::tenancy::Tier::Pro
+                        caas_core::tenancy::Tier::Pro
                     };
-                    caas::tenancy::Target::for_tenant(
+                    caas_core::tenancy::Target::for_tenant(
                         &format!("t{i:06}"),
                         tier,
                         config.tiers.layout(tier),
                     )
                 })
                 .collect();
-            let fleet = caas::fleet::Fleet {
+            let fleet = caas_core::fleet::Fleet {
                 tenants,
                 targets,
                 retired: vec![],
             };
-            let live = caas::inspect::LiveState::new();
+            let live = caas_core::inspect::LiveState::new();
             let mut changes = 0usize;
             let p = measure(&conn, async {
                 if kind == "plan-memory" {
-                    caas::fleet::plan_live_each(&config, &fleet, &specs, &live, &mut |p| {
+                    caas_core::fleet::plan_live_each(&config, &fleet, &specs, &live, &mut |p| {
                         changes += p.changes.len()
                     });
                 } else {
-                    let compiled = caas::fleet::desired(&specs, &fleet, &config);
+                    let compiled = caas_core::fleet::desired(&specs, &fleet, &config);
                     let plans: Vec<_> = compiled
                         .iter()
                         .map(|t| {
-                            caas::plan::plan_target(&t.target, &t.collections, &live, &|_, _| true)
+                            caas_core::plan::plan_target(
+                                &t.target,
+                                &t.collections,
+                                &live,
+                                &|_, _| true,
+                            )
                         })
                         .collect();
                     changes = plans.iter().map(|p| p.changes.len()).sum();
@@ -603,11 +616,11 @@ async fn fleet_bench(uri: &str, args: &[String]) {
         .and_then(|i| args.get(i + 1))
         .map(|v| v.split(',').filter_map(|x| x.parse().ok()).collect())
         .unwrap_or_else(|| vec![10, 100, 1000]);
-    let conn = caas::connect::connect(uri, Duration::from_secs(30))
+    let conn = caas_core::connect::connect(uri, Duration::from_secs(30))
         .await
         .expect("connect");
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let report = caas::spec::load_project(&root.join("schemas"), &[]).expect("specs");
+    let report = caas_core::spec::load_project(&root.join("schemas"), &[]).expect("specs");
     let specs = specs_of(&report);
     println!("fleet benchmarks: concurrency {concurrency}; tenants 40% free, 30% starter, 15% pro, 15% enterprise");
     println!("| tenants / phase | caas | raw floor | caas / raw | caas round trips | raw round trips | caas peak | raw peak |");
@@ -617,10 +630,10 @@ async fn fleet_bench(uri: &str, args: &[String]) {
         let config = project_config(&prefix);
         drop_prefix(&conn, &prefix).await;
         register(&conn, &config, n).await;
-        let fleet = caas::fleet::resolve(&conn, &config, &Default::default())
+        let fleet = caas_core::fleet::resolve(&conn, &config, &Default::default())
             .await
             .expect("fleet");
-        let compiled = caas::fleet::desired(&specs, &fleet, &config);
+        let compiled = caas_core::fleet::desired(&specs, &fleet, &config);
         let targets = fleet.targets.len();
         // Raw floor first on an empty server, then caas on an empty server again; each
         // phase in its own process.
@@ -664,7 +677,7 @@ async fn fleet_bench(uri: &str, args: &[String]) {
 async fn migrate_bench(uri: &str, args: &[String]) {
     let n = arg(args, "--tenants", 1000) as usize;
     let concurrency = arg(args, "--concurrency", 16) as usize;
-    let conn = caas::connect::connect(uri, Duration::from_secs(30))
+    let conn = caas_core::connect::connect(uri, Duration::from_secs(30))
         .await
         .expect("connect");
     let prefix = format!("mb{n}");
@@ -673,13 +686,13 @@ async fn migrate_bench(uri: &str, args: &[String]) {
     register(&conn, &config, n).await;
     phase_in_child("caas-apply", &prefix, concurrency);
     let first = phase_in_child("caas-migrate", &prefix, concurrency);
-    let fleet = caas::fleet::resolve(&conn, &config, &Default::default())
+    let fleet = caas_core::fleet::resolve(&conn, &config, &Default::default())
         .await
         .expect("fleet");
     let dbs: std::collections::BTreeSet<String> = fleet
         .targets
         .iter()
-        .map(|t| caas::migrate::runner::ledger_db(t, &config))
+        .map(|t| caas_core::migrate::runner::ledger_db(t, &config))
         .collect();
     let raw = measure(&conn, async {
         futures::stream::iter(dbs.iter())
@@ -721,13 +734,13 @@ async fn migrate_bench(uri: &str, args: &[String]) {
 async fn backfill_bench(uri: &str, args: &[String]) {
     let docs = arg(args, "--docs", 10_000) as usize;
     let batch = arg(args, "--batch", 1_000);
-    let conn = caas::connect::connect(uri, Duration::from_secs(30))
+    let conn = caas_core::connect::connect(uri, Duration::from_secs(30))
         .await
         .expect("connect");
     let prefix = "bfb";
     drop_prefix(&conn, prefix).await;
     let config = project_config(prefix);
-    let spec: caas::spec::CollectionSpec = serde_json::from_value(caas::yaml::parse("collection: items\ndomain: platform\nstandard_fields: false\nfields:\n  n: { type: int, required: true }\n  visits: { type: long, required: true }\n").unwrap().value).unwrap();
+    let spec: caas_core::spec::CollectionSpec = serde_json::from_value(caas_core::base::yaml::parse("collection: items\ndomain: platform\nstandard_fields: false\nfields:\n  n: { type: int, required: true }\n  visits: { type: long, required: true }\n").unwrap().value).unwrap();
     let specs = vec![&spec];
     let db = conn.client.database(&config.databases.platform);
     for coll in ["items", "items_raw"] {
@@ -742,22 +755,23 @@ async fn backfill_bench(uri: &str, args: &[String]) {
         }
     }
     let text = format!("description: bench\nscope: platform\nup:\n  - backfill: {{ collection: items, batch_size: {batch}, update: {{ $inc: {{ visits: 1 }} }} }}\n");
-    let doc = caas::yaml::parse(&text).unwrap();
-    let body: caas::migrate::MigrationFile = serde_json::from_value(doc.value.clone()).unwrap();
-    let m = caas::migrate::Migration {
+    let doc = caas_core::base::yaml::parse(&text).unwrap();
+    let body: caas_core::migrate::MigrationFile =
+        serde_json::from_value(doc.value.clone()).unwrap();
+    let m = caas_core::migrate::Migration {
         version: 1,
         name: "bench".into(),
         file: "V0001__bench.yaml".into(),
-        checksum: caas::migrate::source::checksum(&doc.value),
+        checksum: caas_core::migrate::source::checksum(&doc.value),
         body,
         doc,
     };
     let migrations = vec![m];
-    let opts = caas::migrate::runner::UpOptions {
+    let opts = caas_core::migrate::runner::UpOptions {
         to: None,
         dry_run: false,
         concurrency: 1,
-        on_error: caas::migrate::runner::OnError::Stop,
+        on_error: caas_core::migrate::runner::OnError::Stop,
         max_failures: None,
         lock_wait: Duration::from_secs(5),
         lease: Duration::from_secs(15),
@@ -771,17 +785,21 @@ async fn backfill_bench(uri: &str, args: &[String]) {
     })
     .await;
     let ours = measure(&conn, async {
-        let f = caas::migrate::runner::Fleetwide {
+        let f = caas_core::migrate::runner::Fleetwide {
             client: &conn.client,
             config: &config,
             specs: &specs,
             tenants: &[],
             migrations: &migrations,
         };
-        let runs =
-            caas::migrate::runner::up(&f, &[caas::tenancy::Target::platform()], &opts, &|_| {})
-                .await
-                .unwrap();
+        let runs = caas_core::migrate::runner::up(
+            &f,
+            &[caas_core::tenancy::Target::platform()],
+            &opts,
+            &|_| {},
+        )
+        .await
+        .unwrap();
         assert_eq!(runs[0].applied, vec![1]);
     })
     .await;
@@ -808,7 +826,7 @@ async fn backfill_bench(uri: &str, args: &[String]) {
 /// `scaling`: `schema apply` from empty at one fleet size with concurrency 1, 4 and 16.
 async fn scaling_bench(uri: &str, args: &[String]) {
     let n = arg(args, "--tenants", 100) as usize;
-    let conn = caas::connect::connect(uri, Duration::from_secs(30))
+    let conn = caas_core::connect::connect(uri, Duration::from_secs(30))
         .await
         .expect("connect");
     println!("apply from empty, {n} tenants, by --concurrency");

@@ -1,3 +1,8 @@
+//! The `caas` binary: the command line over the `caas-core` engine.
+
+mod cli;
+mod render;
+
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -25,7 +30,7 @@ fn install_panic_hook() {
             .unwrap_or_default();
         eprintln!(
             "error: caas hit a bug and stopped ({}{place}); please report it with the command you ran",
-            caas::redact::redact(&message)
+            caas_core::base::redact::redact(&message)
         );
         std::process::exit(2);
     }));
@@ -34,23 +39,23 @@ fn install_panic_hook() {
 #[tokio::main]
 async fn main() -> ExitCode {
     install_panic_hook();
-    caas::interrupt::listen();
-    let cli = caas::cli::Cli::parse();
-    let result = caas::run(cli).await;
-    caas::connect::close_all().await;
-    let interrupted = caas::interrupt::requested();
+    cli::listen_for_interrupt();
+    let cli = cli::Cli::parse();
+    let result = cli::run(cli).await;
+    caas_core::connect::close_all().await;
+    let interrupted = caas_core::base::interrupt::requested();
     match result {
         Ok(_) if interrupted => {
             eprintln!("interrupted: what is reported above as done is committed; rerun the same command to do the rest");
-            ExitCode::from(caas::interrupt::EXIT)
+            ExitCode::from(cli::EXIT_INTERRUPTED)
         }
         Ok(outcome) => outcome.exit_code(),
         Err(err) => {
-            let text = caas::redact::redact(&format!("{err:#}"));
+            let text = caas_core::base::redact::redact(&format!("{err:#}"));
             eprintln!("error: {text}");
             if interrupted {
                 eprintln!("interrupted: what is committed stays committed; rerun the same command to do the rest");
-                return ExitCode::from(caas::interrupt::EXIT);
+                return ExitCode::from(cli::EXIT_INTERRUPTED);
             }
             ExitCode::from(2)
         }

@@ -119,7 +119,7 @@ mod tests {
             "f": "tenant_id_1_email_1", "g": null, "h": [[1, 2]], "i": "two words"
         });
         let text = to_yaml(&v);
-        let back = crate::yaml::parse(&text).unwrap().value;
+        let back = caas_core::base::yaml::parse(&text).unwrap().value;
         assert_eq!(back, v, "{text}");
     }
 }

@@ -3,10 +3,10 @@
 //! must hold for every validator the catalogue compiles to.
 
 use bson::{Bson, Document};
-use caas::compile::{compile_collection, to_json};
-use caas::config::Config;
-use caas::spec::{load_project, CollectionSpec};
-use caas::tenancy::{Layout, Target, Tier};
+use caas_core::compile::{compile_collection, to_json};
+use caas_core::config::Config;
+use caas_core::spec::{load_project, CollectionSpec};
+use caas_core::tenancy::{Layout, Target, Tier};
 
 use crate::support::{caas, fixture, root, show, stdout};
 
@@ -259,7 +259,7 @@ fn compile_output_is_deterministic_and_filtered() {
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let text = stdout(&out);
     assert!(text.contains("database: caas_globex"), "{text}");
-    let parsed = caas::yaml::parse(&text).unwrap();
+    let parsed = caas_core::base::yaml::parse(&text).unwrap();
     assert_eq!(
         parsed.value["targets"][0]["collections"][0]["collection"],
         "messages"
@@ -304,7 +304,7 @@ fn compile_output_is_deterministic_and_filtered() {
 fn committed_meta_schema_is_current() {
     let out = caas(&root(), &["schema", "json-schema", "--check"]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    for file in caas::spec::discover(&root().join("schemas")).unwrap() {
+    for file in caas_core::base::files::discover(&root().join("schemas")).unwrap() {
         let text = std::fs::read_to_string(&file).unwrap();
         let depth = file
             .strip_prefix(root().join("schemas"))

@@ -465,7 +465,7 @@ async fn guard_booking_from_seed_004() {
         .get("expireAfterSeconds")
         .cloned();
     assert_eq!(
-        ttl.and_then(|b| caas::inspect::normalize::canonical_number(&b)),
+        ttl.and_then(|b| caas_core::inspect::normalize::canonical_number(&b)),
         Some(Bson::Int64(2_592_000))
     );
     assert!(db

@@ -82,7 +82,7 @@ async fn sigkill_at_random_points_then_rerun_applies_everything_exactly_once() {
         let _ = child.kill();
         child.wait().unwrap();
         // No lease outlives its expiry: whatever the dead runner held ends within the lease.
-        let now = caas::migrate::lock::server_now(&shared).await.unwrap();
+        let now = caas_core::migrate::lock::server_now(&shared).await.unwrap();
         for db in [&places[0].0, &places[4].0, &places[5].0] {
             let leases: Vec<Document> = db
                 .collection::<Document>("caas_locks")
@@ -329,7 +329,7 @@ async fn a_corpus_of_bad_inputs_gets_located_messages_and_writes_nothing() {
     let mut count = 0;
     // Specs: every broken fixture, dropped into a copy of the catalogue, stops `schema apply`.
     let broken = fixture("specs/broken");
-    for file in caas::spec::discover(&broken).unwrap() {
+    for file in caas_core::base::files::discover(&broken).unwrap() {
         let rel = file.strip_prefix(&broken).unwrap().to_path_buf();
         if rel.to_string_lossy().contains("ts_unacknowledged") {
             continue; // a warning, not an error: apply goes on

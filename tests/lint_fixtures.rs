@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use caas::diagnostic::{Finding, Severity};
-use caas::spec::{lint, load_file};
+use caas_core::base::diagnostic::{Finding, Severity};
+use caas_core::spec::{lint, load_file};
 
 use crate::support::{caas, fixture, show, stdout};
 
@@ -599,7 +599,7 @@ fn each_bad_fixture_gives_its_finding() {
 #[test]
 fn every_broken_fixture_is_covered() {
     let dir = fixture("specs/broken");
-    let files = caas::spec::discover(&dir).unwrap();
+    let files = caas_core::base::files::discover(&dir).unwrap();
     for file in &files {
         let rel = file
             .strip_prefix(&dir)
@@ -620,7 +620,7 @@ fn valid_fixtures_and_catalogue_lint_clean() {
         fixture("specs/valid"),
         crate::support::root().join("schemas"),
     ] {
-        let report = caas::spec::load_project(&dir, &[]).unwrap();
+        let report = caas_core::spec::load_project(&dir, &[]).unwrap();
         assert!(report.findings.is_empty(), "{:#?}", report.findings);
         let findings = lint(&report.specs, &[]);
         assert!(findings.is_empty(), "{}: {findings:#?}", dir.display());

@@ -540,40 +540,43 @@ async fn a_no_op_up_reads_one_ledger_per_database() {
     crate::support::migrate_fleet(&p, 0).await;
     ok(&p, &["migrate", "up"]);
     let config = p.config();
-    let conn = caas::connect::connect(&uri(), Duration::from_secs(10))
+    let conn = caas_core::connect::connect(&uri(), Duration::from_secs(10))
         .await
         .unwrap();
-    let specs_report = caas::spec::load_project(&config.specs_dir(), &[]).unwrap();
-    let specs: Vec<&caas::spec::CollectionSpec> =
+    let specs_report = caas_core::spec::load_project(&config.specs_dir(), &[]).unwrap();
+    let specs: Vec<&caas_core::spec::CollectionSpec> =
         specs_report.specs.iter().map(|s| &s.spec).collect();
-    let (migrations, findings) = caas::migrate::load(
+    let (migrations, findings) = caas_core::migrate::load(
         &config.migrations_dir(),
         &specs,
-        &[caas::tenancy::Tier::Free, caas::tenancy::Tier::Starter],
+        &[
+            caas_core::tenancy::Tier::Free,
+            caas_core::tenancy::Tier::Starter,
+        ],
     );
     assert!(findings.is_empty(), "{findings:?}");
-    let fleet = caas::fleet::resolve(&conn, &config, &Default::default())
+    let fleet = caas_core::fleet::resolve(&conn, &config, &Default::default())
         .await
         .unwrap();
-    let f = caas::migrate::runner::Fleetwide {
+    let f = caas_core::migrate::runner::Fleetwide {
         client: &conn.client,
         config: &config,
         specs: &specs,
         tenants: &fleet.tenants,
         migrations: &migrations,
     };
-    let opts = caas::migrate::runner::UpOptions {
+    let opts = caas_core::migrate::runner::UpOptions {
         to: None,
         dry_run: false,
         concurrency: 4,
-        on_error: caas::migrate::runner::OnError::Continue,
+        on_error: caas_core::migrate::runner::OnError::Continue,
         max_failures: None,
         lock_wait: Duration::from_secs(5),
         lease: Duration::from_secs(5),
         batch_pause: Duration::ZERO,
     };
     let before = conn.commands();
-    let runs = caas::migrate::runner::up(&f, &fleet.targets, &opts, &|_| {})
+    let runs = caas_core::migrate::runner::up(&f, &fleet.targets, &opts, &|_| {})
         .await
         .unwrap();
     let trips = conn.commands() - before;

@@ -63,19 +63,23 @@ async fn one_role_per_service_exactly_what_the_plan_says_and_drift_detected() {
 
     // Read the roles back and compare them with the plan: exact namespaces and actions.
     let config = p.config();
-    let conn = caas::connect::connect(&auth_uri(), std::time::Duration::from_secs(10))
+    let conn = caas_core::connect::connect(&auth_uri(), std::time::Duration::from_secs(10))
         .await
         .unwrap();
-    let report = caas::spec::load_project(&config.specs_dir(), &[]).unwrap();
-    let specs: Vec<&caas::spec::CollectionSpec> = report.specs.iter().map(|s| &s.spec).collect();
-    let tenants =
-        caas::tenancy::registry::list(&conn.client.database(&config.databases.platform), &config)
-            .await
-            .unwrap();
+    let report = caas_core::spec::load_project(&config.specs_dir(), &[]).unwrap();
+    let specs: Vec<&caas_core::spec::CollectionSpec> =
+        report.specs.iter().map(|s| &s.spec).collect();
+    let tenants = caas_core::tenancy::registry::list(
+        &conn.client.database(&config.databases.platform),
+        &config,
+    )
+    .await
+    .unwrap();
     let targets =
-        caas::tenancy::registry::resolve_targets(&tenants, &config, &Default::default()).unwrap();
-    let desired = caas::roles::desired(&specs, &targets, &config);
-    let live = caas::roles::live(&conn.client, &config).await.unwrap();
+        caas_core::tenancy::registry::resolve_targets(&tenants, &config, &Default::default())
+            .unwrap();
+    let desired = caas_core::roles::desired(&specs, &targets, &config);
+    let live = caas_core::roles::live(&conn.client, &config).await.unwrap();
     assert_eq!(live, desired, "the server's roles are exactly the plan");
 
     // Seed 000: the auth service holds no privilege on user profiles.
@@ -184,13 +188,14 @@ async fn classroom_class_service_cannot_read_credentials() {
     let pre = &p.prefix;
     let db = format!("{pre}_platform");
     let config = p.config();
-    let report = caas::spec::load_project(&config.specs_dir(), &[]).unwrap();
-    let specs: Vec<&caas::spec::CollectionSpec> = report.specs.iter().map(|s| &s.spec).collect();
-    let roles = caas::roles::desired(
+    let report = caas_core::spec::load_project(&config.specs_dir(), &[]).unwrap();
+    let specs: Vec<&caas_core::spec::CollectionSpec> =
+        report.specs.iter().map(|s| &s.spec).collect();
+    let roles = caas_core::roles::desired(
         &specs,
         &[
-            caas::tenancy::Target::platform(),
-            caas::tenancy::Target::shared(),
+            caas_core::tenancy::Target::platform(),
+            caas_core::tenancy::Target::shared(),
         ],
         &config,
     );

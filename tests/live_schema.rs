@@ -370,17 +370,18 @@ async fn reading_live_state_costs_one_round_trip_per_database_and_collection() {
     }
     ok(&p, &["schema", "apply"]);
     let config = p.config();
-    let conn = caas::connect::connect(&crate::support::uri(), Duration::from_secs(10))
+    let conn = caas_core::connect::connect(&crate::support::uri(), Duration::from_secs(10))
         .await
         .unwrap();
-    let report = caas::spec::load_project(&config.specs_dir(), &[]).unwrap();
-    let specs: Vec<&caas::spec::CollectionSpec> = report.specs.iter().map(|s| &s.spec).collect();
-    let fleet = caas::fleet::resolve(&conn, &config, &Default::default())
+    let report = caas_core::spec::load_project(&config.specs_dir(), &[]).unwrap();
+    let specs: Vec<&caas_core::spec::CollectionSpec> =
+        report.specs.iter().map(|s| &s.spec).collect();
+    let fleet = caas_core::fleet::resolve(&conn, &config, &Default::default())
         .await
         .unwrap();
-    let compiled = caas::fleet::desired(&specs, &fleet, &config);
+    let compiled = caas_core::fleet::desired(&specs, &fleet, &config);
     let before = conn.commands();
-    let plans = caas::fleet::plan(&conn, &config, &fleet, &specs, &compiled, 4)
+    let plans = caas_core::fleet::plan(&conn, &config, &fleet, &specs, &compiled, 4)
         .await
         .unwrap();
     let trips = conn.commands() - before;
@@ -414,27 +415,28 @@ async fn reading_live_state_costs_one_round_trip_per_database_and_collection() {
         .unwrap();
     let before = conn.commands();
     let mut streamed = Vec::new();
-    let summary =
-        caas::fleet::plan_streamed(&conn, &config, &fleet, &specs, 3, &mut |p| streamed.push(p))
-            .await
-            .unwrap();
+    let summary = caas_core::fleet::plan_streamed(&conn, &config, &fleet, &specs, 3, &mut |p| {
+        streamed.push(p)
+    })
+    .await
+    .unwrap();
     let trips = conn.commands() - before;
     assert_eq!(
         trips,
         (databases + collections - 1) as u64,
         "p1_users is gone, so one listIndexes fewer"
     );
-    let compiled = caas::fleet::desired(&specs, &fleet, &config);
-    let all = caas::fleet::plan(&conn, &config, &fleet, &specs, &compiled, 4)
+    let compiled = caas_core::fleet::desired(&specs, &fleet, &config);
+    let all = caas_core::fleet::plan(&conn, &config, &fleet, &specs, &compiled, 4)
         .await
         .unwrap();
     assert_eq!(summary.targets, all.plans.len());
-    let live = caas::fleet::read_live(&conn, &config, &fleet, &specs, 4)
+    let live = caas_core::fleet::read_live(&conn, &config, &fleet, &specs, 4)
         .await
         .unwrap();
     assert_eq!(
         summary.namespaces_after,
-        caas::fleet::namespace_estimate(&config, &fleet, &specs, &live),
+        caas_core::fleet::namespace_estimate(&config, &fleet, &specs, &live),
         "the capacity estimate `apply` makes from the whole live state"
     );
     assert_eq!(streamed, all.plans);

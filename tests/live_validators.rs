@@ -2,9 +2,9 @@
 //! each kind of rule rejects a document that breaks it (code 121), in every tier's form.
 
 use bson::{doc, oid::ObjectId, spec::BinarySubtype, Binary, Bson, DateTime, Document};
-use caas::compile::{compile_collection, compile_target, CompiledCollection};
-use caas::spec::{load_project, CollectionSpec};
-use caas::tenancy::{Layout, Target, Tier};
+use caas_core::compile::{compile_collection, compile_target, CompiledCollection};
+use caas_core::spec::{load_project, CollectionSpec};
+use caas_core::tenancy::{Layout, Target, Tier};
 use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::Database;
 

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use crate::config::Config;
-use crate::Outcome;
+use super::Outcome;
+use caas_core::config::Config;
 
 #[derive(Debug, Clone, Args)]
 pub struct DocsArgs {
@@ -20,11 +20,11 @@ pub struct DocsArgs {
 
 pub fn run(config: &Config, args: DocsArgs) -> Result<Outcome> {
     let loaded = super::schema::load_clean(config)?;
-    let specs: Vec<&crate::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
-    let pages = crate::docs::render(&specs, config);
+    let specs: Vec<&caas_core::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
+    let pages = caas_core::docs::render(&specs, config);
     let dir = config.root.join(&args.out);
     if args.check {
-        let stale = crate::docs::stale(&dir, &pages);
+        let stale = caas_core::docs::stale(&dir, &pages);
         if stale.is_empty() {
             println!("{} is up to date ({} pages)", dir.display(), pages.len());
             return Ok(Outcome::Clean);
@@ -46,7 +46,7 @@ pub fn run(config: &Config, args: DocsArgs) -> Result<Outcome> {
         }
         std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
     }
-    for extra in crate::docs::stale(&dir, &pages)
+    for extra in caas_core::docs::stale(&dir, &pages)
         .iter()
         .filter_map(|s| s.strip_suffix(" documents no spec"))
     {

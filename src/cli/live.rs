@@ -8,14 +8,15 @@ use anyhow::Result;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::apply::{ApplyOptions, Status, TargetReport};
-use crate::config::Config;
-use crate::connect::{ConnectOpts, Connection};
-use crate::fleet;
-use crate::plan::{Safety, TargetPlan};
-use crate::tenancy::registry::Selection;
-use crate::tenancy::{Target, Tier};
-use crate::Outcome;
+use super::args::{self, TierArg};
+use super::Outcome;
+use caas_core::apply::{ApplyOptions, Status, TargetReport};
+use caas_core::config::Config;
+use caas_core::connect::{ConnectOpts, Connection};
+use caas_core::fleet;
+use caas_core::plan::{Safety, TargetPlan};
+use caas_core::tenancy::registry::Selection;
+use caas_core::tenancy::Target;
 
 /// Which targets a run covers.
 #[derive(Debug, Clone, Args)]
@@ -25,7 +26,7 @@ pub struct TargetOpts {
     pub tenants: Vec<String>,
     /// Only this tier's targets (repeatable).
     #[arg(long = "tier")]
-    pub tiers: Vec<Tier>,
+    pub tiers: Vec<TierArg>,
     /// Targets worked on at once.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
@@ -35,7 +36,7 @@ impl TargetOpts {
     pub fn selection(&self) -> Selection {
         Selection {
             tenants: self.tenants.clone(),
-            tiers: self.tiers.clone(),
+            tiers: args::tiers(&self.tiers),
         }
     }
 }
@@ -50,14 +51,14 @@ pub enum PlanFormat {
 
 /// Warn when the databases caas manages would hold more collections and indexes than the
 /// configured budget (estimated without compiling, so it costs nothing at any fleet size).
-fn warn_capacity(config: &Config, specs: &[&crate::spec::CollectionSpec], estimate: usize) {
+fn warn_capacity(config: &Config, specs: &[&caas_core::spec::CollectionSpec], estimate: usize) {
     if estimate as u64 > config.connection.namespace_budget {
         eprintln!(
             "warning: about {estimate} collections and indexes in the databases caas manages once the specs are applied, over the budget of {} (connection.namespace_budget); MongoDB Atlas advises about 10,000 for mid tiers. Pro collection sets add {} per tenant.",
             config.connection.namespace_budget,
             specs
                 .iter()
-                .filter(|s| s.domain == crate::spec::Domain::Saas)
+                .filter(|s| s.domain == caas_core::spec::Domain::Saas)
                 .map(|s| 1 + s.indexes.len())
                 .sum::<usize>()
         );
@@ -69,11 +70,11 @@ async fn open_fleet(
     config: &Config,
     connect: &ConnectOpts,
     targets: &TargetOpts,
-) -> Result<(Vec<crate::spec::LoadedSpec>, Connection, fleet::Fleet)> {
+) -> Result<(Vec<caas_core::spec::LoadedSpec>, Connection, fleet::Fleet)> {
     let loaded = super::schema::load_clean(config)?;
     let conn = connect.connect(config).await?;
     let fleet = fleet::resolve(&conn, config, &targets.selection()).await?;
-    let specs: Vec<&crate::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
+    let specs: Vec<&caas_core::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
     fleet::check_shared_names(config, &fleet, &specs).map_err(anyhow::Error::msg)?;
     Ok((loaded, conn, fleet))
 }
@@ -87,7 +88,7 @@ async fn stream_plans(
     each: &mut dyn FnMut(TargetPlan),
 ) -> Result<usize> {
     let (loaded, conn, fleet) = open_fleet(config, connect, targets).await?;
-    let specs: Vec<&crate::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
+    let specs: Vec<&caas_core::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
     let streamed =
         fleet::plan_streamed(&conn, config, &fleet, &specs, targets.concurrency, each).await?;
     warn_capacity(config, &specs, streamed.namespaces_after);
@@ -105,7 +106,7 @@ pub async fn plan(
     let mut first = true;
     match format {
         PlanFormat::Json => print!("["),
-        PlanFormat::Mongosh => print!("{}", crate::plan::MONGOSH_HEADER),
+        PlanFormat::Mongosh => print!("{}", caas_core::plan::MONGOSH_HEADER),
         PlanFormat::Table => {}
     }
     let mut failed = None;
@@ -117,7 +118,7 @@ pub async fn plan(
             }
             Err(e) => failed = Some(e),
         },
-        PlanFormat::Mongosh => print!("{}", crate::plan::mongosh_target(&p, prune)),
+        PlanFormat::Mongosh => print!("{}", caas_core::plan::mongosh_target(&p, prune)),
         PlanFormat::Table => summary.add(&p),
     };
     stream_plans(config, connect, targets, &mut print).await?;
@@ -260,7 +261,7 @@ pub async fn apply(
     flags: &ApplyFlags,
 ) -> Result<Outcome> {
     let (loaded, conn, fleet) = open_fleet(config, connect, targets).await?;
-    let specs: Vec<&crate::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
+    let specs: Vec<&caas_core::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
     // Read and plan at once (planning overlaps with reading), keeping only which targets
     // change; the workers plan those targets again as they take them (flat memory).
     let mut with_changes = Vec::new();
@@ -326,7 +327,7 @@ pub async fn apply(
     let planner = fleet::Planner::new(config, &fleet, &specs);
     let plan_of = |t: Target| planner.plan(&live, &t);
     let changed =
-        crate::apply::apply_each(&conn.client, with_changes, &plan_of, opts, &on_done).await;
+        caas_core::apply::apply_each(&conn.client, with_changes, &plan_of, opts, &on_done).await;
     // Every target in the report, in fleet order; the unchanged ones had nothing to do.
     let reports: Vec<TargetReport> = fleet
         .targets
@@ -351,7 +352,9 @@ pub async fn apply(
     } else {
         print_reports(&reports);
     }
-    if crate::interrupt::requested() && !reports.iter().any(|r| r.status == Status::Failed) {
+    if caas_core::base::interrupt::requested()
+        && !reports.iter().any(|r| r.status == Status::Failed)
+    {
         let not_started = reports
             .iter()
             .filter(|r| r.status == Status::NotStarted)
@@ -388,7 +391,9 @@ fn status_word(r: &TargetReport) -> String {
         Status::Applied => format!("applied {} change(s)", r.applied.len()),
         Status::Incomplete => format!("applied {}, held back {}", r.applied.len(), r.skipped.len()),
         Status::Failed => "FAILED".into(),
-        Status::NotStarted if crate::interrupt::requested() => "not started (interrupted)".into(),
+        Status::NotStarted if caas_core::base::interrupt::requested() => {
+            "not started (interrupted)".into()
+        }
         Status::NotStarted => "not started (--fail-fast)".into(),
     }
 }

@@ -6,19 +6,18 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 
+use super::args::OnErrorArg;
 use super::live::TargetOpts;
-use crate::config::Config;
-use crate::connect::{ConnectOpts, Connection};
-use crate::fleet;
-use crate::migrate::down::DownOptions;
-use crate::migrate::repair::{RepairOptions, RepairReport};
-use crate::migrate::runner::{
-    self, Fleetwide, OnError, RunStatus, TargetRun, TargetState, UpOptions,
-};
-use crate::migrate::{self as mig, Migration};
-use crate::spec::LoadedSpec;
-use crate::tenancy::{Layout, Target, Tier};
-use crate::Outcome;
+use super::Outcome;
+use caas_core::config::Config;
+use caas_core::connect::{ConnectOpts, Connection};
+use caas_core::fleet;
+use caas_core::migrate::down::DownOptions;
+use caas_core::migrate::repair::{RepairOptions, RepairReport};
+use caas_core::migrate::runner::{self, Fleetwide, RunStatus, TargetRun, TargetState, UpOptions};
+use caas_core::migrate::{self as mig, Migration};
+use caas_core::spec::LoadedSpec;
+use caas_core::tenancy::{Layout, Target, Tier};
 
 #[derive(Debug, Subcommand)]
 pub enum MigrateCommand {
@@ -50,8 +49,8 @@ pub enum MigrateCommand {
         /// Print the steps per target with physical names; change nothing.
         #[arg(long)]
         dry_run: bool,
-        #[arg(long, value_enum, default_value_t = OnError::Continue)]
-        on_error: OnError,
+        #[arg(long, value_enum, default_value_t = OnErrorArg::Continue)]
+        on_error: OnErrorArg,
         /// Stop starting new targets after this many failures.
         #[arg(long)]
         max_failures: Option<usize>,
@@ -139,7 +138,7 @@ pub enum MigrateCommand {
 /// Specs and migrations, or the findings that stop everything before a connection.
 fn load(config: &Config) -> Result<(Vec<LoadedSpec>, Vec<Migration>)> {
     let loaded = super::schema::load_clean(config)?;
-    let specs: Vec<&crate::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
+    let specs: Vec<&caas_core::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
     let migrations = load_migrations(config, &specs)?;
     Ok((loaded, migrations))
 }
@@ -147,7 +146,7 @@ fn load(config: &Config) -> Result<(Vec<LoadedSpec>, Vec<Migration>)> {
 /// The migration files, or the findings that stop everything before a connection.
 pub(crate) fn load_migrations(
     config: &Config,
-    specs: &[&crate::spec::CollectionSpec],
+    specs: &[&caas_core::spec::CollectionSpec],
 ) -> Result<Vec<Migration>> {
     let shared: Vec<Tier> = Tier::ALL
         .into_iter()
@@ -156,7 +155,7 @@ pub(crate) fn load_migrations(
     let (migrations, findings) = mig::load(&config.migrations_dir(), specs, &shared);
     let (errors, warnings): (Vec<_>, Vec<_>) = findings
         .into_iter()
-        .partition(|f| f.severity == crate::diagnostic::Severity::Error);
+        .partition(|f| f.severity == caas_core::base::diagnostic::Severity::Error);
     for w in &warnings {
         eprintln!("{w}");
     }
@@ -176,7 +175,7 @@ pub async fn run(config: &Config, connect: &ConnectOpts, cmd: MigrateCommand) ->
         return new(config, name, scope);
     }
     let (loaded, migrations) = load(config)?;
-    let specs: Vec<&crate::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
+    let specs: Vec<&caas_core::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
     let conn = connect.connect(config).await?;
     let conn_ref = &conn;
     let targets_of = |t: &TargetOpts| {
@@ -217,7 +216,7 @@ pub async fn run(config: &Config, connect: &ConnectOpts, cmd: MigrateCommand) ->
                 to,
                 dry_run,
                 concurrency: targets.concurrency,
-                on_error,
+                on_error: on_error.into(),
                 max_failures,
                 lock_wait: Duration::from_secs(lock_timeout),
                 lease: Duration::from_secs(lease_seconds.max(1)),
@@ -254,7 +253,8 @@ pub async fn run(config: &Config, connect: &ConnectOpts, cmd: MigrateCommand) ->
                 lease: Duration::from_secs(lease_seconds.max(1)),
                 batch_pause: Duration::from_millis(batch_pause_ms),
             };
-            let runs = crate::migrate::down::down(&f, &fl.targets, &opts, &progress(json)).await?;
+            let runs =
+                caas_core::migrate::down::down(&f, &fl.targets, &opts, &progress(json)).await?;
             report_runs(&runs, json, dry_run, "reverted")
         }
         MigrateCommand::Verify { targets } => {
@@ -285,9 +285,9 @@ pub async fn run(config: &Config, connect: &ConnectOpts, cmd: MigrateCommand) ->
                 clear_failed,
                 version,
                 lock_wait: Duration::from_secs(lock_timeout),
-                lease: crate::migrate::lock::LEASE,
+                lease: caas_core::migrate::lock::LEASE,
             };
-            let report = crate::migrate::repair::repair(&f, &fl.targets, &opts).await?;
+            let report = caas_core::migrate::repair::repair(&f, &fl.targets, &opts).await?;
             render_repair(&report, json)
         }
         MigrateCommand::Unlock {
@@ -297,9 +297,9 @@ pub async fn run(config: &Config, connect: &ConnectOpts, cmd: MigrateCommand) ->
             json,
         } => {
             let fl = targets_of(&targets).await?;
-            let mut report = crate::migrate::lock::UnlockReport::default();
+            let mut report = caas_core::migrate::lock::UnlockReport::default();
             for (db, ids) in by_ledger_db(config, &fl.targets) {
-                let r = crate::migrate::lock::unlock(
+                let r = caas_core::migrate::lock::unlock(
                     &conn.client.database(&db),
                     &ids,
                     owner.as_deref().filter(|_| force),
@@ -334,7 +334,7 @@ fn by_ledger_db(config: &Config, targets: &[Target]) -> BTreeMap<String, Vec<Str
     by_db
 }
 
-fn render_unlock(report: &crate::migrate::lock::UnlockReport, json: bool) -> Result<Outcome> {
+fn render_unlock(report: &caas_core::migrate::lock::UnlockReport, json: bool) -> Result<Outcome> {
     if json {
         println!("{}", serde_json::to_string_pretty(report)?);
     } else {
@@ -435,12 +435,12 @@ async fn lock_holders(
     conn: &Connection,
     config: &Config,
     targets: &[Target],
-) -> Result<BTreeMap<String, crate::migrate::lock::LeaseInfo>> {
+) -> Result<BTreeMap<String, caas_core::migrate::lock::LeaseInfo>> {
     let mut out = BTreeMap::new();
     for (db, ids) in by_ledger_db(config, targets) {
         let db = conn.client.database(&db);
-        let now = crate::migrate::lock::server_now(&db).await?;
-        for l in crate::migrate::lock::holders(&db, &ids).await? {
+        let now = caas_core::migrate::lock::server_now(&db).await?;
+        for l in caas_core::migrate::lock::holders(&db, &ids).await? {
             if l.is_live(now) {
                 out.insert(l.id.clone(), l);
             }
@@ -614,7 +614,7 @@ fn report_runs(runs: &[TargetRun], json: bool, dry_run: bool, verb: &str) -> Res
         .filter(|r| r.status == RunStatus::Failed)
         .map(|r| format!("{}: {}", r.target, r.error.clone().unwrap_or_default()))
         .collect();
-    if crate::interrupt::requested() && failed.is_empty() {
+    if caas_core::base::interrupt::requested() && failed.is_empty() {
         let stopped = runs
             .iter()
             .filter(|r| matches!(r.status, RunStatus::Interrupted | RunStatus::NotStarted))

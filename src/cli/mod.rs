@@ -1,6 +1,7 @@
 //! The command line: argument definitions and dispatch. Commands load config and specs,
 //! call the engine, and render what it returns.
 
+pub mod args;
 mod docs;
 mod live;
 mod migrate;
@@ -10,12 +11,37 @@ mod seed;
 mod tenant;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::Config;
-use crate::Outcome;
+use caas_core::config::Config;
+use caas_core::connect::ConnectOpts;
+
+/// Exit status after an interrupt, as shells report SIGINT (128 + 2).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// How a command ended when it could do its job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Success, or "in sync": exit 0.
+    Clean,
+    /// The check found something (drift, lint findings, pending migrations): exit 1.
+    Found,
+    /// Stopped at a safe point after Ctrl-C: exit 130.
+    Interrupted,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> ExitCode {
+        match self {
+            Outcome::Clean => ExitCode::SUCCESS,
+            Outcome::Found => ExitCode::from(1),
+            Outcome::Interrupted => ExitCode::from(EXIT_INTERRUPTED),
+        }
+    }
+}
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -30,7 +56,7 @@ pub struct Cli {
     #[command(flatten)]
     pub project: ProjectOpts,
     #[command(flatten)]
-    pub connect: crate::connect::ConnectOpts,
+    pub connect: args::ConnectArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -77,12 +103,31 @@ pub enum Command {
 
 /// Run a parsed command line.
 pub async fn run(cli: Cli) -> Result<Outcome> {
+    let connect = ConnectOpts::from(cli.connect);
     match cli.command {
-        Command::Schema(cmd) => schema::run(&cli.project, &cli.connect, cmd).await,
+        Command::Schema(cmd) => schema::run(&cli.project, &connect, cmd).await,
         Command::Docs(args) => docs::run(&cli.project.load()?, args),
-        Command::Migrate(cmd) => migrate::run(&cli.project.load()?, &cli.connect, cmd).await,
-        Command::Roles(cmd) => roles::run(&cli.project.load()?, &cli.connect, cmd).await,
-        Command::Seed(args) => seed::run(&cli.project.load()?, &cli.connect, args).await,
-        Command::Tenant(cmd) => tenant::run(&cli.project.load()?, &cli.connect, cmd).await,
+        Command::Migrate(cmd) => migrate::run(&cli.project.load()?, &connect, cmd).await,
+        Command::Roles(cmd) => roles::run(&cli.project.load()?, &connect, cmd).await,
+        Command::Seed(args) => seed::run(&cli.project.load()?, &connect, args).await,
+        Command::Tenant(cmd) => tenant::run(&cli.project.load()?, &connect, cmd).await,
     }
+}
+
+/// Listen for Ctrl-C (SIGINT) for the rest of the process: the first asks the engine to
+/// stop at its next safe point, the second exits at once.
+pub fn listen_for_interrupt() {
+    tokio::spawn(async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return;
+        }
+        caas_core::base::interrupt::request();
+        eprintln!(
+            "\ninterrupted: stopping at the next safe point (press Ctrl-C again to quit at once)"
+        );
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("quitting now; leases held expire by themselves");
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
+        }
+    });
 }

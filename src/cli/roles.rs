@@ -3,11 +3,11 @@
 use anyhow::{bail, Result};
 use clap::Subcommand;
 
-use crate::config::Config;
-use crate::connect::ConnectOpts;
-use crate::roles::{self, RoleChange};
-use crate::tenancy::registry::{self, Selection};
-use crate::Outcome;
+use super::Outcome;
+use caas_core::config::Config;
+use caas_core::connect::ConnectOpts;
+use caas_core::roles::{self, RoleChange};
+use caas_core::tenancy::registry::{self, Selection};
 
 #[derive(Debug, Subcommand)]
 pub enum RolesCommand {
@@ -44,7 +44,7 @@ pub enum RolesCommand {
 
 pub async fn run(config: &Config, connect: &ConnectOpts, cmd: RolesCommand) -> Result<Outcome> {
     let loaded = super::schema::load_clean(config)?;
-    let specs: Vec<&crate::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
+    let specs: Vec<&caas_core::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
     if let RolesCommand::User { password_env, .. } = &cmd {
         match std::env::var(password_env) {
             Ok(v) if !v.is_empty() => {}

@@ -8,13 +8,14 @@ use anyhow::{bail, Context, Result};
 use clap::{Subcommand, ValueEnum};
 use serde_json::{json, Value};
 
+use super::args::TierArg;
+use super::Outcome;
 use super::ProjectOpts;
-use crate::compile::{compile_target, to_json, CompiledTarget};
-use crate::config::Config;
-use crate::diagnostic::{Finding, Severity};
-use crate::spec::{self, LoadedSpec};
-use crate::tenancy::{check_tenant_id, Target, TargetKind, Tier};
-use crate::Outcome;
+use caas_core::base::diagnostic::{Finding, Severity};
+use caas_core::compile::{compile_target, to_json, CompiledTarget};
+use caas_core::config::Config;
+use caas_core::spec::{self, LoadedSpec};
+use caas_core::tenancy::{check_tenant_id, Target, TargetKind, Tier};
 
 #[derive(Debug, Subcommand)]
 pub enum SchemaCommand {
@@ -33,7 +34,7 @@ pub enum SchemaCommand {
     Compile {
         /// Only this tier's tenant target (default: the platform and every tier).
         #[arg(long)]
-        tier: Option<Tier>,
+        tier: Option<TierArg>,
         /// Compile for this tenant id instead of the `{tenant_id}` placeholder.
         #[arg(long)]
         tenant: Option<String>,
@@ -91,7 +92,7 @@ pub enum Format {
 
 pub async fn run(
     project: &ProjectOpts,
-    connect: &crate::connect::ConnectOpts,
+    connect: &caas_core::connect::ConnectOpts,
     cmd: SchemaCommand,
 ) -> Result<Outcome> {
     let config = project.load()?;
@@ -111,7 +112,7 @@ pub async fn run(
             compile(
                 &config,
                 &specs,
-                tier,
+                tier.map(Tier::from),
                 tenant.as_deref(),
                 collection.as_deref(),
                 format,
@@ -360,7 +361,7 @@ fn compiled_json(targets: &[(CompiledTarget, Vec<Tier>)]) -> Value {
 
 /// One table per collection: a column per target, a row per index.
 fn side_by_side(targets: &[(CompiledTarget, Vec<Tier>)]) -> String {
-    let mut by_collection: BTreeMap<&str, Vec<(String, &crate::compile::CompiledCollection)>> =
+    let mut by_collection: BTreeMap<&str, Vec<(String, &caas_core::compile::CompiledCollection)>> =
         BTreeMap::new();
     for (t, tiers) in targets {
         for c in &t.collections {
@@ -408,7 +409,7 @@ fn side_by_side(targets: &[(CompiledTarget, Vec<Tier>)]) -> String {
     out
 }
 
-fn tenant_rule(c: &crate::compile::CompiledCollection) -> String {
+fn tenant_rule(c: &caas_core::compile::CompiledCollection) -> String {
     let Some(v) = &c.options.validator else {
         return "no validator (time series)".into();
     };
@@ -432,7 +433,7 @@ fn tenant_rule(c: &crate::compile::CompiledCollection) -> String {
     }
 }
 
-fn describe_index(ix: &crate::compile::CompiledIndex) -> String {
+fn describe_index(ix: &caas_core::compile::CompiledIndex) -> String {
     let keys: Vec<String> = ix
         .keys
         .iter()
@@ -494,7 +495,7 @@ fn json_schema(config: &Config, check: bool) -> Result<Outcome> {
         print!("{text}");
         return Ok(Outcome::Clean);
     }
-    let path = config.root.join(crate::spec::META_SCHEMA_FILE);
+    let path = config.root.join(caas_core::spec::META_SCHEMA_FILE);
     let committed =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     if committed == text {
@@ -504,7 +505,7 @@ fn json_schema(config: &Config, check: bool) -> Result<Outcome> {
         eprintln!(
             "{} is stale; run `caas schema json-schema > {}` and commit it",
             path.display(),
-            crate::spec::META_SCHEMA_FILE
+            caas_core::spec::META_SCHEMA_FILE
         );
         Ok(Outcome::Found)
     }

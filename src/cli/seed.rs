@@ -7,13 +7,14 @@ use anyhow::{bail, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::apply::{ApplyOptions, Status};
-use crate::config::Config;
-use crate::connect::ConnectOpts;
-use crate::seed::fixtures::SeedFile;
-use crate::seed::{self, SeedOptions};
-use crate::tenancy::{registry, Target, Tier};
-use crate::Outcome;
+use super::args::{self, TierArg};
+use super::Outcome;
+use caas_core::apply::{ApplyOptions, Status};
+use caas_core::config::Config;
+use caas_core::connect::ConnectOpts;
+use caas_core::seed::fixtures::SeedFile;
+use caas_core::seed::{self, SeedOptions};
+use caas_core::tenancy::{registry, Target};
 
 /// The environment variable that marks a production environment (as `[connection] production`).
 pub const ENV_MARKER: &str = "CAAS_ENVIRONMENT";
@@ -25,7 +26,7 @@ pub struct SeedArgs {
     pub tenants: Vec<String>,
     /// Only demo tenants of this tier (repeatable).
     #[arg(long = "tier")]
-    pub tiers: Vec<Tier>,
+    pub tiers: Vec<TierArg>,
     /// Multiply users, conversations and messages per tenant (load tests).
     #[arg(long, default_value_t = 1)]
     pub scale: u32,
@@ -61,7 +62,7 @@ pub async fn run(config: &Config, connect: &ConnectOpts, args: SeedArgs) -> Resu
         );
     }
     let loaded = super::schema::load_clean(config)?;
-    let specs: Vec<&crate::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
+    let specs: Vec<&caas_core::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
     let file = SeedFile::load(&config.root).map_err(|f| {
         anyhow::anyhow!(
             "{} problem(s) in the seed file; nothing was written:\n{}",
@@ -76,7 +77,7 @@ pub async fn run(config: &Config, connect: &ConnectOpts, args: SeedArgs) -> Resu
     // Seeds run one at a time: a lease in the platform database fences the registry
     // entries and the run manifest they write.
     let platform = conn.client.database(&config.databases.platform);
-    let (lease, session) = crate::migrate::runner::lease_target(
+    let (lease, session) = caas_core::migrate::runner::lease_target(
         &conn.client,
         &platform,
         "seed",
@@ -103,11 +104,11 @@ pub async fn run(config: &Config, connect: &ConnectOpts, args: SeedArgs) -> Resu
 /// Everything `seed` does once it holds the seed lease.
 async fn seed_locked(
     config: &Config,
-    conn: &crate::connect::Connection,
-    specs: &[&crate::spec::CollectionSpec],
+    conn: &caas_core::connect::Connection,
+    specs: &[&caas_core::spec::CollectionSpec],
     file: &SeedFile,
     args: &SeedArgs,
-    fence: &crate::migrate::lock::Fence,
+    fence: &caas_core::migrate::lock::Fence,
     session: &mut mongodb::ClientSession,
 ) -> Result<Outcome> {
     if args.reset {
@@ -142,7 +143,7 @@ async fn seed_locked(
         seed_value: args.seed_value,
         scale: args.scale.max(1),
         tenants: args.tenants.clone(),
-        tiers: args.tiers.clone(),
+        tiers: args::tiers(&args.tiers),
         concurrency: args.concurrency,
     };
     let tenants = seed::selected(file, &opts)?;
@@ -156,16 +157,16 @@ async fn seed_locked(
             targets.push(target);
         }
     }
-    let fleet = crate::fleet::Fleet {
+    let fleet = caas_core::fleet::Fleet {
         tenants: all,
         targets,
         retired: vec![],
     };
-    let compiled = crate::fleet::desired(specs, &fleet, config);
+    let compiled = caas_core::fleet::desired(specs, &fleet, config);
     let plans =
-        crate::fleet::plan(conn, config, &fleet, specs, &compiled, args.concurrency).await?;
+        caas_core::fleet::plan(conn, config, &fleet, specs, &compiled, args.concurrency).await?;
     if plans.plans.iter().any(|p| p.declared().next().is_some()) {
-        let reports = crate::apply::apply(
+        let reports = caas_core::apply::apply(
             &conn.client,
             plans.plans,
             ApplyOptions {

@@ -3,11 +3,12 @@
 use anyhow::Result;
 use clap::Subcommand;
 
-use crate::config::Config;
-use crate::connect::ConnectOpts;
-use crate::tenancy::registry;
-use crate::tenancy::Tier;
-use crate::Outcome;
+use super::args::TierArg;
+use super::Outcome;
+use caas_core::config::Config;
+use caas_core::connect::ConnectOpts;
+use caas_core::tenancy::registry;
+use caas_core::tenancy::Tier;
 
 #[derive(Debug, Subcommand)]
 pub enum TenantCommand {
@@ -16,7 +17,7 @@ pub enum TenantCommand {
         /// Tenant id: 2-40 of a-z, 0-9, `_`, `-`, starting with a letter.
         id: String,
         #[arg(long)]
-        tier: Tier,
+        tier: TierArg,
         /// Display name (default: the id).
         #[arg(long)]
         name: Option<String>,
@@ -43,7 +44,7 @@ async fn check_names_with(
     let Ok(loaded) = super::schema::load_clean(config) else {
         return Ok(());
     };
-    let specs: Vec<&crate::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
+    let specs: Vec<&caas_core::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
     let mut tenants = registry::list(db, config).await?;
     tenants.push(registry::Tenant {
         id: id.to_owned(),
@@ -53,25 +54,25 @@ async fn check_names_with(
         target: String::new(),
         database: String::new(),
     });
-    let fleet = crate::fleet::Fleet {
+    let fleet = caas_core::fleet::Fleet {
         tenants,
         targets: vec![],
         retired: vec![],
     };
-    crate::fleet::check_shared_names(config, &fleet, &specs)
+    caas_core::fleet::check_shared_names(config, &fleet, &specs)
         .map_err(|why| anyhow::anyhow!("tenant `{id}` cannot be added: {why}"))
 }
 
 pub async fn run(config: &Config, connect: &ConnectOpts, cmd: TenantCommand) -> Result<Outcome> {
     // Check the id before connecting: bad input never reaches the server.
     if let TenantCommand::Add { id, tier, .. } = &cmd {
-        crate::tenancy::check_tenant_id(id).map_err(anyhow::Error::msg)?;
-        registry::check_placement(config, id, *tier).map_err(anyhow::Error::msg)?;
+        caas_core::tenancy::check_tenant_id(id).map_err(anyhow::Error::msg)?;
+        registry::check_placement(config, id, Tier::from(*tier)).map_err(anyhow::Error::msg)?;
     }
     let conn = connect.connect(config).await?;
     let db = conn.client.database(&config.databases.platform);
     if let TenantCommand::Add { id, tier, .. } = &cmd {
-        check_names_with(config, &db, id, *tier).await?;
+        check_names_with(config, &db, id, Tier::from(*tier)).await?;
     }
     match cmd {
         TenantCommand::Add {
@@ -80,8 +81,15 @@ pub async fn run(config: &Config, connect: &ConnectOpts, cmd: TenantCommand) -> 
             name,
             email,
         } => {
-            let t =
-                registry::add(&db, config, &id, tier, name.as_deref(), email.as_deref()).await?;
+            let t = registry::add(
+                &db,
+                config,
+                &id,
+                tier.into(),
+                name.as_deref(),
+                email.as_deref(),
+            )
+            .await?;
             println!(
                 "registered tenant {} ({}) -> target {} in {}",
                 t.id, t.tier, t.target, t.database

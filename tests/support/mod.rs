@@ -110,8 +110,8 @@ impl TestProject {
         self.dir.path()
     }
 
-    pub fn config(&self) -> caas::config::Config {
-        caas::config::Config::load(self.path(), None).expect("config")
+    pub fn config(&self) -> caas_core::config::Config {
+        caas_core::config::Config::load(self.path(), None).expect("config")
     }
 
     pub fn caas(&self, args: &[&str]) -> Output {

@@ -1,0 +1,405 @@
+//! `caas.toml`: where specs and migrations live, which database each domain uses, and how
+//! each tenant tier is laid out. Every key has a default taken from seed 001, so an empty
+//! file (or none at all) describes the CAAS platform.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::spec::Domain;
+use crate::tenancy::{Layout, Tier};
+
+pub const CONFIG_FILE: &str = "caas.toml";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub project: ProjectPaths,
+    #[serde(default)]
+    pub databases: Databases,
+    #[serde(default)]
+    pub tiers: Tiers,
+    #[serde(default)]
+    pub connection: Connection,
+    #[serde(default)]
+    pub roles: Roles,
+    /// Directory the config was loaded from; relative paths resolve against it.
+    #[serde(skip)]
+    pub root: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectPaths {
+    /// Spec directory, relative to the project root.
+    #[serde(default = "default_specs")]
+    pub specs: PathBuf,
+    /// Migration directory, relative to the project root.
+    #[serde(default = "default_migrations")]
+    pub migrations: PathBuf,
+}
+
+impl Default for ProjectPaths {
+    fn default() -> Self {
+        ProjectPaths {
+            specs: default_specs(),
+            migrations: default_migrations(),
+        }
+    }
+}
+
+fn default_specs() -> PathBuf {
+    "schemas".into()
+}
+fn default_migrations() -> PathBuf {
+    "migrations".into()
+}
+
+/// Database names. `tenant` is a template with `{tenant_id}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Databases {
+    #[serde(default = "db_platform")]
+    pub platform: String,
+    #[serde(default = "db_billing")]
+    pub billing: String,
+    #[serde(default = "db_analytics")]
+    pub analytics: String,
+    /// Security collections (IP lists, policies) sit with the platform by default:
+    /// seed 001 names no database of their own, and they are platform-wide.
+    #[serde(default = "db_platform")]
+    pub security: String,
+    /// Shared collections of free and starter tenants, and Pro collection sets.
+    #[serde(default = "db_shared")]
+    pub shared: String,
+    /// Database of an enterprise tenant.
+    #[serde(default = "db_tenant")]
+    pub tenant: String,
+    /// Physical collection name of a Pro collection set member.
+    #[serde(default = "coll_set")]
+    pub collection_set: String,
+}
+
+impl Default for Databases {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults parse")
+    }
+}
+
+fn db_platform() -> String {
+    "caas_platform".into()
+}
+fn db_billing() -> String {
+    "caas_billing".into()
+}
+fn db_analytics() -> String {
+    "caas_analytics".into()
+}
+fn db_shared() -> String {
+    "caas_shared".into()
+}
+fn db_tenant() -> String {
+    "caas_{tenant_id}".into()
+}
+fn coll_set() -> String {
+    "{tenant_id}_{collection}".into()
+}
+
+impl Databases {
+    /// The database of a non-`saas` domain.
+    pub fn for_domain(&self, domain: Domain) -> &str {
+        match domain {
+            Domain::Platform => &self.platform,
+            Domain::Billing => &self.billing,
+            Domain::Analytics => &self.analytics,
+            Domain::Security => &self.security,
+            Domain::Saas => &self.shared,
+        }
+    }
+}
+
+/// The layout of each tier.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tiers {
+    #[serde(default = "shared")]
+    pub free: Layout,
+    #[serde(default = "shared")]
+    pub starter: Layout,
+    #[serde(default = "collection_set")]
+    pub pro: Layout,
+    #[serde(default = "database")]
+    pub enterprise: Layout,
+}
+
+impl Default for Tiers {
+    fn default() -> Self {
+        Tiers {
+            free: Layout::Shared,
+            starter: Layout::Shared,
+            pro: Layout::CollectionSet,
+            enterprise: Layout::Database,
+        }
+    }
+}
+
+fn shared() -> Layout {
+    Layout::Shared
+}
+fn collection_set() -> Layout {
+    Layout::CollectionSet
+}
+fn database() -> Layout {
+    Layout::Database
+}
+
+impl Tiers {
+    pub fn layout(&self, tier: Tier) -> Layout {
+        match tier {
+            Tier::Free => self.free,
+            Tier::Starter => self.starter,
+            Tier::Pro => self.pro,
+            Tier::Enterprise => self.enterprise,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Connection {
+    /// Connection string; `--uri` and `MONGODB_URI` take precedence.
+    pub uri: Option<String>,
+    /// Marks this environment as production: `caas seed` refuses to run without `--force`.
+    #[serde(default)]
+    pub production: bool,
+    /// Warn when collections plus indexes pass this many (Atlas advises about 10,000).
+    #[serde(default = "default_budget")]
+    pub namespace_budget: u64,
+}
+
+fn default_budget() -> u64 {
+    10_000
+}
+
+impl Default for Connection {
+    fn default() -> Self {
+        Connection {
+            uri: None,
+            production: false,
+            namespace_budget: default_budget(),
+        }
+    }
+}
+
+/// Custom roles (`caas roles`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Roles {
+    /// Role names are `{prefix}{service}`; roles with the prefix belong to caas.
+    #[serde(default = "default_role_prefix")]
+    pub prefix: String,
+}
+
+impl Default for Roles {
+    fn default() -> Self {
+        Roles {
+            prefix: default_role_prefix(),
+        }
+    }
+}
+
+fn default_role_prefix() -> String {
+    "caas_svc_".into()
+}
+
+/// A config that could not be read, with the place and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}\n  fix: see the `caas.toml` section of the README for every key and its default")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl Config {
+    /// Load `caas.toml` from `project_dir` (or an explicit file). A missing default file
+    /// means "all defaults"; a missing explicit file is an error.
+    pub fn load(project_dir: &Path, explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        let (path, required) = match explicit {
+            Some(p) => (project_dir.join(p), true),
+            None => (project_dir.join(CONFIG_FILE), false),
+        };
+        // A regular file of at most 1 MiB (a FIFO named caas.toml would block a read).
+        if let Ok(meta) = std::fs::metadata(&path) {
+            if !meta.is_file() || meta.len() > crate::base::files::MAX_FILE_BYTES {
+                return Err(ConfigError::Read {
+                    source: std::io::Error::other(if meta.is_file() {
+                        "larger than 1 MiB; not read"
+                    } else {
+                        "not a regular file; not read"
+                    }),
+                    path,
+                });
+            }
+        }
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => String::new(),
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        let mut config = Config::parse(&text, &path)?;
+        let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        // Show `schemas/x.yaml`, not `./schemas/x.yaml`, when run from the project root.
+        config.root = if root == Path::new(".") {
+            PathBuf::new()
+        } else {
+            root
+        };
+        Ok(config)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+            let source = text
+                .lines()
+                .nth(line.saturating_sub(1))
+                .unwrap_or("")
+                .trim_end();
+            // The line is echoed to show the place, unless it may hold a credential.
+            let shown = if source.contains("://") || source.to_ascii_lowercase().contains("uri") {
+                "(the line holds a connection string; not shown)".to_string()
+            } else {
+                crate::base::redact::redact(source)
+            };
+            let hint = crate::base::diagnostic::did_you_mean(e.message())
+                .map(|h| format!("; {h}"))
+                .unwrap_or_default();
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: format!("{}{hint}\n  {line} | {shown}", e.message()),
+            }
+        })?;
+        config.check(path)?;
+        Ok(config)
+    }
+
+    fn check(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        if !self.databases.tenant.contains("{tenant_id}") {
+            return Err(invalid(format!(
+                "databases.tenant = {:?} must contain `{{tenant_id}}`, e.g. \"caas_{{tenant_id}}\"",
+                self.databases.tenant
+            )));
+        }
+        let set = &self.databases.collection_set;
+        if !set.contains("{tenant_id}") || !set.contains("{collection}") {
+            return Err(invalid(format!(
+                "databases.collection_set = {set:?} must contain `{{tenant_id}}` and `{{collection}}`, e.g. \"{{tenant_id}}_{{collection}}\""
+            )));
+        }
+        for (key, name) in self.fixed_databases() {
+            if let Err(why) = crate::tenancy::check_database_name(name) {
+                return Err(invalid(format!("databases.{key} = {name:?}: {why}")));
+            }
+        }
+        Ok(())
+    }
+
+    fn fixed_databases(&self) -> BTreeMap<&'static str, &str> {
+        let d = &self.databases;
+        BTreeMap::from([
+            ("platform", d.platform.as_str()),
+            ("billing", d.billing.as_str()),
+            ("analytics", d.analytics.as_str()),
+            ("security", d.security.as_str()),
+            ("shared", d.shared.as_str()),
+        ])
+    }
+
+    pub fn specs_dir(&self) -> PathBuf {
+        self.root.join(&self.project.specs)
+    }
+
+    pub fn migrations_dir(&self) -> PathBuf {
+        self.root.join(&self.project.migrations)
+    }
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_is_seed_001() {
+        let c = Config::parse("", Path::new("caas.toml")).unwrap();
+        assert_eq!(c.databases.platform, "caas_platform");
+        assert_eq!(c.databases.security, "caas_platform");
+        assert_eq!(c.databases.tenant, "caas_{tenant_id}");
+        assert_eq!(c.tiers.layout(Tier::Starter), Layout::Shared);
+        assert_eq!(c.tiers.layout(Tier::Pro), Layout::CollectionSet);
+        assert_eq!(c.tiers.layout(Tier::Enterprise), Layout::Database);
+        assert_eq!(
+            c.connection.namespace_budget, 10_000,
+            "without a [connection] section too"
+        );
+        assert!(!c.connection.production);
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_column() {
+        let err =
+            Config::parse("[databases]\nplatfrom = \"x\"\n", Path::new("caas.toml")).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("caas.toml:2:1: unknown field `platfrom`"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn tenant_template_must_name_the_tenant() {
+        let err = Config::parse("[databases]\ntenant = \"caas_t\"\n", Path::new("caas.toml"))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("must contain `{tenant_id}`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn invalid_database_name_is_refused() {
+        let err = Config::parse(
+            "[databases]\nbilling = \"caas billing\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("databases.billing"), "{err}");
+    }
+}

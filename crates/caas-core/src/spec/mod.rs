@@ -1,0 +1,14 @@
+//! Collection specs: the format (`model`), the JSON Schema derived from it (`meta`),
+//! loading files into typed specs with positions (`load`), and the offline linter (`lint`).
+
+mod effective;
+mod lint;
+mod load;
+mod meta;
+mod model;
+
+pub use effective::Origin;
+pub use lint::lint;
+pub use load::{load_file, load_project, LoadReport, LoadedSpec};
+pub use meta::{meta_schema, meta_schema_json, META_SCHEMA_FILE};
+pub use model::*;

@@ -1,0 +1,478 @@
+//! The tenant registry (`saas_clients` in the platform database) and target resolution:
+//! which physical targets a run covers, given the registered tenants and the filters.
+
+use std::collections::BTreeSet;
+
+use anyhow::{bail, Context, Result};
+use bson::{doc, DateTime, Document};
+use futures::TryStreamExt;
+use mongodb::Database;
+use serde::Serialize;
+
+use super::{check_tenant_id, Layout, Target, TargetKind, Tier};
+use crate::config::Config;
+
+/// The registry's logical collection.
+pub const REGISTRY: &str = "saas_clients";
+
+/// A registered tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub tier: Tier,
+    pub status: String,
+    /// The physical target the tenant's `saas` collections live in.
+    pub target: String,
+    pub database: String,
+}
+
+fn registry(db: &Database) -> mongodb::Collection<Document> {
+    db.collection(REGISTRY)
+}
+
+/// Per-tier defaults for a new tenant's limits.
+fn limits(tier: Tier) -> Document {
+    let (users, storage_mb, rpm) = match tier {
+        Tier::Free => (50, 1_024_i64, 60),
+        Tier::Starter => (500, 10_240, 300),
+        Tier::Pro => (5_000, 102_400, 1_200),
+        Tier::Enterprise => (1_000_000, 10_485_760, 10_000),
+    };
+    doc! { "max_users": users, "max_storage_mb": storage_mb, "rate_limit_rpm": rpm }
+}
+
+/// Where a tenant's data lives, as stored in its registry entry.
+pub fn data_location(config: &Config, id: &str, tier: Tier) -> Document {
+    let dbs = &config.databases;
+    match config.tiers.layout(tier) {
+        Layout::Shared => doc! { "database": &dbs.shared, "collection_prefix": bson::Bson::Null },
+        Layout::CollectionSet => {
+            let prefix = dbs
+                .collection_set
+                .replace("{tenant_id}", id)
+                .replace("{collection}", "");
+            doc! { "database": &dbs.shared, "collection_prefix": prefix }
+        }
+        Layout::Database => {
+            doc! { "database": dbs.tenant.replace("{tenant_id}", id), "collection_prefix": bson::Bson::Null }
+        }
+    }
+}
+
+/// Why a valid tenant id still cannot be used in this tier: an Enterprise tenant's own
+/// database would be one caas uses for something else (tenant `platform` would write into
+/// `caas_platform`), or not a valid database name.
+pub fn check_placement(config: &Config, id: &str, tier: Tier) -> Result<(), String> {
+    let dbs = &config.databases;
+    if config.tiers.layout(tier) == Layout::CollectionSet {
+        let name = dbs
+            .collection_set
+            .replace("{tenant_id}", id)
+            .replace("{collection}", "users");
+        if crate::inspect::is_internal(&name) {
+            return Err(format!(
+                "tenant `{id}` ({tier}) would get collections named like `{name}` in {}, a name caas keeps for itself (ledger, locks); choose another tenant id",
+                dbs.shared
+            ));
+        }
+    }
+    if config.tiers.layout(tier) != Layout::Database {
+        return Ok(());
+    }
+    let db = dbs.tenant.replace("{tenant_id}", id);
+    for (key, name) in [
+        ("platform", &dbs.platform),
+        ("billing", &dbs.billing),
+        ("analytics", &dbs.analytics),
+        ("security", &dbs.security),
+        ("shared", &dbs.shared),
+    ] {
+        if &db == name {
+            return Err(format!(
+                "tenant `{id}` ({tier}) would get database `{db}`, which is the {key} database (databases.{key} in caas.toml); choose another tenant id"
+            ));
+        }
+    }
+    super::check_database_name(&db)
+        .map_err(|why| format!("tenant `{id}` ({tier}) would get database `{db}`: {why}"))
+}
+
+/// The registry document of a new tenant (it passes the `saas_clients` validator).
+pub fn new_tenant_document(
+    config: &Config,
+    id: &str,
+    tier: Tier,
+    name: &str,
+    email: Option<&str>,
+) -> Document {
+    let now = DateTime::now();
+    let mut d = doc! {
+        "tenant_id": id,
+        "name": name,
+        "tier": tier.as_str(),
+        "status": "active",
+        "limits": limits(tier),
+        "data_location": data_location(config, id, tier),
+        "created_at": now,
+        "updated_at": now,
+        "__v": 0,
+    };
+    if let Some(e) = email {
+        d.insert("contact_email", e);
+    }
+    d
+}
+
+/// The registry's unique index on `tenant_id`, as the catalogue's spec declares it. It is
+/// created before the first insert, so of two racing registrations of one id exactly one
+/// wins; `schema apply` keeps it (the spec declares it).
+pub async fn ensure_unique_index(db: &Database) -> Result<()> {
+    let ns = format!("{}.{REGISTRY}", db.name());
+    match db
+        .run_command(doc! {
+            "createIndexes": REGISTRY,
+            "indexes": [ { "key": { "tenant_id": 1 }, "name": "tenant_id_1", "unique": true } ],
+        })
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_code(&e, 11000) => bail!(
+            "{ns} has more than one entry for a tenant id, so its unique index on tenant_id cannot be built: {}; remove the duplicates (keep the one whose tier matches where the data lives), then rerun",
+            crate::base::driver::describe(&e)
+        ),
+        Err(e) => Err(anyhow::anyhow!(
+            "creating the unique index on {ns}.tenant_id: {}",
+            crate::base::driver::describe(&e)
+        )),
+    }
+}
+
+fn is_code(e: &mongodb::error::Error, code: i32) -> bool {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    match e.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == code,
+        ErrorKind::Command(c) => c.code == code,
+        _ => false,
+    }
+}
+
+/// The registry document of a tenant that may be added: the id and its placement are
+/// checked before anything is written.
+pub fn prepare(
+    config: &Config,
+    id: &str,
+    tier: Tier,
+    name: Option<&str>,
+    email: Option<&str>,
+) -> Result<Document> {
+    check_tenant_id(id).map_err(anyhow::Error::msg)?;
+    check_placement(config, id, tier).map_err(anyhow::Error::msg)?;
+    if let Some(n) = name {
+        if n.trim().is_empty() || n.chars().count() > 200 {
+            bail!("--name must be 1 to 200 characters");
+        }
+    }
+    Ok(new_tenant_document(
+        config,
+        id,
+        tier,
+        name.unwrap_or(id),
+        email,
+    ))
+}
+
+/// The error for an insert refused by the registry: "already registered" for a duplicate
+/// tenant id (naming the tier of the entry that won), otherwise the server's reason.
+pub async fn insert_error(db: &Database, id: &str, e: &mongodb::error::Error) -> anyhow::Error {
+    if is_code(e, 11000) {
+        let tier = registry(db)
+            .find_one(doc! { "tenant_id": id })
+            .await
+            .ok()
+            .flatten()
+            .and_then(|d| d.get_str("tier").ok().map(str::to_owned))
+            .unwrap_or_else(|| "?".into());
+        return anyhow::anyhow!("tenant `{id}` is already registered (tier {tier}); `caas tenant list` shows every tenant");
+    }
+    crate::base::driver::explain_write_error(e, &format!("{}.{REGISTRY}", db.name()))
+}
+
+/// Register a tenant. The id is checked before anything is written; an id already
+/// registered (also by a registration racing this one) is an error that names its tier.
+pub async fn add(
+    db: &Database,
+    config: &Config,
+    id: &str,
+    tier: Tier,
+    name: Option<&str>,
+    email: Option<&str>,
+) -> Result<Tenant> {
+    let d = prepare(config, id, tier, name, email)?;
+    ensure_unique_index(db).await?;
+    if let Err(e) = registry(db).insert_one(&d).await {
+        return Err(insert_error(db, id, &e).await);
+    }
+    Ok(to_tenant(config, &d).expect("a document we built"))
+}
+
+fn to_tenant(config: &Config, d: &Document) -> Option<Tenant> {
+    let id = d.get_str("tenant_id").ok()?.to_owned();
+    let tier: Tier = d.get_str("tier").ok()?.parse().ok()?;
+    let target = Target::for_tenant(&id, tier, config.tiers.layout(tier));
+    let database = data_location(config, &id, tier)
+        .get_str("database")
+        .unwrap_or("")
+        .to_owned();
+    Some(Tenant {
+        name: d.get_str("name").unwrap_or(&id).to_owned(),
+        status: d.get_str("status").unwrap_or("?").to_owned(),
+        target: target.to_string(),
+        database,
+        tier,
+        id,
+    })
+}
+
+/// Every registered tenant that is not soft-deleted, sorted by id. A missing registry is
+/// an empty one. Entries that are not valid tenants are an error naming them.
+pub async fn list(db: &Database, config: &Config) -> Result<Vec<Tenant>> {
+    Ok(list_all(db, config).await?.0)
+}
+
+/// The registry in two parts: live tenants, and soft-deleted ones (`deleted_at` set), whose
+/// data is still theirs. A tenant whose `tier` no longer matches its recorded
+/// `data_location` (a tier edited by hand) is an error: applying the new tier would give it
+/// a second, empty home and leave its data unowned.
+pub async fn list_all(db: &Database, config: &Config) -> Result<(Vec<Tenant>, Vec<Tenant>)> {
+    let cursor = registry(db)
+        .find(doc! {})
+        .sort(doc! { "tenant_id": 1 })
+        .await
+        .with_context(|| format!("reading the tenant registry {}.{REGISTRY}", db.name()))?;
+    let docs: Vec<Document> = cursor
+        .try_collect()
+        .await
+        .context("reading the tenant registry")?;
+    let (mut live, mut retired) = (Vec::with_capacity(docs.len()), Vec::new());
+    for d in &docs {
+        let t = match to_tenant(config, d) {
+            Some(t) if check_tenant_id(&t.id).is_ok() => t,
+            _ => bail!(
+                "registry entry {} in {}.{REGISTRY} has no valid tenant_id or tier; fix or remove it",
+                d.get("_id").map(|v| v.to_string()).unwrap_or_default(),
+                db.name()
+            ),
+        };
+        if let Err(why) = check_placement(config, &t.id, t.tier) {
+            bail!(
+                "registry entry for {why}; fix or remove it in {}.{REGISTRY}",
+                db.name()
+            );
+        }
+        if let Some(why) = misplaced(config, d, &t) {
+            bail!("{why}");
+        }
+        if matches!(d.get("deleted_at"), None | Some(bson::Bson::Null)) {
+            live.push(t);
+        } else {
+            retired.push(t);
+        }
+    }
+    Ok((live, retired))
+}
+
+/// Why an entry's tier disagrees with where its data lives (`data_location` as recorded
+/// when it was registered), if it does.
+fn misplaced(config: &Config, d: &Document, t: &Tenant) -> Option<String> {
+    let recorded = d.get_document("data_location").ok()?;
+    let expected = data_location(config, &t.id, t.tier);
+    let same = |k: &str| {
+        recorded.get(k).filter(|v| **v != bson::Bson::Null)
+            == expected.get(k).filter(|v| **v != bson::Bson::Null)
+    };
+    if same("database") && same("collection_prefix") {
+        return None;
+    }
+    let place = |loc: &Document| match loc.get_str("collection_prefix") {
+        Ok(p) => format!(
+            "collections {}{}*",
+            loc.get_str("database").unwrap_or("?"),
+            format_args!(".{p}")
+        ),
+        Err(_) => format!("database {}", loc.get_str("database").unwrap_or("?")),
+    };
+    Some(format!(
+        "tenant `{}`: the registry says tier {}, which would place it in {}, but its data lives in {} (data_location); caas will not follow a tier edited by hand, which would give the tenant a second, empty home. Restore its tier in the registry (a tier changes only by moving the tenant's data)",
+        t.id,
+        t.tier,
+        place(&expected),
+        place(recorded)
+    ))
+}
+
+/// Which tenants and tiers a run covers. Empty: everything.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub tenants: Vec<String>,
+    pub tiers: Vec<Tier>,
+}
+
+impl Selection {
+    pub fn is_all(&self) -> bool {
+        self.tenants.is_empty() && self.tiers.is_empty()
+    }
+}
+
+/// The targets of a run: with no filter, the platform, the shared target and one target
+/// per Pro and Enterprise tenant; with `--tenant`/`--tier`, only those tenants' targets.
+pub fn resolve_targets(
+    tenants: &[Tenant],
+    config: &Config,
+    sel: &Selection,
+) -> Result<Vec<Target>> {
+    for id in &sel.tenants {
+        check_tenant_id(id)
+            .map_err(anyhow::Error::msg)
+            .context("--tenant")?;
+        if !tenants.iter().any(|t| &t.id == id) {
+            bail!("tenant `{id}` is not registered; `caas tenant add {id} --tier ...` registers it, `caas tenant list` shows who is");
+        }
+    }
+    let mut set = BTreeSet::new();
+    if sel.is_all() {
+        set.insert(Target::platform());
+        set.insert(Target::shared());
+    }
+    for t in tenants {
+        if sel.is_all() || sel.tenants.contains(&t.id) || sel.tiers.contains(&t.tier) {
+            set.insert(Target::for_tenant(
+                &t.id,
+                t.tier,
+                config.tiers.layout(t.tier),
+            ));
+        }
+    }
+    for tier in &sel.tiers {
+        if config.tiers.layout(*tier) == Layout::Shared {
+            set.insert(Target::shared());
+        }
+    }
+    let mut targets: Vec<Target> = set.into_iter().collect();
+    targets.sort_by_key(|t| match &t.kind {
+        TargetKind::Platform => (0, String::new()),
+        TargetKind::Shared => (1, String::new()),
+        TargetKind::CollectionSet { tenant, .. } => (2, tenant.clone()),
+        TargetKind::Database { tenant, .. } => (3, tenant.clone()),
+    });
+    Ok(targets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant(id: &str, tier: Tier) -> Tenant {
+        let config = Config::parse("", std::path::Path::new("caas.toml")).unwrap();
+        to_tenant(&config, &new_tenant_document(&config, id, tier, id, None)).unwrap()
+    }
+
+    #[test]
+    fn all_targets_without_filters() {
+        let config = Config::parse("", std::path::Path::new("caas.toml")).unwrap();
+        let tenants = vec![
+            tenant("a1", Tier::Free),
+            tenant("b1", Tier::Starter),
+            tenant("c1", Tier::Pro),
+            tenant("d1", Tier::Enterprise),
+        ];
+        let targets = resolve_targets(&tenants, &config, &Selection::default()).unwrap();
+        let names: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
+        assert_eq!(names, ["platform", "shared", "pro:c1", "enterprise:d1"]);
+    }
+
+    #[test]
+    fn filters_narrow_to_tenant_targets() {
+        let config = Config::parse("", std::path::Path::new("caas.toml")).unwrap();
+        let tenants = vec![
+            tenant("a1", Tier::Free),
+            tenant("c1", Tier::Pro),
+            tenant("c2", Tier::Pro),
+        ];
+        let by_tenant = Selection {
+            tenants: vec!["a1".into(), "c2".into()],
+            tiers: vec![],
+        };
+        let names: Vec<String> = resolve_targets(&tenants, &config, &by_tenant)
+            .unwrap()
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        assert_eq!(names, ["shared", "pro:c2"]);
+        let by_tier = Selection {
+            tenants: vec![],
+            tiers: vec![Tier::Pro],
+        };
+        let names: Vec<String> = resolve_targets(&tenants, &config, &by_tier)
+            .unwrap()
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        assert_eq!(names, ["pro:c1", "pro:c2"]);
+        let unknown = Selection {
+            tenants: vec!["zz".into()],
+            tiers: vec![],
+        };
+        assert!(resolve_targets(&tenants, &config, &unknown)
+            .unwrap_err()
+            .to_string()
+            .contains("not registered"));
+    }
+
+    #[test]
+    fn a_tenant_cannot_take_a_database_or_collection_names_caas_uses() {
+        let config = Config::parse("", std::path::Path::new("caas.toml")).unwrap();
+        for id in ["platform", "billing", "analytics", "shared"] {
+            let err = check_placement(&config, id, Tier::Enterprise).unwrap_err();
+            assert!(
+                err.contains(&format!("database `caas_{id}`"))
+                    && err.contains("choose another tenant id"),
+                "{err}"
+            );
+            assert_eq!(
+                check_placement(&config, id, Tier::Pro),
+                Ok(()),
+                "a Pro set is not a database"
+            );
+        }
+        assert_eq!(check_placement(&config, "acme", Tier::Enterprise), Ok(()));
+        let err = check_placement(&config, "caas", Tier::Pro).unwrap_err();
+        assert!(
+            err.contains("`caas_users`") && err.contains("keeps for itself"),
+            "{err}"
+        );
+        assert_eq!(check_placement(&config, "caas", Tier::Free), Ok(()));
+        let custom = Config::parse(
+            "[databases]\ntenant = \"{tenant_id}\"\n",
+            std::path::Path::new("caas.toml"),
+        )
+        .unwrap();
+        let err = check_placement(&custom, "admin", Tier::Enterprise).unwrap_err();
+        assert!(err.contains("reserved"), "{err}");
+    }
+
+    #[test]
+    fn data_location_per_layout() {
+        let config = Config::parse("", std::path::Path::new("caas.toml")).unwrap();
+        assert_eq!(
+            data_location(&config, "acme", Tier::Pro),
+            doc! { "database": "caas_shared", "collection_prefix": "acme_" }
+        );
+        assert_eq!(
+            data_location(&config, "acme", Tier::Enterprise)
+                .get_str("database")
+                .unwrap(),
+            "caas_acme"
+        );
+    }
+}
