@@ -275,7 +275,7 @@ async fn register(conn: &caas_core::connect::Connection, config: &Config, n: usi
                 Tier::Enterprise,
             ];
             let tier = MIX[i % 20];
-            caas_core::tenancy::registry::new_tenant_document(
+            caas_core::fleet::registry::new_tenant_document(
                 config,
                 &format!("t{i:05}"),
                 tier,
@@ -556,7 +556,7 @@ async fn phase(uri: &str, args: &[String]) {
             // Planning only, no server: `prefix` is the number of synthetic targets.
             let n: usize = prefix.parse().expect("target count");
             let config = project_config("mem");
-            let tenants: Vec<caas_core::tenancy::registry::Tenant> = Vec::new();
+            let tenants: Vec<caas_core::fleet::registry::Tenant> = Vec::new();
             let targets: Vec<caas_core::tenancy::Target> = (0..n)
                 .map(|i| {
                     let tier = if i % 2 == 0 {

@@ -69,14 +69,14 @@ async fn one_role_per_service_exactly_what_the_plan_says_and_drift_detected() {
     let report = caas_core::spec::load_project(&config.specs_dir(), &[]).unwrap();
     let specs: Vec<&caas_core::spec::CollectionSpec> =
         report.specs.iter().map(|s| &s.spec).collect();
-    let tenants = caas_core::tenancy::registry::list(
+    let tenants = caas_core::fleet::registry::list(
         &conn.client.database(&config.databases.platform),
         &config,
     )
     .await
     .unwrap();
     let targets =
-        caas_core::tenancy::registry::resolve_targets(&tenants, &config, &Default::default())
+        caas_core::fleet::registry::resolve_targets(&tenants, &config, &Default::default())
             .unwrap();
     let desired = caas_core::roles::desired(&specs, &targets, &config);
     let live = caas_core::roles::live(&conn.client, &config).await.unwrap();

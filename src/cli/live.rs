@@ -14,8 +14,8 @@ use caas_core::apply::{ApplyOptions, Status, TargetReport};
 use caas_core::config::Config;
 use caas_core::connect::{ConnectOpts, Connection};
 use caas_core::fleet;
+use caas_core::fleet::registry::Selection;
 use caas_core::plan::{Safety, TargetPlan};
-use caas_core::tenancy::registry::Selection;
 use caas_core::tenancy::Target;
 
 /// Which targets a run covers.

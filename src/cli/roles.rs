@@ -6,8 +6,8 @@ use clap::Subcommand;
 use super::Outcome;
 use caas_core::config::Config;
 use caas_core::connect::ConnectOpts;
+use caas_core::fleet::registry::{self, Selection};
 use caas_core::roles::{self, RoleChange};
-use caas_core::tenancy::registry::{self, Selection};
 
 #[derive(Debug, Subcommand)]
 pub enum RolesCommand {

@@ -12,9 +12,10 @@ use super::Outcome;
 use caas_core::apply::{ApplyOptions, Status};
 use caas_core::config::Config;
 use caas_core::connect::ConnectOpts;
+use caas_core::fleet::registry;
 use caas_core::seed::fixtures::SeedFile;
 use caas_core::seed::{self, SeedOptions};
-use caas_core::tenancy::{registry, Target};
+use caas_core::tenancy::Target;
 
 /// The environment variable that marks a production environment (as `[connection] production`).
 pub const ENV_MARKER: &str = "CAAS_ENVIRONMENT";

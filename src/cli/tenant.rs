@@ -7,7 +7,7 @@ use super::args::TierArg;
 use super::Outcome;
 use caas_core::config::Config;
 use caas_core::connect::ConnectOpts;
-use caas_core::tenancy::registry;
+use caas_core::fleet::registry;
 use caas_core::tenancy::Tier;
 
 #[derive(Debug, Subcommand)]

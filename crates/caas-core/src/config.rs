@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::spec::Domain;
+pub use crate::tenancy::Databases;
 use crate::tenancy::{Layout, Tier};
 
 pub const CONFIG_FILE: &str = "caas.toml";
@@ -55,69 +55,6 @@ fn default_specs() -> PathBuf {
 }
 fn default_migrations() -> PathBuf {
     "migrations".into()
-}
-
-/// Database names. `tenant` is a template with `{tenant_id}`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Databases {
-    #[serde(default = "db_platform")]
-    pub platform: String,
-    #[serde(default = "db_billing")]
-    pub billing: String,
-    #[serde(default = "db_analytics")]
-    pub analytics: String,
-    /// Security collections (IP lists, policies) sit with the platform by default:
-    /// seed 001 names no database of their own, and they are platform-wide.
-    #[serde(default = "db_platform")]
-    pub security: String,
-    /// Shared collections of free and starter tenants, and Pro collection sets.
-    #[serde(default = "db_shared")]
-    pub shared: String,
-    /// Database of an enterprise tenant.
-    #[serde(default = "db_tenant")]
-    pub tenant: String,
-    /// Physical collection name of a Pro collection set member.
-    #[serde(default = "coll_set")]
-    pub collection_set: String,
-}
-
-impl Default for Databases {
-    fn default() -> Self {
-        toml::from_str("").expect("defaults parse")
-    }
-}
-
-fn db_platform() -> String {
-    "caas_platform".into()
-}
-fn db_billing() -> String {
-    "caas_billing".into()
-}
-fn db_analytics() -> String {
-    "caas_analytics".into()
-}
-fn db_shared() -> String {
-    "caas_shared".into()
-}
-fn db_tenant() -> String {
-    "caas_{tenant_id}".into()
-}
-fn coll_set() -> String {
-    "{tenant_id}_{collection}".into()
-}
-
-impl Databases {
-    /// The database of a non-`saas` domain.
-    pub fn for_domain(&self, domain: Domain) -> &str {
-        match domain {
-            Domain::Platform => &self.platform,
-            Domain::Billing => &self.billing,
-            Domain::Analytics => &self.analytics,
-            Domain::Security => &self.security,
-            Domain::Saas => &self.shared,
-        }
-    }
 }
 
 /// The layout of each tier.

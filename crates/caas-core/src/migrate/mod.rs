@@ -1,10 +1,11 @@
 //! Versioned migrations over every target of every tier:
-//! source (files, lint, checksums) -> ledger (per target, beside the data) -> lock (a
-//! lease per target) -> runner (steps, checkpoints, the fleet).
+//! source (files, checksums) -> check (lint against the specs) -> lock (a fenced lease per
+//! target) -> ledger (per target, beside the data, every write fenced) -> steps (one
+//! function per step kind) -> runner (the fleet, checkpoints) -> down, repair, status.
 
+pub mod check;
 pub mod down;
 pub mod ledger;
-mod lint;
 pub mod lock;
 pub mod pipeline;
 pub mod repair;
@@ -12,4 +13,5 @@ pub mod runner;
 pub mod source;
 pub mod steps;
 
-pub use source::{load, Migration, MigrationFile, Scope, Step};
+pub use check::load;
+pub use source::{Migration, MigrationFile, Scope, Step};

@@ -15,8 +15,8 @@ use super::lock;
 use super::source::{Migration, Scope};
 use super::steps::{self, StepCtx, StepError};
 use crate::config::Config;
+use crate::fleet::registry::Tenant;
 use crate::spec::CollectionSpec;
-use crate::tenancy::registry::Tenant;
 use crate::tenancy::{Layout, Target, TargetKind, Tier};
 
 /// The database that holds a target's ledger and lock.
@@ -24,9 +24,7 @@ pub fn ledger_db(target: &Target, config: &Config) -> String {
     match &target.kind {
         TargetKind::Platform => config.databases.platform.clone(),
         TargetKind::Shared | TargetKind::CollectionSet { .. } => config.databases.shared.clone(),
-        TargetKind::Database { tenant, .. } => {
-            config.databases.tenant.replace("{tenant_id}", tenant)
-        }
+        TargetKind::Database { tenant, .. } => config.databases.tenant_database(tenant),
     }
 }
 
@@ -103,7 +101,7 @@ fn tenants_here(
 /// has one ledger, so it is migrated for all of its tenants or for none. A selection
 /// (`--tenant`, `--tier`) that names only some of them is refused, never silently widened.
 pub fn refuse_partial_shared(
-    sel: &crate::tenancy::registry::Selection,
+    sel: &crate::fleet::registry::Selection,
     tenants: &[Tenant],
     config: &Config,
 ) -> Result<()> {

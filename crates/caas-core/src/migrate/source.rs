@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::base::diagnostic::{dotted, Finding};
 use crate::base::files;
 use crate::base::yaml::{self, Document};
-use crate::spec::{CollectionSpec, Domain, IndexSpec};
+use crate::spec::{Domain, IndexSpec};
 use crate::tenancy::Tier;
 
 /// One migration file's content.
@@ -261,12 +261,12 @@ pub fn checksum(value: &Value) -> String {
     hex::encode(Sha256::digest(canonical.as_bytes()))
 }
 
-/// Load every migration under `dir`, checked against the specs. Any finding means
-/// nothing runs: the caller stops before connecting.
-pub fn load(
+/// Read every migration under `dir`; `check` lints each parsed file (see
+/// [`super::check::load`]), and a migration with findings is left out. Findings come in
+/// file order.
+pub fn read_dir(
     dir: &Path,
-    specs: &[&CollectionSpec],
-    shared_tiers: &[Tier],
+    check: &dyn Fn(&Path, &Document, &MigrationFile) -> Vec<Finding>,
 ) -> (Vec<Migration>, Vec<Finding>) {
     let mut findings = Vec::new();
     let mut out = Vec::new();
@@ -335,7 +335,7 @@ pub fn load(
             ));
             continue;
         }
-        match load_one(&file, specs, shared_tiers) {
+        match read_one(&file, check) {
             Ok((body, doc, mut f)) => {
                 if f.is_empty() {
                     out.push(Migration {
@@ -355,10 +355,9 @@ pub fn load(
     (out, findings)
 }
 
-fn load_one(
+fn read_one(
     file: &Path,
-    specs: &[&CollectionSpec],
-    shared_tiers: &[Tier],
+    check: &dyn Fn(&Path, &Document, &MigrationFile) -> Vec<Finding>,
 ) -> Result<(MigrationFile, Document, Vec<Finding>), Vec<Finding>> {
     let doc = files::read_yaml(file)?;
     let body: MigrationFile = files::decode(&doc).map_err(|e| {
@@ -378,7 +377,7 @@ fn load_one(
         };
         vec![Finding::error("invalid-migration", file, pos, dotted(&e.pointer)).says(e.message, fix)]
     })?;
-    let findings = super::lint::lint(file, &doc, &body, specs, shared_tiers);
+    let findings = check(file, &doc, &body);
     Ok((body, doc, findings))
 }
 

@@ -250,7 +250,7 @@ impl StepCtx<'_> {
         match self.scope {
             Scope::Tenant => match &self.target.kind {
                 crate::tenancy::TargetKind::Database { tenant, .. } => {
-                    self.dbs.tenant.replace("{tenant_id}", tenant)
+                    self.dbs.tenant_database(tenant)
                 }
                 _ => self.dbs.shared.clone(),
             },

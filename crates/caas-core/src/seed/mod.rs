@@ -20,11 +20,12 @@ use mongodb::{Client, ClientSession};
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::fleet::registry;
 use crate::migrate::ledger::EntryStatus;
 use crate::migrate::lock::{Fence, FenceError};
 use crate::migrate::{Migration, Step};
 use crate::spec::CollectionSpec;
-use crate::tenancy::{registry, Placement, Target};
+use crate::tenancy::{Placement, Target};
 use fixtures::{DemoTenant, SeedFile, PASSWORD_PLACEHOLDER};
 use generate::{Docs, Gen, PLAN_CODES};
 
@@ -730,7 +731,7 @@ async fn drop_demo_target(
     match Target::for_tenant(id, tier, config.tiers.layout(tier)).kind {
         crate::tenancy::TargetKind::Database { .. } => {
             client
-                .database(&config.databases.tenant.replace("{tenant_id}", id))
+                .database(&config.databases.tenant_database(id))
                 .drop()
                 .await?
         }
@@ -740,11 +741,7 @@ async fn drop_demo_target(
                 .iter()
                 .filter(|s| s.domain == crate::spec::Domain::Saas)
             {
-                let name = config
-                    .databases
-                    .collection_set
-                    .replace("{tenant_id}", id)
-                    .replace("{collection}", &spec.collection);
+                let name = config.databases.set_collection(id, &spec.collection);
                 shared.collection::<Document>(&name).drop().await?;
             }
             shared

@@ -8,6 +8,8 @@ use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use crate::tenancy::Domain;
+
 /// A collection spec: fields, rules, indexes and tenancy of one logical collection.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -54,45 +56,6 @@ pub struct CollectionSpec {
     /// Secondary indexes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub indexes: Vec<IndexSpec>,
-}
-
-/// Where a collection lives: platform, billing, analytics and security collections live in
-/// their domain's database; saas collections follow the tenant's tier.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Domain {
-    // CAAS platform operations (`caas_platform`).
-    Platform,
-    // Per-tenant data; placement follows the tenant's tier.
-    Saas,
-    // Subscriptions, invoices, usage (`caas_billing`).
-    Billing,
-    // Events, metrics, audit (`caas_analytics`).
-    Analytics,
-    // IP lists and policies (`caas_platform` unless configured).
-    Security,
-}
-
-impl Domain {
-    pub const ALL: [Domain; 5] = [
-        Domain::Platform,
-        Domain::Saas,
-        Domain::Billing,
-        Domain::Analytics,
-        Domain::Security,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Domain::Platform => "platform",
-            Domain::Saas => "saas",
-            Domain::Billing => "billing",
-            Domain::Analytics => "analytics",
-            Domain::Security => "security",
-        }
-    }
 }
 
 /// Another service's access to the collection.
@@ -626,5 +589,17 @@ impl CollectionSpec {
 
     pub fn validation(&self) -> Validation {
         self.validation.clone().unwrap_or_default()
+    }
+}
+
+impl crate::tenancy::Logical for CollectionSpec {
+    fn collection(&self) -> &str {
+        &self.collection
+    }
+    fn domain(&self) -> Domain {
+        self.domain
+    }
+    fn is_tenant_scoped(&self) -> bool {
+        CollectionSpec::is_tenant_scoped(self)
     }
 }

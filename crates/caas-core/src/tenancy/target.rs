@@ -5,9 +5,28 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::{Layout, Tier};
-use crate::config::Databases;
-use crate::spec::{CollectionSpec, Domain};
+use super::{Databases, Domain, Layout, Tier};
+
+/// What placing needs to know of a logical collection (a spec implements it).
+pub trait Logical {
+    /// The logical name, e.g. `users`.
+    fn collection(&self) -> &str;
+    fn domain(&self) -> Domain;
+    /// Documents carry `tenant_id`.
+    fn is_tenant_scoped(&self) -> bool;
+}
+
+impl<T: Logical + ?Sized> Logical for &T {
+    fn collection(&self) -> &str {
+        (**self).collection()
+    }
+    fn domain(&self) -> Domain {
+        (**self).domain()
+    }
+    fn is_tenant_scoped(&self) -> bool {
+        (**self).is_tenant_scoped()
+    }
+}
 
 /// One unit of work: the platform databases, the shared tenant database, one Pro
 /// collection set, or one Enterprise database.
@@ -74,20 +93,20 @@ impl Target {
     }
 
     /// Whether the target holds this collection at all.
-    pub fn holds(&self, spec: &CollectionSpec) -> bool {
+    pub fn holds(&self, spec: &(impl Logical + ?Sized)) -> bool {
         match self.kind {
-            TargetKind::Platform => spec.domain != Domain::Saas,
-            _ => spec.domain == Domain::Saas,
+            TargetKind::Platform => spec.domain() != Domain::Saas,
+            _ => spec.domain() == Domain::Saas,
         }
     }
 
     /// Where the collection lives in this target. Call only when `holds` is true.
-    pub fn place(&self, spec: &CollectionSpec, dbs: &Databases) -> Placement {
-        let name = spec.collection.clone();
+    pub fn place(&self, spec: &(impl Logical + ?Sized), dbs: &Databases) -> Placement {
+        let name = spec.collection().to_owned();
         let scoped = spec.is_tenant_scoped();
         match &self.kind {
             TargetKind::Platform => Placement {
-                database: dbs.for_domain(spec.domain).to_owned(),
+                database: dbs.for_domain(spec.domain()).to_owned(),
                 collection: name,
                 shared_by_tenants: scoped,
                 tenant: None,
@@ -100,15 +119,12 @@ impl Target {
             },
             TargetKind::CollectionSet { tenant, .. } => Placement {
                 database: dbs.shared.clone(),
-                collection: dbs
-                    .collection_set
-                    .replace("{tenant_id}", tenant)
-                    .replace("{collection}", &name),
+                collection: dbs.set_collection(tenant, &name),
                 shared_by_tenants: false,
                 tenant: Some(tenant.clone()),
             },
             TargetKind::Database { tenant, .. } => Placement {
-                database: dbs.tenant.replace("{tenant_id}", tenant),
+                database: dbs.tenant_database(tenant),
                 collection: name,
                 shared_by_tenants: false,
                 tenant: Some(tenant.clone()),

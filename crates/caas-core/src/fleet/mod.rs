@@ -12,8 +12,10 @@ use crate::connect::Connection;
 use crate::inspect::{self, LiveState};
 use crate::plan::{plan_target, TargetPlan};
 use crate::spec::CollectionSpec;
-use crate::tenancy::registry::{self, Selection, Tenant};
+pub mod registry;
+
 use crate::tenancy::{Layout, Target, TargetKind};
+use registry::{Selection, Tenant};
 
 /// The registered tenants and the targets selected for this run.
 pub struct Fleet {
@@ -372,11 +374,7 @@ impl Ownership {
             .iter()
             .copied()
             .chain(retired)
-            .map(|t| {
-                let prefix = dbs.collection_set.replace("{tenant_id}", &t.id);
-                let prefix = prefix.split("{collection}").next().unwrap_or("").to_owned();
-                (t.id.clone(), prefix)
-            })
+            .map(|t| (t.id.clone(), dbs.set_prefix(&t.id)))
             .collect();
         let holders = std::iter::once(Target::shared()).chain(
             pro.iter()
@@ -428,9 +426,7 @@ fn owner<'a>(
                 None => Owner::Nothing,
             }
         }
-        TargetKind::Database { tenant, .. } => {
-            Owner::Database(dbs.tenant.replace("{tenant_id}", tenant))
-        }
+        TargetKind::Database { tenant, .. } => Owner::Database(dbs.tenant_database(tenant)),
     };
     // A name some target declares is never another target's undeclared collection: a Pro
     // tenant called `user` must not claim the shared tiers' `user_sessions`.

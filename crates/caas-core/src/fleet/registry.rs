@@ -9,8 +9,8 @@ use futures::TryStreamExt;
 use mongodb::Database;
 use serde::Serialize;
 
-use super::{check_tenant_id, Layout, Target, TargetKind, Tier};
 use crate::config::Config;
+use crate::tenancy::{check_database_name, check_tenant_id, Layout, Target, TargetKind, Tier};
 
 /// The registry's logical collection.
 pub const REGISTRY: &str = "saas_clients";
@@ -48,14 +48,10 @@ pub fn data_location(config: &Config, id: &str, tier: Tier) -> Document {
     match config.tiers.layout(tier) {
         Layout::Shared => doc! { "database": &dbs.shared, "collection_prefix": bson::Bson::Null },
         Layout::CollectionSet => {
-            let prefix = dbs
-                .collection_set
-                .replace("{tenant_id}", id)
-                .replace("{collection}", "");
-            doc! { "database": &dbs.shared, "collection_prefix": prefix }
+            doc! { "database": &dbs.shared, "collection_prefix": dbs.set_prefix(id) }
         }
         Layout::Database => {
-            doc! { "database": dbs.tenant.replace("{tenant_id}", id), "collection_prefix": bson::Bson::Null }
+            doc! { "database": dbs.tenant_database(id), "collection_prefix": bson::Bson::Null }
         }
     }
 }
@@ -66,10 +62,7 @@ pub fn data_location(config: &Config, id: &str, tier: Tier) -> Document {
 pub fn check_placement(config: &Config, id: &str, tier: Tier) -> Result<(), String> {
     let dbs = &config.databases;
     if config.tiers.layout(tier) == Layout::CollectionSet {
-        let name = dbs
-            .collection_set
-            .replace("{tenant_id}", id)
-            .replace("{collection}", "users");
+        let name = dbs.set_collection(id, "users");
         if crate::inspect::is_internal(&name) {
             return Err(format!(
                 "tenant `{id}` ({tier}) would get collections named like `{name}` in {}, a name caas keeps for itself (ledger, locks); choose another tenant id",
@@ -80,7 +73,7 @@ pub fn check_placement(config: &Config, id: &str, tier: Tier) -> Result<(), Stri
     if config.tiers.layout(tier) != Layout::Database {
         return Ok(());
     }
-    let db = dbs.tenant.replace("{tenant_id}", id);
+    let db = dbs.tenant_database(id);
     for (key, name) in [
         ("platform", &dbs.platform),
         ("billing", &dbs.billing),
@@ -94,7 +87,7 @@ pub fn check_placement(config: &Config, id: &str, tier: Tier) -> Result<(), Stri
             ));
         }
     }
-    super::check_database_name(&db)
+    check_database_name(&db)
         .map_err(|why| format!("tenant `{id}` ({tier}) would get database `{db}`: {why}"))
 }
 

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::source::{MigrationFile, Scope, Step};
+use super::source::{Migration, MigrationFile, Scope, Step};
 use crate::base::diagnostic::{dotted, Finding};
 use crate::base::yaml::Document;
 use crate::spec::CollectionSpec;
@@ -38,6 +38,18 @@ impl Ctx<'_> {
             Finding::error("invalid-migration", self.file, pos, dotted(at)).says(message, fix),
         );
     }
+}
+
+/// Load every migration under `dir`, checked against the specs. Any finding means
+/// nothing runs: the caller stops before connecting.
+pub fn load(
+    dir: &Path,
+    specs: &[&CollectionSpec],
+    shared_tiers: &[Tier],
+) -> (Vec<Migration>, Vec<Finding>) {
+    super::source::read_dir(dir, &|file, doc, body| {
+        lint(file, doc, body, specs, shared_tiers)
+    })
 }
 
 pub fn lint(
