@@ -3,7 +3,8 @@
 use std::path::Path;
 
 use caas_core::base::diagnostic::{Finding, Severity};
-use caas_core::spec::{lint, load_file};
+use caas_core::project::lint_specs as lint;
+use caas_core::spec::load_file;
 
 use crate::support::{caas, fixture, show, stdout};
 

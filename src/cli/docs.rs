@@ -19,7 +19,7 @@ pub struct DocsArgs {
 }
 
 pub fn run(config: &Config, args: DocsArgs) -> Result<Outcome> {
-    let loaded = super::schema::load_clean(config)?;
+    let loaded = caas_core::project::load(config)?;
     let specs: Vec<&caas_core::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
     let pages = caas_core::docs::render(&specs, config);
     let dir = config.root.join(&args.out);

@@ -71,7 +71,7 @@ async fn open_fleet(
     connect: &ConnectOpts,
     targets: &TargetOpts,
 ) -> Result<(Vec<caas_core::spec::LoadedSpec>, Connection, fleet::Fleet)> {
-    let loaded = super::schema::load_clean(config)?;
+    let loaded = caas_core::project::load(config)?;
     let conn = connect.connect(config).await?;
     let fleet = fleet::resolve(&conn, config, &targets.selection()).await?;
     let specs: Vec<&caas_core::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();

@@ -137,7 +137,7 @@ pub enum MigrateCommand {
 
 /// Specs and migrations, or the findings that stop everything before a connection.
 fn load(config: &Config) -> Result<(Vec<LoadedSpec>, Vec<Migration>)> {
-    let loaded = super::schema::load_clean(config)?;
+    let loaded = caas_core::project::load(config)?;
     let specs: Vec<&caas_core::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
     let migrations = load_migrations(config, &specs)?;
     Ok((loaded, migrations))

@@ -43,7 +43,7 @@ pub enum RolesCommand {
 }
 
 pub async fn run(config: &Config, connect: &ConnectOpts, cmd: RolesCommand) -> Result<Outcome> {
-    let loaded = super::schema::load_clean(config)?;
+    let loaded = caas_core::project::load(config)?;
     let specs: Vec<&caas_core::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
     if let RolesCommand::User { password_env, .. } = &cmd {
         match std::env::var(password_env) {

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Subcommand, ValueEnum};
@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 use super::args::TierArg;
 use super::Outcome;
 use super::ProjectOpts;
-use caas_core::base::diagnostic::{Finding, Severity};
 use caas_core::compile::{compile_target, to_json, CompiledTarget};
 use caas_core::config::Config;
+use caas_core::project;
 use caas_core::spec::{self, LoadedSpec};
 use caas_core::tenancy::{check_tenant_id, Target, TargetKind, Tier};
 
@@ -108,7 +108,7 @@ pub async fn run(
             collection,
             format,
         } => {
-            let specs = load_clean(&config)?;
+            let specs = project::load(&config)?;
             compile(
                 &config,
                 &specs,
@@ -144,109 +144,24 @@ pub async fn run(
 }
 
 fn lint(config: &Config, paths: &[PathBuf], json: bool, deny_warnings: bool) -> Result<Outcome> {
-    let dir = config.specs_dir();
-    // Lint the whole project so cross-file checks (refs, duplicates) see every spec, then
-    // keep the findings of the files asked for.
-    let mut report = if paths.is_empty() || dir.is_dir() {
-        spec::load_project(&dir, &[])
-            .with_context(|| format!("reading specs under {}", dir.display()))?
-    } else {
-        spec::LoadReport::default()
-    };
-    let asked = if paths.is_empty() {
-        None
-    } else {
-        let extra = spec::load_project(&dir, paths)
-            .with_context(|| "reading the given spec paths".to_string())?;
-        let files: Vec<PathBuf> = extra
-            .specs
-            .iter()
-            .map(|s| s.file.clone())
-            .chain(extra.findings.iter().map(|f| f.file.clone()))
-            .collect();
-        for s in extra.specs {
-            if !report.specs.iter().any(|x| same_file(&x.file, &s.file)) {
-                report.specs.push(s);
-            }
-        }
-        for f in extra.findings {
-            if !report.findings.contains(&f)
-                && !report.findings.iter().any(|x| same_file(&x.file, &f.file))
-            {
-                report.findings.push(f);
-            }
-        }
-        Some(files)
-    };
-    let mut findings = report.findings;
-    findings.extend(spec::lint(&report.specs, &report.unloaded_collections));
-    if let Some(files) = &asked {
-        findings.retain(|f| files.iter().any(|x| same_file(x, &f.file)));
-        report
-            .specs
-            .retain(|s| files.iter().any(|x| same_file(x, &s.file)));
-    }
-    let files = report.specs.len() + count_files(&findings, &report.specs);
-    let errors = findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .count();
-    let warnings = findings.len() - errors;
+    let report = project::lint(config, paths)?;
+    let (errors, warnings) = (report.errors, report.warnings);
     if json {
-        let out =
-            json!({ "files": files, "errors": errors, "warnings": warnings, "findings": findings });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        for f in &findings {
+        for f in &report.findings {
             println!("{f}\n");
         }
-        println!("{files} spec files: {errors} errors, {warnings} warnings");
+        println!(
+            "{} spec files: {errors} errors, {warnings} warnings",
+            report.files
+        );
     }
     Ok(if errors > 0 || (deny_warnings && warnings > 0) {
         Outcome::Found
     } else {
         Outcome::Clean
     })
-}
-
-fn same_file(a: &Path, b: &Path) -> bool {
-    a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
-}
-
-/// Files that failed to load (and so are not in `specs`).
-fn count_files(findings: &[Finding], specs: &[LoadedSpec]) -> usize {
-    let mut failed: Vec<&Path> = findings.iter().map(|f| f.file.as_path()).collect();
-    failed.sort();
-    failed.dedup();
-    failed
-        .iter()
-        .filter(|f| !specs.iter().any(|s| s.file == **f))
-        .count()
-}
-
-/// Load every spec and refuse to go on if lint finds errors (for commands that use them).
-pub fn load_clean(config: &Config) -> Result<Vec<LoadedSpec>> {
-    let dir = config.specs_dir();
-    let report = spec::load_project(&dir, &[])
-        .with_context(|| format!("reading specs under {}", dir.display()))?;
-    let mut findings = report.findings;
-    findings.extend(spec::lint(&report.specs, &report.unloaded_collections));
-    let errors: Vec<&Finding> = findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .collect();
-    if !errors.is_empty() {
-        let shown: Vec<String> = errors.iter().take(5).map(|f| f.to_string()).collect();
-        bail!(
-            "{} spec error(s); run `caas schema lint` for all of them:\n{}",
-            errors.len(),
-            shown.join("\n")
-        );
-    }
-    if report.specs.is_empty() {
-        bail!("no spec files under {}; add `<domain>/<collection>.yaml` files or set `[project] specs` in caas.toml", dir.display());
-    }
-    Ok(report.specs)
 }
 
 /// The targets `compile` shows: the platform, then one per distinct tier layout.

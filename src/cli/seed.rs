@@ -62,7 +62,7 @@ pub async fn run(config: &Config, connect: &ConnectOpts, args: SeedArgs) -> Resu
             if config.connection.production { "`[connection] production = true` in caas.toml" } else { "CAAS_ENVIRONMENT=production" }
         );
     }
-    let loaded = super::schema::load_clean(config)?;
+    let loaded = caas_core::project::load(config)?;
     let specs: Vec<&caas_core::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
     let file = SeedFile::load(&config.root).map_err(|f| {
         anyhow::anyhow!(

@@ -41,7 +41,7 @@ async fn check_names_with(
     id: &str,
     tier: Tier,
 ) -> Result<()> {
-    let Ok(loaded) = super::schema::load_clean(config) else {
+    let Ok(loaded) = caas_core::project::load(config) else {
         return Ok(());
     };
     let specs: Vec<&caas_core::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();

@@ -15,6 +15,7 @@ pub mod fleet;
 pub mod inspect;
 pub mod migrate;
 pub mod plan;
+pub mod project;
 pub mod roles;
 pub mod seed;
 pub mod spec;

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 /// The top-level modules, lowest first: base -> tenancy and config -> spec -> compile ->
 /// inspect -> plan -> apply, fleet orchestration above them, then the commands' engines.
 const LAYERS: &[&str] = &[
-    "base", "tenancy", "config", "connect", "spec", "compile", "inspect", "plan", "apply", "fleet",
-    "roles", "docs", "migrate", "seed", "error",
+    "base", "tenancy", "config", "connect", "spec", "compile", "project", "inspect", "plan",
+    "apply", "fleet", "roles", "docs", "migrate", "seed", "error",
 ];
 
 /// The files inside each folder, lowest first.
@@ -46,7 +46,7 @@ const FOLDERS: &[(&str, &[&str])] = &[
             "across",
         ],
     ),
-    ("compile", &["validator", "index", "bsonify"]),
+    ("compile", &["validator", "index", "bsonify", "check"]),
     ("inspect", &["normalize"]),
     ("plan", &["mongosh", "tests"]),
     ("apply", &["preflight"]),

@@ -4,6 +4,7 @@
 //! per-tenant-unique indexes; Pro sets and Enterprise databases do not need the prefix).
 
 mod bsonify;
+pub mod check;
 mod index;
 mod validator;
 
