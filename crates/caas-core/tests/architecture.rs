@@ -253,19 +253,20 @@ fn long_functions(file: &Path, text: &str) -> Vec<(String, usize)> {
     let mut i = 0;
     while i < lines.len() {
         let l = lines[i].trim_start();
-        let starts = [
-            "fn ",
-            "pub fn ",
-            "async fn ",
-            "pub async fn ",
-            "pub(crate) fn ",
-            "pub(crate) async fn ",
-            "pub(super) fn ",
-            "const fn ",
-            "pub const fn ",
-        ]
-        .iter()
-        .any(|p| l.starts_with(p));
+        let starts = {
+            let mut rest = l;
+            for word in [
+                "pub(crate) ",
+                "pub(super) ",
+                "pub ",
+                "const ",
+                "async ",
+                "unsafe ",
+            ] {
+                rest = rest.strip_prefix(word).unwrap_or(rest);
+            }
+            rest.starts_with("fn ")
+        };
         if !starts {
             i += 1;
             continue;

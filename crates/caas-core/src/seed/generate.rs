@@ -137,20 +137,58 @@ impl Gen<'_> {
     /// analytics, security) and in its own target (users, messaging, media, groups, ...).
     pub fn tenant(&self, t: &DemoTenant) -> Docs {
         let mut docs = Docs::new();
-        let mut out = Out {
-            seed: self.seed,
-            tenant: t.id.clone(),
-            anchor: self.file.anchor(),
-            docs: &mut docs,
-            counters: BTreeMap::new(),
+        let mut g = TenantGen {
+            gen: self,
+            t,
+            out: Out {
+                seed: self.seed,
+                tenant: t.id.clone(),
+                anchor: self.file.anchor(),
+                docs: &mut docs,
+                counters: BTreeMap::new(),
+            },
+            rng: Rng::new(self.seed, &t.id),
+            scale: u64::from(self.scale.max(1)),
+            domain: t.domain(),
         };
-        let mut rng = Rng::new(self.seed, &t.id);
-        let scale = u64::from(self.scale.max(1));
-        let firsts = &self.file.names.first;
-        let lasts = &self.file.names.last;
-        let domain = t.domain();
+        let apps = g.apps();
+        let users = g.users();
+        let conversations = g.conversations(&users);
+        g.messages(&conversations);
+        g.media(&users);
+        g.settings();
+        g.billing();
+        g.analytics(&apps, &users);
+        g.security(&users);
+        docs
+    }
+}
 
-        // Applications and API keys (platform database, tenant-scoped).
+/// One demo tenant's documents, section by section; the sections run in a fixed order
+/// because they share one random stream (the same seed gives the same documents).
+struct TenantGen<'g, 'd> {
+    gen: &'g Gen<'g>,
+    t: &'g DemoTenant,
+    out: Out<'d>,
+    rng: Rng,
+    scale: u64,
+    domain: String,
+}
+
+impl TenantGen<'_, '_> {
+    fn n_users(&self) -> u64 {
+        8 * self.scale
+    }
+
+    /// Applications and API keys (platform database, tenant-scoped).
+    fn apps(&mut self) -> Vec<ObjectId> {
+        let TenantGen {
+            t,
+            out,
+            rng,
+            domain,
+            ..
+        } = self;
         let mut apps = Vec::new();
         for (i, (name, platform)) in [("Web app", "web"), ("iOS app", "ios")].iter().enumerate() {
             let created = out.at(0, 5 + i as i64);
@@ -174,81 +212,109 @@ impl Gen<'_> {
             stamps(&mut d, created, created);
             out.push("api_keys", created, d);
         }
+        apps
+    }
 
-        // Users, with devices, sessions and keys.
-        let n_users = 8 * scale;
-        let pw = (self.password_hash)(&t.id);
+    /// Users, with devices, sessions and keys, and their relationships.
+    fn users(&mut self) -> Vec<ObjectId> {
+        let pw = (self.gen.password_hash)(&self.t.id);
         let mut users = Vec::new();
-        for i in 0..n_users {
-            // Unique by construction, at any scale: the unique indexes on username and phone hold.
-            let (nf, nl) = (firsts.len() as u64, lasts.len() as u64);
-            let (first, last) = (
-                firsts[(i % nf) as usize].clone(),
-                lasts[((i / nf) % nl) as usize].clone(),
-            );
-            let suffix = if i < nf * nl {
-                String::new()
-            } else {
-                (i / (nf * nl)).to_string()
-            };
-            let username = format!("{}.{}{suffix}", first.to_lowercase(), last.to_lowercase());
-            let username: String = username
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '.')
-                .take(32)
-                .collect();
-            let created = out.at((i % 20) as i64, (i * 7 % 600) as i64);
-            let mut d = doc! {
-                "username": &username, "display_name": format!("{first} {last}"),
-                "email": format!("{username}.{i}@{domain}"), "phone": format!("1555{:07}", (i * 7_919) % 10_000_000),
-                "password_hash": &pw, "pass_change": true,
-                "role": if i == 0 { "admin" } else if i == 1 { "moderator" } else { "member" },
-                "status": if i % 13 == 12 { "invited" } else { "active" },
-                "avatar_file_id": Bson::Null, "locale": *rng.pick(&["en", "en-US", "de-DE", "fr", "es-ES"]),
-                "timezone": *rng.pick(&["Europe/Berlin", "America/New_York", "Asia/Tokyo", "UTC"]),
-                "last_seen_at": out.at(25 + (i % 10) as i64, 0), "demo": true,
-            };
-            stamps(&mut d, created, out.at(28, 0));
-            let user = out.push("users", created, d);
+        for i in 0..self.n_users() {
+            let (user, created) = self.user(i, &pw);
             users.push(user);
-            let device_id = format!("dev-{}", rng.hex(16));
-            let platform = *rng.pick(&["ios", "android", "web"]);
-            let mut dev = doc! {
-                "user_id": user, "device_id": &device_id, "platform": platform,
-                "push_provider": match platform { "ios" => "apns", "android" => "fcm", _ => "webpush" },
-                "push_token": rng.hex(64), "app_version": "3.4.1", "os_version": "17.2",
-                "last_active_at": out.at(27, 0), "status": "active",
-            };
-            stamps(&mut dev, created, created);
-            out.push("user_devices", created, dev);
-            let mut s = doc! {
-                "user_id": user, "device_id": &device_id, "token_hash": sha256_hex(&rng.hex(40)), "ip": format!("198.51.100.{}", rng.below(250)),
-                "user_agent": "CaasChat/3.4.1", "expires_at": out.at(90, 0), "last_seen_at": out.at(27, 0),
-                "revoked_at": Bson::Null, "revoked_reason": Bson::Null,
-            };
-            stamps(&mut s, created, created);
-            out.push("user_sessions", created, s);
-            let mut k = doc! {
-                "user_id": user, "device_id": &device_id, "algorithm": "x25519",
-                "identity_key": Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: rng.bytes(32) },
-                "signed_prekey": { "key_id": 1, "public_key": Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: rng.bytes(32) }, "signature": Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: rng.bytes(64) } },
-                "status": "active", "rotated_at": Bson::Null,
-            };
-            stamps(&mut k, created, created);
-            out.push("user_keys", created, k);
-            let prekeys: Vec<Bson> = (0..5).map(|n| Bson::Document(doc! { "key_id": n, "public_key": Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: rng.bytes(32) } })).collect();
-            let mut b = doc! { "user_id": user, "device_id": &device_id, "one_time_prekeys": prekeys, "consumed_count": 0_i64, "uploaded_at": created };
-            stamps(&mut b, created, created);
-            out.push("prekey_bundles", created, b);
+            self.devices(user, created);
         }
+        let out = &mut self.out;
         for i in 0..(users.len().saturating_sub(1)) {
             let created = out.at(3, i as i64);
             let mut d = doc! { "user_id": users[i], "target_user_id": users[i + 1], "type": if i % 5 == 4 { "blocked" } else { "contact" }, "status": "accepted" };
             stamps(&mut d, created, created);
             out.push("user_relationships", created, d);
         }
+        users
+    }
 
-        // Groups and their conversations; direct conversations; messages.
+    /// User `i`: names unique by construction, at any scale, so the unique indexes on
+    /// username and phone hold.
+    fn user(&mut self, i: u64, pw: &str) -> (ObjectId, DateTime) {
+        let TenantGen {
+            gen,
+            out,
+            rng,
+            domain,
+            ..
+        } = self;
+        let (firsts, lasts) = (&gen.file.names.first, &gen.file.names.last);
+        let (nf, nl) = (firsts.len() as u64, lasts.len() as u64);
+        let (first, last) = (
+            firsts[(i % nf) as usize].clone(),
+            lasts[((i / nf) % nl) as usize].clone(),
+        );
+        let suffix = if i < nf * nl {
+            String::new()
+        } else {
+            (i / (nf * nl)).to_string()
+        };
+        let username = format!("{}.{}{suffix}", first.to_lowercase(), last.to_lowercase());
+        let username: String = username
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '.')
+            .take(32)
+            .collect();
+        let created = out.at((i % 20) as i64, (i * 7 % 600) as i64);
+        let mut d = doc! {
+            "username": &username, "display_name": format!("{first} {last}"),
+            "email": format!("{username}.{i}@{domain}"), "phone": format!("1555{:07}", (i * 7_919) % 10_000_000),
+            "password_hash": pw, "pass_change": true,
+            "role": if i == 0 { "admin" } else if i == 1 { "moderator" } else { "member" },
+            "status": if i % 13 == 12 { "invited" } else { "active" },
+            "avatar_file_id": Bson::Null, "locale": *rng.pick(&["en", "en-US", "de-DE", "fr", "es-ES"]),
+            "timezone": *rng.pick(&["Europe/Berlin", "America/New_York", "Asia/Tokyo", "UTC"]),
+            "last_seen_at": out.at(25 + (i % 10) as i64, 0), "demo": true,
+        };
+        stamps(&mut d, created, out.at(28, 0));
+        (out.push("users", created, d), created)
+    }
+
+    /// A user's device, session, identity keys and prekeys.
+    fn devices(&mut self, user: ObjectId, created: DateTime) {
+        let TenantGen { out, rng, .. } = self;
+        let device_id = format!("dev-{}", rng.hex(16));
+        let platform = *rng.pick(&["ios", "android", "web"]);
+        let mut dev = doc! {
+            "user_id": user, "device_id": &device_id, "platform": platform,
+            "push_provider": match platform { "ios" => "apns", "android" => "fcm", _ => "webpush" },
+            "push_token": rng.hex(64), "app_version": "3.4.1", "os_version": "17.2",
+            "last_active_at": out.at(27, 0), "status": "active",
+        };
+        stamps(&mut dev, created, created);
+        out.push("user_devices", created, dev);
+        let mut s = doc! {
+            "user_id": user, "device_id": &device_id, "token_hash": sha256_hex(&rng.hex(40)), "ip": format!("198.51.100.{}", rng.below(250)),
+            "user_agent": "CaasChat/3.4.1", "expires_at": out.at(90, 0), "last_seen_at": out.at(27, 0),
+            "revoked_at": Bson::Null, "revoked_reason": Bson::Null,
+        };
+        stamps(&mut s, created, created);
+        out.push("user_sessions", created, s);
+        let mut k = doc! {
+            "user_id": user, "device_id": &device_id, "algorithm": "x25519",
+            "identity_key": Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: rng.bytes(32) },
+            "signed_prekey": { "key_id": 1, "public_key": Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: rng.bytes(32) }, "signature": Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: rng.bytes(64) } },
+            "status": "active", "rotated_at": Bson::Null,
+        };
+        stamps(&mut k, created, created);
+        out.push("user_keys", created, k);
+        let prekeys: Vec<Bson> = (0..5).map(|n| Bson::Document(doc! { "key_id": n, "public_key": Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: rng.bytes(32) } })).collect();
+        let mut b = doc! { "user_id": user, "device_id": &device_id, "one_time_prekeys": prekeys, "consumed_count": 0_i64, "uploaded_at": created };
+        stamps(&mut b, created, created);
+        out.push("prekey_bundles", created, b);
+    }
+
+    /// Groups with their conversations, then direct conversations.
+    fn conversations(&mut self, users: &[ObjectId]) -> Vec<(ObjectId, Vec<ObjectId>, bool)> {
+        let TenantGen {
+            gen, t, out, scale, ..
+        } = self;
         let mut conversations: Vec<(ObjectId, Vec<ObjectId>, bool)> = Vec::new();
         for g in 0..2 {
             let created = out.at(2, 10 + g);
@@ -265,7 +331,7 @@ impl Gen<'_> {
                 "created_by": members[0], "is_encrypted": false, "message_count": 0_i64, "last_message": Bson::Null, "deleted_at": Bson::Null, "deleted_by": Bson::Null,
             };
             // group_id is set below once the group id is known (ids are derived, not random).
-            let group_id = oid(self.seed, &t.id, "groups", g as u64, created);
+            let group_id = oid(gen.seed, &t.id, "groups", g as u64, created);
             conv.insert("group_id", group_id);
             stamps(&mut conv, conv_created, conv_created);
             let conv_id = out.push("conversations", conv_created, conv);
@@ -286,7 +352,7 @@ impl Gen<'_> {
             }
             conversations.push((conv_id, members, true));
         }
-        for c in 0..(3 * scale) {
+        for c in 0..(3 * *scale) {
             let a = users[(c as usize * 2) % users.len()];
             let b = users[(c as usize * 2 + 1) % users.len()];
             if a == b {
@@ -301,8 +367,20 @@ impl Gen<'_> {
             let id = out.push("conversations", created, conv);
             conversations.push((id, vec![a, b], false));
         }
-        let phrases = &self.file.phrases;
-        let n_messages = 40 * scale;
+        conversations
+    }
+
+    /// Messages and reactions, then the inbox fields and read receipts that follow them.
+    fn messages(&mut self, conversations: &[(ObjectId, Vec<ObjectId>, bool)]) {
+        let TenantGen {
+            gen,
+            out,
+            rng,
+            scale,
+            ..
+        } = self;
+        let phrases = &gen.file.phrases;
+        let n_messages = 40 * *scale;
         let mut last_by_conv: BTreeMap<ObjectId, (ObjectId, ObjectId, DateTime, String, i64)> =
             BTreeMap::new();
         for m in 0..n_messages {
@@ -332,7 +410,7 @@ impl Gen<'_> {
             }
         }
         // Denormalised inbox fields and read receipts follow the messages.
-        for (conv, members, _) in &conversations {
+        for (conv, members, _) in conversations {
             let Some((mid, sender, at, preview, count)) = last_by_conv.get(conv).cloned() else {
                 continue;
             };
@@ -351,8 +429,14 @@ impl Gen<'_> {
                 out.push("read_receipts", at, r);
             }
         }
+    }
 
-        // Media: files, metadata, posts.
+    /// Media: files, metadata, posts.
+    fn media(&mut self, users: &[ObjectId]) {
+        let TenantGen {
+            gen, t, out, rng, ..
+        } = self;
+        let phrases = &gen.file.phrases;
         let mut images = Vec::new();
         for f in 0..6 {
             let created = out.at(8 + f, 30);
@@ -390,8 +474,17 @@ impl Gen<'_> {
             stamps(&mut d, created, created);
             out.push("posts", created, d);
         }
+    }
 
-        // Settings.
+    /// The tenant's settings.
+    fn settings(&mut self) {
+        let TenantGen {
+            t,
+            out,
+            rng,
+            domain,
+            ..
+        } = self;
         let created = out.at(0, 1);
         let mut s = doc! {
             "branding": { "app_name": &t.name, "primary_color": format!("#{}", rng.hex(6)), "logo_file_id": Bson::Null },
@@ -402,8 +495,18 @@ impl Gen<'_> {
         };
         stamps(&mut s, created, created);
         out.push("tenant_settings", created, s);
+    }
 
-        // Billing.
+    /// Subscription, invoices, usage and a payment method.
+    fn billing(&mut self) {
+        let TenantGen {
+            gen,
+            t,
+            out,
+            rng,
+            domain,
+            ..
+        } = self;
         let plan_code = match t.tier.as_str() {
             "free" => 0,
             "starter" => 1,
@@ -416,9 +519,9 @@ impl Gen<'_> {
             "pro_monthly",
             "enterprise_yearly",
         ][plan_code as usize];
-        let plan = self.plan_ids.get(code).copied().unwrap_or_else(|| {
+        let plan = gen.plan_ids.get(code).copied().unwrap_or_else(|| {
             oid(
-                self.seed,
+                gen.seed,
                 "",
                 "plans",
                 plan_code,
@@ -468,9 +571,15 @@ impl Gen<'_> {
         };
         stamps(&mut pm, created, created);
         out.push("payment_methods", created, pm);
+    }
 
-        // Analytics.
-        for e in 0..(30 * scale) {
+    /// Events, per-tenant metrics and audit logs.
+    fn analytics(&mut self, apps: &[ObjectId], users: &[ObjectId]) {
+        let TenantGen {
+            t, out, rng, scale, ..
+        } = self;
+        let n_users = 8 * *scale;
+        for e in 0..(30 * *scale) {
             let ts = out.at((e % 28) as i64, (e * 11 % 1_400) as i64);
             let kind = *rng.pick(&[
                 "message.sent",
@@ -495,8 +604,11 @@ impl Gen<'_> {
             stamps(&mut d, created, created);
             out.push("audit_logs", created, d);
         }
+    }
 
-        // Security.
+    /// IP allow-list and security policies.
+    fn security(&mut self, users: &[ObjectId]) {
+        let TenantGen { t, out, .. } = self;
         let created = out.at(1, 3);
         let mut ip = doc! { "cidr": "192.0.2.0/24", "applies_to": "dashboard", "note": "Office network", "created_by": users[0], "expires_at": Bson::Null };
         stamps(&mut ip, created, created);
@@ -514,6 +626,5 @@ impl Gen<'_> {
             stamps(&mut d, created, created);
             out.push("security_policies", created, d);
         }
-        docs
     }
 }
