@@ -111,72 +111,9 @@ fn step_checks(
     shares_tiers: bool,
 ) {
     let domain = m.scope.domain();
-    for name in step.collections() {
-        let field = if matches!(step, Step::Aggregate(a) if a.into == name && a.collection != name)
-        {
-            "into"
-        } else {
-            "collection"
-        };
-        let p = format!("{at}/{field}");
-        match specs.iter().find(|s| s.collection == name) {
-            None => {
-                let fix = unknown_collection_fix(name, specs, domain);
-                cx.error(
-                    &p,
-                    false,
-                    format!("no spec declares collection `{name}`"),
-                    fix,
-                );
-            }
-            Some(s) if s.domain != domain => cx.error(
-                &p,
-                false,
-                format!(
-                    "collection `{name}` is in domain `{}`, but this migration's scope is `{}`",
-                    s.domain.as_str(),
-                    domain.as_str()
-                ),
-                "split the migration by scope (one scope per file)",
-            ),
-            Some(_) => {}
-        }
-    }
     let tenant = m.scope == Scope::Tenant;
-    if let Some(filter) = step.filter() {
-        if tenant && mentions_tenant(&Value::Object(filter.clone())) {
-            cx.error(&format!("{at}/filter"), false, "the filter names `tenant_id`: a tenant migration runs on every tenant target, and a hard-coded tenant could touch another tenant's data".into(), "remove `tenant_id` from the filter; use `tiers` to choose tenants");
-        }
-    }
-    // Field names MongoDB cannot store or query: checked before anything else about them.
-    let names: Vec<(&str, &str)> = match step {
-        Step::RenameField(s) => vec![("from", s.from.as_str()), ("to", s.to.as_str())],
-        Step::SetDefault(s) => vec![("field", s.field.as_str())],
-        Step::UnsetField(s) => vec![("field", s.field.as_str())],
-        _ => vec![],
-    };
-    for (key, name) in names {
-        if let Some(why) = bad_field_path(name) {
-            cx.error(
-                &format!("{at}/{key}"),
-                false,
-                format!("`{name}` {why}"),
-                "name a field: letters, digits and `_`, dotted for an embedded field (`profile.phone`)",
-            );
-        }
-    }
-    if let Step::InsertDocuments(s) = step {
-        for (i, k) in s.key.iter().enumerate() {
-            if let Some(why) = bad_field_path(k) {
-                cx.error(
-                    &format!("{at}/key/{i}"),
-                    false,
-                    format!("`{k}` {why}"),
-                    "name a field of the documents",
-                );
-            }
-        }
-    }
+    collection_checks(cx, at, step, specs, domain);
+    field_name_checks(cx, at, step, tenant);
     match step {
         Step::UpdateMany(s) => update_checks(cx, &format!("{at}/update"), &s.update, tenant),
         Step::Backfill(s) => {
@@ -223,52 +160,8 @@ fn step_checks(
                 undeclared_index_checks(cx, &format!("{at}/index"), &s.index, spec);
             }
         }
-        Step::Aggregate(s) => {
-            for (i, stage) in s.pipeline.iter().enumerate() {
-                if stage.len() != 1 || !stage.keys().all(|k| k.starts_with('$')) {
-                    cx.error(
-                        &format!("{at}/pipeline/{i}"),
-                        false,
-                        "an aggregation stage is one `$` operator, e.g. `{$match: {...}}`".into(),
-                        "write one stage per list item",
-                    );
-                }
-            }
-            pipeline_checks(
-                cx,
-                &format!("{at}/pipeline"),
-                &s.pipeline,
-                specs,
-                domain,
-                false,
-            );
-        }
-        Step::Command(s) => match s.command.keys().next().map(String::as_str) {
-            None => cx.error(
-                &format!("{at}/command"),
-                false,
-                "the command is empty".into(),
-                "write the command document, e.g. `{collMod: \"{users}\", ...}`",
-            ),
-            Some("dropDatabase" | "shutdown" | "renameCollection") => cx.error(
-                &format!("{at}/command"),
-                false,
-                "this command is not allowed in a migration".into(),
-                "use a dedicated step, or do it by hand",
-            ),
-            _ => {
-                let pipelines =
-                    command_pipelines(&Value::Object(s.command.clone().into_iter().collect()), "");
-                for (p, stages) in pipelines {
-                    let p = format!("{at}/command{p}");
-                    pipeline_checks(cx, &p, &stages, specs, domain, true);
-                    let joins = !super::pipeline::scan(&stages).0.is_empty();
-                    if joins && tenant && shares_tiers {
-                        cx.error(&p, false, "a raw command that joins collections would, on the shared target, join every tenant's documents".into(), "use an `aggregate` step: caas narrows its joins to one tenant at a time there");
-                    }
-                }
-            }
-        },
+        Step::Aggregate(s) => aggregate_checks(cx, at, s, specs, domain),
+        Step::Command(s) => command_checks(cx, at, s, specs, domain, tenant && shares_tiers),
         _ => {}
     }
     if partial_shared
@@ -287,6 +180,151 @@ fn step_checks(
             ),
             "move the step to a migration for every shared tier, or use a filtered data step",
         );
+    }
+}
+
+/// Every collection a step names is declared, in the migration's scope.
+fn collection_checks(
+    cx: &mut Ctx<'_>,
+    at: &str,
+    step: &Step,
+    specs: &[&CollectionSpec],
+    domain: crate::spec::Domain,
+) {
+    for name in step.collections() {
+        let field = if matches!(step, Step::Aggregate(a) if a.into == name && a.collection != name)
+        {
+            "into"
+        } else {
+            "collection"
+        };
+        let p = format!("{at}/{field}");
+        match specs.iter().find(|s| s.collection == name) {
+            None => {
+                let fix = unknown_collection_fix(name, specs, domain);
+                cx.error(
+                    &p,
+                    false,
+                    format!("no spec declares collection `{name}`"),
+                    fix,
+                );
+            }
+            Some(s) if s.domain != domain => cx.error(
+                &p,
+                false,
+                format!(
+                    "collection `{name}` is in domain `{}`, but this migration's scope is `{}`",
+                    s.domain.as_str(),
+                    domain.as_str()
+                ),
+                "split the migration by scope (one scope per file)",
+            ),
+            Some(_) => {}
+        }
+    }
+}
+
+/// Filters never pin a tenant; field names are ones MongoDB can store and query.
+fn field_name_checks(cx: &mut Ctx<'_>, at: &str, step: &Step, tenant: bool) {
+    if let Some(filter) = step.filter() {
+        if tenant && mentions_tenant(&Value::Object(filter.clone())) {
+            cx.error(&format!("{at}/filter"), false, "the filter names `tenant_id`: a tenant migration runs on every tenant target, and a hard-coded tenant could touch another tenant's data".into(), "remove `tenant_id` from the filter; use `tiers` to choose tenants");
+        }
+    }
+    // Field names MongoDB cannot store or query: checked before anything else about them.
+    let names: Vec<(&str, &str)> = match step {
+        Step::RenameField(s) => vec![("from", s.from.as_str()), ("to", s.to.as_str())],
+        Step::SetDefault(s) => vec![("field", s.field.as_str())],
+        Step::UnsetField(s) => vec![("field", s.field.as_str())],
+        _ => vec![],
+    };
+    for (key, name) in names {
+        if let Some(why) = bad_field_path(name) {
+            cx.error(
+                &format!("{at}/{key}"),
+                false,
+                format!("`{name}` {why}"),
+                "name a field: letters, digits and `_`, dotted for an embedded field (`profile.phone`)",
+            );
+        }
+    }
+    if let Step::InsertDocuments(s) = step {
+        for (i, k) in s.key.iter().enumerate() {
+            if let Some(why) = bad_field_path(k) {
+                cx.error(
+                    &format!("{at}/key/{i}"),
+                    false,
+                    format!("`{k}` {why}"),
+                    "name a field of the documents",
+                );
+            }
+        }
+    }
+}
+
+/// An aggregate step's stages, then what its pipeline reads and writes.
+fn aggregate_checks(
+    cx: &mut Ctx<'_>,
+    at: &str,
+    s: &super::source::AggregateStep,
+    specs: &[&CollectionSpec],
+    domain: crate::spec::Domain,
+) {
+    for (i, stage) in s.pipeline.iter().enumerate() {
+        if stage.len() != 1 || !stage.keys().all(|k| k.starts_with('$')) {
+            cx.error(
+                &format!("{at}/pipeline/{i}"),
+                false,
+                "an aggregation stage is one `$` operator, e.g. `{$match: {...}}`".into(),
+                "write one stage per list item",
+            );
+        }
+    }
+    pipeline_checks(
+        cx,
+        &format!("{at}/pipeline"),
+        &s.pipeline,
+        specs,
+        domain,
+        false,
+    );
+}
+
+/// A raw command: not empty, not one caas refuses, and its pipelines checked like an
+/// aggregate's. `joins_shared_tenants`: it runs on the shared target of a tenant migration.
+fn command_checks(
+    cx: &mut Ctx<'_>,
+    at: &str,
+    s: &super::source::CommandStep,
+    specs: &[&CollectionSpec],
+    domain: crate::spec::Domain,
+    joins_shared_tenants: bool,
+) {
+    match s.command.keys().next().map(String::as_str) {
+        None => cx.error(
+            &format!("{at}/command"),
+            false,
+            "the command is empty".into(),
+            "write the command document, e.g. `{collMod: \"{users}\", ...}`",
+        ),
+        Some("dropDatabase" | "shutdown" | "renameCollection") => cx.error(
+            &format!("{at}/command"),
+            false,
+            "this command is not allowed in a migration".into(),
+            "use a dedicated step, or do it by hand",
+        ),
+        _ => {
+            let pipelines =
+                command_pipelines(&Value::Object(s.command.clone().into_iter().collect()), "");
+            for (p, stages) in pipelines {
+                let p = format!("{at}/command{p}");
+                pipeline_checks(cx, &p, &stages, specs, domain, true);
+                let joins = !super::pipeline::scan(&stages).0.is_empty();
+                if joins && joins_shared_tenants {
+                    cx.error(&p, false, "a raw command that joins collections would, on the shared target, join every tenant's documents".into(), "use an `aggregate` step: caas narrows its joins to one tenant at a time there");
+                }
+            }
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod fixtures;
 pub mod generate;
 pub mod rng;
+mod tenant;
 
 use std::collections::BTreeMap;
 

@@ -21,9 +21,27 @@ impl Linter<'_> {
         }
         if top {
             self.reserved(at, name, f);
-        } else if name == "_id" && at.matches("/fields/").count() > 1 {
-            // `_id` inside an embedded document is an ordinary field.
         }
+        self.restrictions(at, f);
+        self.values(at, f);
+        self.shape(at, name, f);
+        if let Some(items) = &f.items {
+            self.field(&format!("{at}/items"), name, items, false);
+        }
+        if let Some(fields) = &f.fields {
+            for (child, cf) in fields {
+                self.field(
+                    &format!("{at}/fields/{}", pointer_segment(child)),
+                    child,
+                    cf,
+                    false,
+                );
+            }
+        }
+    }
+
+    /// Restrictions that fit the field's type, and ranges that some value can pass.
+    fn restrictions(&mut self, at: &str, f: &Field) {
         let kind = f.kind;
         let mismatched: [(&str, bool, bool); 8] = [
             ("pattern", f.pattern.is_some(), kind == FieldType::String),
@@ -86,6 +104,11 @@ impl Linter<'_> {
                 }
             }
         }
+    }
+
+    /// The pattern compiles, the enum is consistent, a `ref` sits on an id-shaped field.
+    fn values(&mut self, at: &str, f: &Field) {
+        let kind = f.kind;
         if let Some(pattern) = &f.pattern {
             if let Err(e) = fancy_regex::Regex::new(pattern) {
                 let p = format!("{at}/pattern");
@@ -115,6 +138,12 @@ impl Linter<'_> {
                 "put `ref` on an object_id, string or uuid field (or an array of them), or remove it",
             );
         }
+    }
+
+    /// Arrays say what their items are, objects what their fields are, and the keys that
+    /// shape a value (`items`, `fields`, `secret`) sit on a type they apply to.
+    fn shape(&mut self, at: &str, name: &str, f: &Field) {
+        let kind = f.kind;
         match kind {
             FieldType::Array if f.items.is_none() => {
                 self.error(
@@ -159,19 +188,6 @@ impl Linter<'_> {
                 "`secret` marks a hashed string or binary value".into(),
                 "set the type to `string` (a hash) or `binary`",
             );
-        }
-        if let Some(items) = &f.items {
-            self.field(&format!("{at}/items"), name, items, false);
-        }
-        if let Some(fields) = &f.fields {
-            for (child, cf) in fields {
-                self.field(
-                    &format!("{at}/fields/{}", pointer_segment(child)),
-                    child,
-                    cf,
-                    false,
-                );
-            }
         }
     }
 

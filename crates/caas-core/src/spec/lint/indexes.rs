@@ -12,7 +12,6 @@ impl Linter<'_> {
     pub(super) fn indexes(&mut self) {
         let spec = self.spec;
         let fields = spec.effective_fields(None);
-        let shared = spec.is_tenant_scoped();
         let mut text_indexes = Vec::new();
         for (i, ix) in spec.indexes.iter().enumerate() {
             let at = format!("/indexes/{i}");
@@ -27,183 +26,17 @@ impl Linter<'_> {
                 );
                 continue;
             }
-            for (path, dir) in &ix.keys {
-                let p = format!("{keys_at}/{}", pointer_segment(path));
-                if path == "$**" && *dir == IndexDirection::Special(IndexKind::Text) {
-                    continue;
-                }
-                match resolve_path(&fields, path) {
-                    None => self.undeclared(&p, path, true),
-                    Some(f) => {
-                        if *dir == IndexDirection::Special(IndexKind::Sphere2d)
-                            && !matches!(f.kind, FieldType::GeoPoint | FieldType::Any)
-                        {
-                            self.error(
-                                "index",
-                                self.key(&p),
-                                &p,
-                                format!(
-                                    "2dsphere index on `{path}`, which is `{}`, not `geo_point`",
-                                    f.kind.as_str()
-                                ),
-                                format!("declare `{path}` as `type: geo_point`"),
-                            );
-                        }
-                        if *dir == IndexDirection::Special(IndexKind::Text)
-                            && !matches!(
-                                f.kind,
-                                FieldType::String | FieldType::Array | FieldType::Any
-                            )
-                        {
-                            self.error(
-                                "index",
-                                self.key(&p),
-                                &p,
-                                format!(
-                                    "text index on `{path}`, which is `{}`, not text",
-                                    f.kind.as_str()
-                                ),
-                                "index a string field",
-                            );
-                        }
-                    }
-                }
-            }
-            let kinds: Vec<IndexDirection> = ix.keys.values().copied().collect();
-            let is_text = kinds.contains(&IndexDirection::Special(IndexKind::Text));
+            self.index_keys(&keys_at, ix, &fields);
+            let is_text = ix
+                .keys
+                .values()
+                .any(|k| *k == IndexDirection::Special(IndexKind::Text));
             if is_text {
                 text_indexes.push(i);
             }
-            let hashed = kinds
-                .iter()
-                .filter(|k| **k == IndexDirection::Special(IndexKind::Hashed))
-                .count();
-            if hashed > 1 {
-                self.error(
-                    "index",
-                    self.value(&keys_at),
-                    &keys_at,
-                    "an index may have only one hashed key".into(),
-                    "keep one `hashed` key",
-                );
-            }
-            if hashed > 0 && ix.unique {
-                self.error(
-                    "index",
-                    self.key(&format!("{at}/unique")),
-                    &format!("{at}/unique"),
-                    "MongoDB cannot make a hashed index unique".into(),
-                    "use an ascending index for uniqueness",
-                );
-            }
-            if let Some(ttl_at) = ix.ttl_seconds.map(|_| format!("{at}/ttl_seconds")) {
-                self.ttl(&ttl_at, ix, &fields);
-            }
-            if ix.unique && !ix.per_tenant && shared {
-                let p = format!("{at}/per_tenant");
-                self.error(
-                    "global-unique",
-                    self.key(&p),
-                    &p,
-                    "unique index across every tenant of a shared collection: one tenant's value blocks another's, and the error reveals that it exists".into(),
-                    "remove `per_tenant: false` so uniqueness is per tenant",
-                );
-            }
-            if ix.unique && spec.time_series.is_some() {
-                self.error(
-                    "time-series",
-                    self.key(&format!("{at}/unique")),
-                    &format!("{at}/unique"),
-                    "time-series collections do not support unique indexes".into(),
-                    "remove `unique`",
-                );
-            }
-            if ix.sparse && shared && ix.per_tenant && ix.ttl_seconds.is_none() {
-                let p = format!("{at}/sparse");
-                self.error(
-                    "sparse-shared",
-                    self.key(&p),
-                    &p,
-                    "`sparse` has no effect on a shared tenant collection: the index is prefixed with `tenant_id`, which every document has, so every document is indexed".into(),
-                    "use `partial: {field: {$exists: true}}` instead (for unique-if-present, `{field: {$type: \"string\"}}`)",
-                );
-            }
-            if ix.sparse && ix.partial.is_some() {
-                self.error(
-                    "index",
-                    self.key(&format!("{at}/sparse")),
-                    &format!("{at}/sparse"),
-                    "MongoDB refuses `sparse` together with a partial filter".into(),
-                    "drop `sparse`; add `{field: {$exists: true}}` to the partial filter instead",
-                );
-            }
-            if let Some(filter) = &ix.partial {
-                for (p, why) in partial_filter_problems(filter, &format!("{at}/partial")) {
-                    self.error(
-                        "partial-filter",
-                        self.key(&p),
-                        &p,
-                        why,
-                        "a partial filter may use equality, `$exists: true`, `$gt`, `$gte`, `$lt`, `$lte`, `$type`, `$in`, and `$and`/`$or` of those (MongoDB 6.0+)",
-                    );
-                }
-                for key in filter.keys().filter(|k| !k.starts_with('$')) {
-                    if resolve_path(&fields, key).is_none() {
-                        self.undeclared(
-                            &format!("{at}/partial/{}", pointer_segment(key)),
-                            key,
-                            true,
-                        );
-                    }
-                }
-            }
-            if let Some(w) = &ix.weights {
-                let p = format!("{at}/weights");
-                if !is_text {
-                    self.error(
-                        "index",
-                        self.key(&p),
-                        &p,
-                        "`weights` applies to text indexes only".into(),
-                        "remove `weights`, or make a key `text`",
-                    );
-                }
-                for k in w.keys() {
-                    if ix.keys.get(k) != Some(&IndexDirection::Special(IndexKind::Text))
-                        && !ix.keys.contains_key("$**")
-                    {
-                        let kp = format!("{p}/{}", pointer_segment(k));
-                        self.error(
-                            "index",
-                            self.key(&kp),
-                            &kp,
-                            format!("weight for `{k}`, which is not a text key of this index"),
-                            "weight only the index's text keys",
-                        );
-                    }
-                }
-            }
-            if let Some(c) = &ix.collation {
-                if let Some(s) = c.strength.filter(|s| !(1..=5).contains(s)) {
-                    let p = format!("{at}/collation/strength");
-                    self.error(
-                        "index",
-                        self.value(&p),
-                        &p,
-                        format!("collation strength {s} is out of range"),
-                        "use 1 (base letters) to 5 (identical); 2 is case-insensitive",
-                    );
-                }
-            }
-            if ix.name.as_deref() == Some("_id_") {
-                self.error(
-                    "index",
-                    self.value(&format!("{at}/name")),
-                    &format!("{at}/name"),
-                    "`_id_` is the name of MongoDB's own `_id` index".into(),
-                    "choose another name",
-                );
-            }
+            self.index_kinds(&at, ix, &fields);
+            self.index_scope(&at, ix);
+            self.index_options(&at, ix, &fields, is_text);
         }
         if text_indexes.len() > 1 {
             let p = format!("/indexes/{}", text_indexes[1]);
@@ -216,6 +49,209 @@ impl Linter<'_> {
                     text_indexes.len()
                 ),
                 "combine the text keys into one index (with `weights` if needed)",
+            );
+        }
+    }
+
+    /// Each key names a declared field of a kind its index type can use.
+    fn index_keys(
+        &mut self,
+        keys_at: &str,
+        ix: &IndexSpec,
+        fields: &IndexMap<String, (Field, Origin)>,
+    ) {
+        for (path, dir) in &ix.keys {
+            let p = format!("{keys_at}/{}", pointer_segment(path));
+            if path == "$**" && *dir == IndexDirection::Special(IndexKind::Text) {
+                continue;
+            }
+            match resolve_path(fields, path) {
+                None => self.undeclared(&p, path, true),
+                Some(f) => {
+                    if *dir == IndexDirection::Special(IndexKind::Sphere2d)
+                        && !matches!(f.kind, FieldType::GeoPoint | FieldType::Any)
+                    {
+                        self.error(
+                            "index",
+                            self.key(&p),
+                            &p,
+                            format!(
+                                "2dsphere index on `{path}`, which is `{}`, not `geo_point`",
+                                f.kind.as_str()
+                            ),
+                            format!("declare `{path}` as `type: geo_point`"),
+                        );
+                    }
+                    if *dir == IndexDirection::Special(IndexKind::Text)
+                        && !matches!(
+                            f.kind,
+                            FieldType::String | FieldType::Array | FieldType::Any
+                        )
+                    {
+                        self.error(
+                            "index",
+                            self.key(&p),
+                            &p,
+                            format!(
+                                "text index on `{path}`, which is `{}`, not text",
+                                f.kind.as_str()
+                            ),
+                            "index a string field",
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hashed keys (one, never unique) and TTL.
+    fn index_kinds(
+        &mut self,
+        at: &str,
+        ix: &IndexSpec,
+        fields: &IndexMap<String, (Field, Origin)>,
+    ) {
+        let keys_at = format!("{at}/keys");
+        let kinds: Vec<IndexDirection> = ix.keys.values().copied().collect();
+        let hashed = kinds
+            .iter()
+            .filter(|k| **k == IndexDirection::Special(IndexKind::Hashed))
+            .count();
+        if hashed > 1 {
+            self.error(
+                "index",
+                self.value(&keys_at),
+                &keys_at,
+                "an index may have only one hashed key".into(),
+                "keep one `hashed` key",
+            );
+        }
+        if hashed > 0 && ix.unique {
+            self.error(
+                "index",
+                self.key(&format!("{at}/unique")),
+                &format!("{at}/unique"),
+                "MongoDB cannot make a hashed index unique".into(),
+                "use an ascending index for uniqueness",
+            );
+        }
+        if let Some(ttl_at) = ix.ttl_seconds.map(|_| format!("{at}/ttl_seconds")) {
+            self.ttl(&ttl_at, ix, fields);
+        }
+    }
+
+    /// Uniqueness and sparseness against the collection's sharing and kind.
+    fn index_scope(&mut self, at: &str, ix: &IndexSpec) {
+        let shared = self.spec.is_tenant_scoped();
+        if ix.unique && !ix.per_tenant && shared {
+            let p = format!("{at}/per_tenant");
+            self.error(
+            "global-unique",
+            self.key(&p),
+            &p,
+            "unique index across every tenant of a shared collection: one tenant's value blocks another's, and the error reveals that it exists".into(),
+            "remove `per_tenant: false` so uniqueness is per tenant",
+        );
+        }
+        if ix.unique && self.spec.time_series.is_some() {
+            self.error(
+                "time-series",
+                self.key(&format!("{at}/unique")),
+                &format!("{at}/unique"),
+                "time-series collections do not support unique indexes".into(),
+                "remove `unique`",
+            );
+        }
+        if ix.sparse && shared && ix.per_tenant && ix.ttl_seconds.is_none() {
+            let p = format!("{at}/sparse");
+            self.error(
+            "sparse-shared",
+            self.key(&p),
+            &p,
+            "`sparse` has no effect on a shared tenant collection: the index is prefixed with `tenant_id`, which every document has, so every document is indexed".into(),
+            "use `partial: {field: {$exists: true}}` instead (for unique-if-present, `{field: {$type: \"string\"}}`)",
+        );
+        }
+        if ix.sparse && ix.partial.is_some() {
+            self.error(
+                "index",
+                self.key(&format!("{at}/sparse")),
+                &format!("{at}/sparse"),
+                "MongoDB refuses `sparse` together with a partial filter".into(),
+                "drop `sparse`; add `{field: {$exists: true}}` to the partial filter instead",
+            );
+        }
+    }
+
+    /// Partial filter, text weights, collation and the name.
+    fn index_options(
+        &mut self,
+        at: &str,
+        ix: &IndexSpec,
+        fields: &IndexMap<String, (Field, Origin)>,
+        is_text: bool,
+    ) {
+        if let Some(filter) = &ix.partial {
+            for (p, why) in partial_filter_problems(filter, &format!("{at}/partial")) {
+                self.error(
+                "partial-filter",
+                self.key(&p),
+                &p,
+                why,
+                "a partial filter may use equality, `$exists: true`, `$gt`, `$gte`, `$lt`, `$lte`, `$type`, `$in`, and `$and`/`$or` of those (MongoDB 6.0+)",
+            );
+            }
+            for key in filter.keys().filter(|k| !k.starts_with('$')) {
+                if resolve_path(fields, key).is_none() {
+                    self.undeclared(&format!("{at}/partial/{}", pointer_segment(key)), key, true);
+                }
+            }
+        }
+        if let Some(w) = &ix.weights {
+            let p = format!("{at}/weights");
+            if !is_text {
+                self.error(
+                    "index",
+                    self.key(&p),
+                    &p,
+                    "`weights` applies to text indexes only".into(),
+                    "remove `weights`, or make a key `text`",
+                );
+            }
+            for k in w.keys() {
+                if ix.keys.get(k) != Some(&IndexDirection::Special(IndexKind::Text))
+                    && !ix.keys.contains_key("$**")
+                {
+                    let kp = format!("{p}/{}", pointer_segment(k));
+                    self.error(
+                        "index",
+                        self.key(&kp),
+                        &kp,
+                        format!("weight for `{k}`, which is not a text key of this index"),
+                        "weight only the index's text keys",
+                    );
+                }
+            }
+        }
+        if let Some(c) = &ix.collation {
+            if let Some(s) = c.strength.filter(|s| !(1..=5).contains(s)) {
+                let p = format!("{at}/collation/strength");
+                self.error(
+                    "index",
+                    self.value(&p),
+                    &p,
+                    format!("collation strength {s} is out of range"),
+                    "use 1 (base letters) to 5 (identical); 2 is case-insensitive",
+                );
+            }
+        }
+        if ix.name.as_deref() == Some("_id_") {
+            self.error(
+                "index",
+                self.value(&format!("{at}/name")),
+                &format!("{at}/name"),
+                "`_id_` is the name of MongoDB's own `_id` index".into(),
+                "choose another name",
             );
         }
     }
