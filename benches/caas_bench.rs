@@ -692,7 +692,7 @@ async fn migrate_bench(uri: &str, args: &[String]) {
     let dbs: std::collections::BTreeSet<String> = fleet
         .targets
         .iter()
-        .map(|t| caas_core::migrate::runner::ledger_db(t, &config))
+        .map(|t| caas_core::migrate::status::ledger_db(t, &config))
         .collect();
     let raw = measure(&conn, async {
         futures::stream::iter(dbs.iter())

@@ -14,7 +14,8 @@ use caas_core::connect::{ConnectOpts, Connection};
 use caas_core::fleet;
 use caas_core::migrate::down::DownOptions;
 use caas_core::migrate::repair::{RepairOptions, RepairReport};
-use caas_core::migrate::runner::{self, Fleetwide, RunStatus, TargetRun, TargetState, UpOptions};
+use caas_core::migrate::runner::{self, Fleetwide, RunStatus, TargetRun, UpOptions};
+use caas_core::migrate::status::{self, TargetState};
 use caas_core::migrate::{self as mig, Migration};
 use caas_core::spec::LoadedSpec;
 use caas_core::tenancy::{Layout, Target, Tier};
@@ -204,7 +205,7 @@ pub async fn run(config: &Config, connect: &ConnectOpts, cmd: MigrateCommand) ->
             json,
         } => {
             let fl = targets_of(&targets).await?;
-            runner::refuse_partial_shared(&targets.selection(), &fl.tenants, config)?;
+            status::refuse_partial_shared(&targets.selection(), &fl.tenants, config)?;
             let f = Fleetwide {
                 client: &conn.client,
                 config,
@@ -236,7 +237,7 @@ pub async fn run(config: &Config, connect: &ConnectOpts, cmd: MigrateCommand) ->
             json,
         } => {
             let fl = targets_of(&targets).await?;
-            runner::refuse_partial_shared(&targets.selection(), &fl.tenants, config)?;
+            status::refuse_partial_shared(&targets.selection(), &fl.tenants, config)?;
             let f = Fleetwide {
                 client: &conn.client,
                 config,
@@ -327,7 +328,7 @@ fn by_ledger_db(config: &Config, targets: &[Target]) -> BTreeMap<String, Vec<Str
     let mut by_db: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for t in targets {
         by_db
-            .entry(runner::ledger_db(t, config))
+            .entry(status::ledger_db(t, config))
             .or_default()
             .push(t.to_string());
     }
@@ -455,12 +456,12 @@ async fn states(
     targets: &[Target],
     migrations: &[Migration],
 ) -> Result<Vec<TargetState>> {
-    let ledgers = runner::read_ledgers(&conn.client, config, targets).await?;
+    let ledgers = status::read_ledgers(&conn.client, config, targets).await?;
     let empty = BTreeMap::new();
     Ok(targets
         .iter()
         .map(|t| {
-            runner::state_of(
+            status::state_of(
                 t,
                 config,
                 migrations,

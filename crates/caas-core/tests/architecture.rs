@@ -54,7 +54,7 @@ const FOLDERS: &[(&str, &[&str])] = &[
     (
         "migrate",
         &[
-            "source", "pipeline", "check", "lock", "ledger", "steps", "runner", "status", "down",
+            "source", "pipeline", "check", "lock", "ledger", "steps", "status", "runner", "down",
             "repair",
         ],
     ),
@@ -62,7 +62,7 @@ const FOLDERS: &[(&str, &[&str])] = &[
         "migrate::steps",
         &["write", "backfill", "index", "aggregate", "command"],
     ),
-    ("seed", &["rng", "fixtures", "generate", "tenant"]),
+    ("seed", &["rng", "fixtures", "generate", "tenant", "reset"]),
 ];
 
 /// Files over this many lines are split (see the exceptions below).

@@ -7,7 +7,6 @@ mod preflight;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bson::{doc, Document};
-use futures::StreamExt;
 use mongodb::error::Error;
 
 use crate::base::driver::describe;
@@ -82,32 +81,26 @@ pub async fn apply_each<T: Send>(
 ) -> Vec<TargetReport> {
     let stop = AtomicBool::new(false);
     let stop = &stop;
-    let mut reports: Vec<(usize, TargetReport)> =
-        futures::stream::iter(items.into_iter().enumerate())
-            .map(|(i, item)| async move {
-                let plan = plan_of(item);
-                let report = if stop.load(Ordering::SeqCst) || crate::base::interrupt::requested() {
-                    TargetReport {
-                        target: plan.target.clone(),
-                        status: Status::NotStarted,
-                        applied: vec![],
-                        skipped: vec![],
-                        error: None,
-                    }
-                } else {
-                    apply_target(client, &plan, opts).await
-                };
-                if report.status == Status::Failed && opts.fail_fast {
-                    stop.store(true, Ordering::SeqCst);
-                }
-                on_done(&report);
-                (i, report)
-            })
-            .buffer_unordered(opts.concurrency.max(1))
-            .collect()
-            .await;
-    reports.sort_by_key(|(i, _)| *i);
-    reports.into_iter().map(|(_, r)| r).collect()
+    crate::base::pool::in_order(items, opts.concurrency, |item| async move {
+        let plan = plan_of(item);
+        let report = if stop.load(Ordering::SeqCst) || crate::base::interrupt::requested() {
+            TargetReport {
+                target: plan.target.clone(),
+                status: Status::NotStarted,
+                applied: vec![],
+                skipped: vec![],
+                error: None,
+            }
+        } else {
+            apply_target(client, &plan, opts).await
+        };
+        if report.status == Status::Failed && opts.fail_fast {
+            stop.store(true, Ordering::SeqCst);
+        }
+        on_done(&report);
+        report
+    })
+    .await
 }
 
 /// Why a change is held back under these options, if it is.

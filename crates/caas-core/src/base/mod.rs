@@ -6,5 +6,6 @@ pub mod diagnostic;
 pub mod driver;
 pub mod files;
 pub mod interrupt;
+pub mod pool;
 pub mod redact;
 pub mod yaml;

@@ -11,7 +11,8 @@ use anyhow::{bail, Result};
 
 use super::ledger::{self, Entry, EntryStatus};
 use super::lock::Fence;
-use super::runner::{self, ledger_db, state_of, Fleetwide, RunStatus, TargetRun, TargetState};
+use super::runner::{self, Fleetwide, RunStatus, TargetRun};
+use super::status::{self, ledger_db, state_of, TargetState};
 use super::steps::{self, StepError};
 use crate::tenancy::Target;
 
@@ -87,7 +88,7 @@ pub async fn down(
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Vec<TargetRun>> {
     // A first look without leases: refuse early when a selected version has no down steps.
-    let ledgers = runner::read_ledgers(f.client, f.config, targets).await?;
+    let ledgers = status::read_ledgers(f.client, f.config, targets).await?;
     let empty = BTreeMap::new();
     for t in targets {
         let entries = ledgers.get(&t.to_string()).unwrap_or(&empty);
@@ -102,7 +103,7 @@ pub async fn down(
         }
     }
     let (ledgers, empty) = (&ledgers, &empty);
-    let runs = runner::in_order(targets, opts.concurrency, |t| async move {
+    let runs = crate::base::pool::in_order(targets, opts.concurrency, |t| async move {
         let entries = ledgers.get(&t.to_string()).unwrap_or(empty);
         let state = state_of(t, f.config, f.migrations, entries);
         let mut run = TargetRun::new(t.clone());

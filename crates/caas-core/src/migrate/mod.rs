@@ -11,6 +11,7 @@ pub mod pipeline;
 pub mod repair;
 pub mod runner;
 pub mod source;
+pub mod status;
 pub mod steps;
 
 pub use check::load;

@@ -11,7 +11,8 @@ use serde::Serialize;
 
 use super::ledger::{self, EntryStatus};
 use super::lock::LockError;
-use super::runner::{self, ledger_db, state_of, Fleetwide, TargetState};
+use super::runner::{self, Fleetwide};
+use super::status::{self, ledger_db, state_of, TargetState};
 use crate::tenancy::Target;
 
 pub struct RepairOptions {
@@ -68,7 +69,7 @@ pub async fn repair(
     targets: &[Target],
     opts: &RepairOptions,
 ) -> Result<RepairReport> {
-    let ledgers = runner::read_ledgers(f.client, f.config, targets).await?;
+    let ledgers = status::read_ledgers(f.client, f.config, targets).await?;
     let empty = BTreeMap::new();
     let mut report = RepairReport::default();
     for t in targets {
