@@ -48,7 +48,7 @@ const FOLDERS: &[(&str, &[&str])] = &[
     ),
     ("compile", &["validator", "index", "bsonify", "check"]),
     ("inspect", &["normalize"]),
-    ("plan", &["mongosh", "tests"]),
+    ("plan", &["diff", "mongosh", "tests"]),
     ("apply", &["preflight"]),
     ("fleet", &["registry", "select", "stream", "project"]),
     (

@@ -123,47 +123,7 @@ fn report(
             );
         }
         K::AnyOf { context } | K::OneOfNotValid { context } => {
-            // Report the errors of the alternative the author most likely meant: the one
-            // whose failures are deepest (its discriminator matched) and fewest.
-            let best = context
-                .iter()
-                .filter(|errs| !errs.is_empty())
-                .min_by_key(|errs| {
-                    let shallow = errs
-                        .iter()
-                        .filter(|e| e.instance_path().as_str() == at && !is_key_error(e))
-                        .count();
-                    (shallow, errs.len())
-                });
-            match best {
-                Some(errs)
-                    if errs
-                        .iter()
-                        .all(|e| e.instance_path().as_str() != at || is_key_error(e)) =>
-                {
-                    for e in errs {
-                        report(e, doc, file, findings);
-                    }
-                }
-                _ if at == "/soft_delete" && soft_delete_stray_key(err.instance()).is_some() => {
-                    let (key, style, allowed) =
-                        soft_delete_stray_key(err.instance()).expect("checked");
-                    let kp = format!("/soft_delete/{}", crate::base::yaml::pointer_segment(&key));
-                    findings.push(
-                        Finding::error("unknown-key", file, doc.key_pos(&kp), dotted(&kp)).says(
-                            format!("`{key}` is not a key of a `{style}` soft delete"),
-                            format!("its keys are {allowed}"),
-                        ),
-                    );
-                }
-                _ => {
-                    let (message, fix) = any_of_help(&at, err.instance());
-                    findings.push(
-                        Finding::error("invalid-value", file, doc.value_pos(&at), dotted(&at))
-                            .says(message, fix),
-                    );
-                }
-            }
+            report_alternatives(err, context, &at, doc, file, findings)
         }
         _ => {
             findings.push(
@@ -171,6 +131,58 @@ fn report(
                     err.to_string(),
                     "see schemas/caas-spec.schema.json for this key's form",
                 ),
+            );
+        }
+    }
+}
+
+/// An `anyOf`/`oneOf` failure: the errors of the alternative the author most likely meant,
+/// a stray soft-delete key, or one message for the value.
+fn report_alternatives(
+    err: &jsonschema::ValidationError<'_>,
+    context: &[Vec<jsonschema::ValidationError<'_>>],
+    at: &str,
+    doc: &Document,
+    file: &Path,
+    findings: &mut Vec<Finding>,
+) {
+    // Report the errors of the alternative the author most likely meant: the one
+    // whose failures are deepest (its discriminator matched) and fewest.
+    let best = context
+        .iter()
+        .filter(|errs| !errs.is_empty())
+        .min_by_key(|errs| {
+            let shallow = errs
+                .iter()
+                .filter(|e| e.instance_path().as_str() == at && !is_key_error(e))
+                .count();
+            (shallow, errs.len())
+        });
+    match best {
+        Some(errs)
+            if errs
+                .iter()
+                .all(|e| e.instance_path().as_str() != at || is_key_error(e)) =>
+        {
+            for e in errs {
+                report(e, doc, file, findings);
+            }
+        }
+        _ if at == "/soft_delete" && soft_delete_stray_key(err.instance()).is_some() => {
+            let (key, style, allowed) = soft_delete_stray_key(err.instance()).expect("checked");
+            let kp = format!("/soft_delete/{}", crate::base::yaml::pointer_segment(&key));
+            findings.push(
+                Finding::error("unknown-key", file, doc.key_pos(&kp), dotted(&kp)).says(
+                    format!("`{key}` is not a key of a `{style}` soft delete"),
+                    format!("its keys are {allowed}"),
+                ),
+            );
+        }
+        _ => {
+            let (message, fix) = any_of_help(at, err.instance());
+            findings.push(
+                Finding::error("invalid-value", file, doc.value_pos(at), dotted(at))
+                    .says(message, fix),
             );
         }
     }
