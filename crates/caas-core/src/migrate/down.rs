@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 
-use super::ledger::{self, Entry, EntryStatus};
+use super::ledger::{self, Checkpoint, Entry, EntryStatus};
 use super::lock::Fence;
 use super::runner::{self, Fleetwide, RunStatus, TargetRun};
+use super::source::Migration;
 use super::status::{self, ledger_db, state_of, TargetState};
-use super::steps::{self, StepError};
+use super::steps::{self, StepCtx, StepError};
 use crate::tenancy::Target;
 
 pub struct DownOptions {
@@ -180,12 +181,7 @@ async fn revert_locked(
     run: &mut TargetRun,
 ) -> Result<()> {
     let label = target.to_string();
-    // Under the lease, the ledger as it is now: another `down` or an `up` may have run.
-    let entries = ledger::read(fence.db(), std::slice::from_ref(&label))
-        .await?
-        .remove(&label)
-        .unwrap_or_default();
-    let state = state_of(target, f.config, f.migrations, &entries);
+    let (entries, state) = status::reread(fence.db(), target, f.config, f.migrations).await?;
     let undo = plan_down(&state, &entries, opts.steps, opts.to).map_err(anyhow::Error::msg)?;
     for v in undo {
         let m = migration(f, v)?;
@@ -196,26 +192,8 @@ async fn revert_locked(
             );
         }
         let id = ledger::entry_id(&label, v);
-        let entry = &entries[&v];
-        let checkpoint = if entry.status == EntryStatus::Reverting {
-            run.resumed = true;
-            progress(&format!(
-                "{label}: resuming the revert of V{v:04}__{} at down step {}",
-                m.name,
-                entry.checkpoint.step + 1
-            ));
-            entry.checkpoint.clone()
-        } else {
-            ledger::set_status(
-                fence,
-                &mut *session.lock().await,
-                &id,
-                EntryStatus::Reverting,
-                bson::doc! { "checkpoint": { "step": 0, "processed": 0 }, "error": null },
-            )
-            .await?;
-            Default::default()
-        };
+        let checkpoint =
+            begin_revert(m, &entries[&v], &label, progress, session, fence, run).await?;
         let ctx = runner::step_ctx(
             f,
             target,
@@ -224,48 +202,8 @@ async fn revert_locked(
             opts.batch_pause,
             Some((session, fence)),
         );
-        for (i, step) in m.body.down.iter().enumerate() {
-            let i = i as u32;
-            if i < checkpoint.step {
-                continue;
-            }
-            progress(&format!(
-                "{label}: V{v:04}__{} down step {} {}",
-                m.name,
-                i + 1,
-                step.name()
-            ));
-            match steps::run(&ctx, i, step, &checkpoint).await {
-                Ok(()) => {}
-                Err(StepError::Lost(lost)) => return Err(lost.into()),
-                Err(StepError::Interrupted) => {
-                    run.status = RunStatus::Interrupted;
-                    run.error = Some(format!(
-                        "V{v:04}__{} interrupted at a safe point; rerun `down` to finish it",
-                        m.name
-                    ));
-                    return Ok(());
-                }
-                Err(StepError::Failed(e)) => {
-                    let message = format!(
-                        "V{v:04}__{} down step {} ({}): {e}",
-                        m.name,
-                        i + 1,
-                        step.name()
-                    );
-                    // Stays `reverting`: the next `down` resumes at this step.
-                    ledger::set_fields(
-                        fence,
-                        &mut *session.lock().await,
-                        &id,
-                        bson::doc! { "error": &message },
-                    )
-                    .await?;
-                    run.status = RunStatus::Failed;
-                    run.error = Some(message);
-                    return Ok(());
-                }
-            }
+        if !down_steps(&ctx, m, &label, &checkpoint, progress, session, fence, run).await? {
+            return Ok(());
         }
         ledger::set_status(
             fence,
@@ -279,6 +217,97 @@ async fn revert_locked(
         run.status = RunStatus::Applied;
     }
     Ok(())
+}
+
+/// Mark a migration `reverting` (or pick up the checkpoint of an interrupted revert).
+async fn begin_revert(
+    m: &Migration,
+    entry: &Entry,
+    label: &str,
+    progress: &(dyn Fn(&str) + Sync),
+    session: &tokio::sync::Mutex<mongodb::ClientSession>,
+    fence: &Fence,
+    run: &mut TargetRun,
+) -> Result<Checkpoint> {
+    let id = ledger::entry_id(label, m.version);
+    Ok(if entry.status == EntryStatus::Reverting {
+        run.resumed = true;
+        progress(&format!(
+            "{label}: resuming the revert of V{:04}__{} at down step {}",
+            m.version,
+            m.name,
+            entry.checkpoint.step + 1
+        ));
+        entry.checkpoint.clone()
+    } else {
+        ledger::set_status(
+            fence,
+            &mut *session.lock().await,
+            &id,
+            EntryStatus::Reverting,
+            bson::doc! { "checkpoint": { "step": 0, "processed": 0 }, "error": null },
+        )
+        .await?;
+        Default::default()
+    })
+}
+
+/// Run a migration's `down` steps from the checkpoint. `Ok(false)`: stopped (failed or
+/// interrupted, as `run` says); the entry stays `reverting` for the next `down`.
+#[allow(clippy::too_many_arguments)]
+async fn down_steps(
+    ctx: &StepCtx<'_>,
+    m: &Migration,
+    label: &str,
+    checkpoint: &Checkpoint,
+    progress: &(dyn Fn(&str) + Sync),
+    session: &tokio::sync::Mutex<mongodb::ClientSession>,
+    fence: &Fence,
+    run: &mut TargetRun,
+) -> Result<bool> {
+    let id = ledger::entry_id(label, m.version);
+    for (i, step) in m.body.down.iter().enumerate() {
+        let i = i as u32;
+        if i < checkpoint.step {
+            continue;
+        }
+        progress(&format!(
+            "{label}: V{:04}__{} down step {} {}",
+            m.version,
+            m.name,
+            i + 1,
+            step.name()
+        ));
+        match steps::run(ctx, i, step, checkpoint).await {
+            Ok(()) => {}
+            Err(StepError::Lost(lost)) => return Err(lost.into()),
+            Err(StepError::Interrupted) => {
+                run.interrupted(m, "rerun `down` to finish it");
+                return Ok(false);
+            }
+            Err(StepError::Failed(e)) => {
+                let message = format!(
+                    "V{:04}__{} down step {} ({}): {e}",
+                    m.version,
+                    m.name,
+                    i + 1,
+                    step.name()
+                );
+                // Stays `reverting`: the next `down` resumes at this step.
+                ledger::set_fields(
+                    fence,
+                    &mut *session.lock().await,
+                    &id,
+                    bson::doc! { "error": &message },
+                )
+                .await?;
+                run.status = RunStatus::Failed;
+                run.error = Some(message);
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

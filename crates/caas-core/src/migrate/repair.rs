@@ -98,11 +98,7 @@ pub async fn repair(
             };
         let fence = lease.fence();
         let result = async {
-            let entries = ledger::read(&db, std::slice::from_ref(&label))
-                .await?
-                .remove(&label)
-                .unwrap_or_default();
-            let s = state_of(t, f.config, f.migrations, &entries);
+            let (entries, s) = status::reread(&db, t, f.config, f.migrations).await?;
             let wanted = |v: &u32| opts.version.is_none_or(|x| x == *v);
             let item = |v: u32| RepairItem {
                 target: label.clone(),

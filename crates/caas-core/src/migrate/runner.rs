@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::ledger::{self};
 use super::lock;
 use super::source::Migration;
-use super::status::*;
+use super::status::{self, *};
 use super::steps::{self, StepCtx, StepError};
 use crate::config::Config;
 use crate::fleet::registry::Tenant;
@@ -66,6 +66,15 @@ pub struct TargetRun {
 }
 
 impl TargetRun {
+    /// Stopped by Ctrl-C at a safe point in `m`; `rerun` says how to finish.
+    pub fn interrupted(&mut self, m: &Migration, rerun: &str) {
+        self.status = RunStatus::Interrupted;
+        self.error = Some(format!(
+            "V{:04}__{} interrupted at a safe point; {rerun}",
+            m.version, m.name
+        ));
+    }
+
     pub fn new(target: Target) -> TargetRun {
         TargetRun {
             target,
@@ -265,6 +274,34 @@ async fn run_target(
     run
 }
 
+/// Run a migration's `up` steps from the checkpoint; the first that fails, with its
+/// index and kind.
+async fn up_steps(
+    ctx: &StepCtx<'_>,
+    m: &Migration,
+    label: &str,
+    checkpoint: &ledger::Checkpoint,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Option<(u32, String, StepError)> {
+    for (i, step) in m.body.up.iter().enumerate() {
+        let i = i as u32;
+        if i < checkpoint.step {
+            continue;
+        }
+        progress(&format!(
+            "{label}: V{:04}__{} step {} {}",
+            m.version,
+            m.name,
+            i + 1,
+            step.name()
+        ));
+        if let Err(e) = steps::run(ctx, i, step, checkpoint).await {
+            return Some((i, step.name().to_owned(), e));
+        }
+    }
+    None
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run_locked(
     f: &Fleetwide<'_>,
@@ -277,12 +314,7 @@ async fn run_locked(
     run: &mut TargetRun,
 ) -> Result<()> {
     let label = target.to_string();
-    // Under the lease, read this target's ledger again: another runner may have finished.
-    let entries = ledger::read(db, std::slice::from_ref(&label))
-        .await?
-        .remove(&label)
-        .unwrap_or_default();
-    let state = state_of(target, f.config, f.migrations, &entries);
+    let (entries, state) = status::reread(db, target, f.config, f.migrations).await?;
     refuse_edited(std::slice::from_ref(&state))?;
     refuse_reverting(&state)?;
     for m in f
@@ -307,24 +339,7 @@ async fn run_locked(
             opts.batch_pause,
             Some((session, fence)),
         );
-        let mut failure = None;
-        for (i, step) in m.body.up.iter().enumerate() {
-            let i = i as u32;
-            if i < entry.checkpoint.step {
-                continue;
-            }
-            progress(&format!(
-                "{label}: V{:04}__{} step {} {}",
-                m.version,
-                m.name,
-                i + 1,
-                step.name()
-            ));
-            if let Err(e) = steps::run(&ctx, i, step, &entry.checkpoint).await {
-                failure = Some((i, step.name().to_owned(), e));
-                break;
-            }
-        }
+        let failure = up_steps(&ctx, m, &label, &entry.checkpoint, progress).await;
         match failure {
             None => {
                 ledger::finish(fence, &mut *session.lock().await, &entry, None).await?;
@@ -334,11 +349,7 @@ async fn run_locked(
             Some((_, _, StepError::Lost(lost))) => return Err(lost.into()),
             // Ctrl-C: the entry stays `running` with its checkpoint; a rerun resumes.
             Some((_, _, StepError::Interrupted)) => {
-                run.status = RunStatus::Interrupted;
-                run.error = Some(format!(
-                    "V{:04}__{} interrupted at a safe point; rerun to resume",
-                    m.version, m.name
-                ));
+                run.interrupted(m, "rerun to resume");
                 return Ok(());
             }
             Some((i, kind, StepError::Failed(e))) => {

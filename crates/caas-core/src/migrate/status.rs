@@ -270,3 +270,20 @@ pub fn refuse_reverting(state: &TargetState) -> Result<()> {
     }
     Ok(())
 }
+
+/// One target's ledger entries and state, read again under its lease: another runner may
+/// have applied, reverted or failed something since the fleet-wide read.
+pub async fn reread(
+    db: &mongodb::Database,
+    target: &Target,
+    config: &Config,
+    migrations: &[Migration],
+) -> Result<(BTreeMap<u32, Entry>, TargetState)> {
+    let label = target.to_string();
+    let entries = ledger::read(db, std::slice::from_ref(&label))
+        .await?
+        .remove(&label)
+        .unwrap_or_default();
+    let state = state_of(target, config, migrations, &entries);
+    Ok((entries, state))
+}

@@ -112,19 +112,30 @@ impl SeedFile {
             )
             .says(e.message, "see the seed file format in the README")]
         })?;
+        let findings = seed.check(&doc, &file);
+        if findings.is_empty() {
+            Ok(seed)
+        } else {
+            Err(findings)
+        }
+    }
+
+    /// What the file's types cannot say: valid tenant ids and tiers, fixtures that leave
+    /// placement to caas, a known generator with its word lists.
+    fn check(&self, doc: &crate::base::yaml::Document, file: &Path) -> Vec<Finding> {
         let mut findings = Vec::new();
-        for (i, t) in seed.tenants.iter().enumerate() {
+        for (i, t) in self.tenants.iter().enumerate() {
             if let Err(why) = crate::tenancy::check_tenant_id(&t.id) {
                 let p = format!("/tenants/{i}/id");
                 findings.push(
-                    Finding::error("invalid-seed", &file, doc.value_pos(&p), dotted(&p))
+                    Finding::error("invalid-seed", file, doc.value_pos(&p), dotted(&p))
                         .says(why, "use a valid tenant id"),
                 );
             }
             if t.tier.parse::<Tier>().is_err() {
                 let p = format!("/tenants/{i}/tier");
                 findings.push(
-                    Finding::error("invalid-seed", &file, doc.value_pos(&p), dotted(&p)).says(
+                    Finding::error("invalid-seed", file, doc.value_pos(&p), dotted(&p)).says(
                         format!("unknown tier `{}`", t.tier),
                         "use free, starter, pro or enterprise",
                     ),
@@ -133,7 +144,7 @@ impl SeedFile {
         }
         // caas places every fixture: `tenant_id` (and `_id`, which caas derives so reruns
         // and `--reset` find the document) are its own, never the fixture's.
-        for (section, fixtures) in [("tenant", &seed.tenant), ("platform", &seed.platform)] {
+        for (section, fixtures) in [("tenant", &self.tenant), ("platform", &self.platform)] {
             for (coll, list) in fixtures {
                 for (i, d) in list.iter().enumerate() {
                     for key in PLACEMENT_FIELDS.iter().filter(|k| d.contains_key(**k)) {
@@ -142,7 +153,7 @@ impl SeedFile {
                             crate::base::yaml::pointer_segment(coll)
                         );
                         findings.push(
-                            Finding::error("invalid-seed", &file, doc.key_pos(&p), dotted(&p)).says(
+                            Finding::error("invalid-seed", file, doc.key_pos(&p), dotted(&p)).says(
                                 format!("a fixture may not set `{key}`: caas sets it for each demo tenant it seeds (a fixture's own value could put the document into another, real tenant)"),
                                 format!("remove `{key}` from the fixture"),
                             ),
@@ -151,11 +162,11 @@ impl SeedFile {
                 }
             }
         }
-        if seed.generator.as_deref().is_some_and(|g| g != "caas-chat") {
+        if self.generator.as_deref().is_some_and(|g| g != "caas-chat") {
             findings.push(
                 Finding::error(
                     "invalid-seed",
-                    &file,
+                    file,
                     doc.value_pos("/generator"),
                     "generator",
                 )
@@ -165,22 +176,18 @@ impl SeedFile {
                 ),
             );
         }
-        if seed.generator.is_some()
-            && (seed.names.first.is_empty()
-                || seed.names.last.is_empty()
-                || seed.phrases.is_empty())
+        if self.generator.is_some()
+            && (self.names.first.is_empty()
+                || self.names.last.is_empty()
+                || self.phrases.is_empty())
         {
             findings.push(
-                Finding::error("invalid-seed", &file, doc.value_pos("/names"), "names").says(
+                Finding::error("invalid-seed", file, doc.value_pos("/names"), "names").says(
                     "the generator needs `names.first`, `names.last` and `phrases`".to_string(),
                     "add the word lists",
                 ),
             );
         }
-        if findings.is_empty() {
-            Ok(seed)
-        } else {
-            Err(findings)
-        }
+        findings
     }
 }
