@@ -34,7 +34,7 @@ const FOLDERS: &[(&str, &[&str])] = &[
         "tenancy",
         &["tier", "domain", "names", "databases", "target"],
     ),
-    ("spec", &["model", "meta", "effective", "load", "lint"]),
+    ("spec", &["index", "model", "meta", "effective", "load", "lint"]),
     (
         "spec::lint",
         &[

@@ -130,35 +130,14 @@ async fn apply_target(client: &Client, plan: &TargetPlan, opts: ApplyOptions) ->
         skipped: vec![],
         error: None,
     };
-    let mut todo: Vec<&Change> = Vec::new();
-    for c in &plan.changes {
-        let ns = format!("{}.{}", c.database, c.collection);
-        if let Some(reason) = held_back(c, opts) {
-            report.skipped.push(Skipped {
-                namespace: ns,
-                change: c.summary(),
-                reason,
-            });
-            continue;
+    let todo = match admitted(client, plan, opts, &mut report.skipped).await {
+        Ok(todo) => todo,
+        Err(message) => {
+            report.status = Status::Failed;
+            report.error = Some(message);
+            return report;
         }
-        match preflight::check(client, c, opts).await {
-            Ok(None) => todo.push(c),
-            Ok(Some(reason)) => report.skipped.push(Skipped {
-                namespace: ns,
-                change: c.summary(),
-                reason,
-            }),
-            Err(e) => {
-                report.status = Status::Failed;
-                report.error = Some(format!(
-                    "{ns}: preflight for `{}` failed: {}",
-                    c.summary(),
-                    describe(&e)
-                ));
-                return report;
-            }
-        }
-    }
+    };
     // Consecutive new indexes of one collection go in one createIndexes command.
     let mut i = 0;
     while i < todo.len() {
@@ -208,6 +187,44 @@ async fn apply_target(client: &Client, plan: &TargetPlan, opts: ApplyOptions) ->
         (false, false) => Status::Applied,
     };
     report
+}
+
+/// The changes that may run under these options and pass their preflight; the others
+/// go to `skipped` with the reason. A preflight the server cannot answer fails the target.
+async fn admitted<'p>(
+    client: &Client,
+    plan: &'p TargetPlan,
+    opts: ApplyOptions,
+    skipped: &mut Vec<Skipped>,
+) -> Result<Vec<&'p Change>, String> {
+    let mut todo: Vec<&Change> = Vec::new();
+    for c in &plan.changes {
+        let ns = format!("{}.{}", c.database, c.collection);
+        if let Some(reason) = held_back(c, opts) {
+            skipped.push(Skipped {
+                namespace: ns,
+                change: c.summary(),
+                reason,
+            });
+            continue;
+        }
+        match preflight::check(client, c, opts).await {
+            Ok(None) => todo.push(c),
+            Ok(Some(reason)) => skipped.push(Skipped {
+                namespace: ns,
+                change: c.summary(),
+                reason,
+            }),
+            Err(e) => {
+                return Err(format!(
+                    "{ns}: preflight for `{}` failed: {}",
+                    c.summary(),
+                    describe(&e)
+                ))
+            }
+        }
+    }
+    Ok(todo)
 }
 
 /// createIndexes with several indexes; on failure, retry one by one to name the culprit.

@@ -77,6 +77,17 @@ const NESTED: [&str; 4] = [
     "clausesNotSatisfied",
 ];
 
+/// The strings of an array field (an empty list when absent).
+fn strings(d: &Document, key: &str) -> Vec<String> {
+    d.get_array(key)
+        .map(|a| {
+            a.iter()
+                .filter_map(|b| b.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn walk(d: &Document, path: &str, out: &mut Vec<String>) {
     let op = d.get_str("operatorName").unwrap_or("");
     let mut nested = false;
@@ -99,14 +110,7 @@ fn walk(d: &Document, path: &str, out: &mut Vec<String>) {
     }
     match op {
         "required" => {
-            let missing: Vec<String> = d
-                .get_array("missingProperties")
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|b| b.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let missing: Vec<String> = strings(d, "missingProperties");
             let at = if path.is_empty() {
                 String::new()
             } else {
@@ -117,14 +121,7 @@ fn walk(d: &Document, path: &str, out: &mut Vec<String>) {
             }
         }
         "additionalProperties" => {
-            let extra: Vec<String> = d
-                .get_array("additionalProperties")
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|b| b.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let extra: Vec<String> = strings(d, "additionalProperties");
             out.push(format!(
                 "`{}` not allowed{}",
                 extra.join("`, `"),

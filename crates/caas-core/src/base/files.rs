@@ -36,13 +36,10 @@ pub fn discover_checked(dir: &Path) -> (Vec<PathBuf>, Vec<Finding>) {
     let mut problems = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut stack = vec![dir.to_path_buf()];
-    let skip = |path: &Path, what: String, fix: &str| {
-        Finding::warning("skipped-file", path, FILE_START, "").says(what, fix.to_owned())
-    };
     while let Some(d) = stack.pop() {
         match std::fs::canonicalize(&d) {
             Ok(real) if !seen.insert(real.clone()) => {
-                problems.push(skip(
+                problems.push(skipped(
                     &d,
                     format!(
                         "a symlink loop: this folder is {} again; read once",
@@ -73,50 +70,71 @@ pub fn discover_checked(dir: &Path) -> (Vec<PathBuf>, Vec<Finding>) {
                     continue;
                 }
             };
-            let path = entry.path();
-            // Follows symlinks: a link to a spec is a spec.
-            let meta = match std::fs::metadata(&path) {
-                Ok(m) => m,
-                Err(e) => {
-                    problems.push(skip(
-                        &path,
-                        format!("cannot be read ({e}); a dangling link?"),
-                        "remove it or fix its target",
-                    ));
-                    continue;
-                }
-            };
-            let yaml = matches!(
-                path.extension().and_then(|e| e.to_str()),
-                Some("yaml" | "yml")
-            );
-            if meta.is_dir() {
-                stack.push(path);
-            } else if !yaml {
-            } else if !meta.is_file() {
-                problems.push(skip(
-                    &path,
-                    "not a regular file (a FIFO, socket or device); skipped".into(),
-                    "replace it with a regular file",
-                ));
-            } else if meta.len() > MAX_FILE_BYTES {
-                problems.push(
-                    Finding::error("file-too-large", &path, FILE_START, "").says(
-                        format!(
-                            "the file is {} bytes, over the {} byte limit; not read",
-                            meta.len(),
-                            MAX_FILE_BYTES
-                        ),
-                        "split it, or remove what does not belong in a spec",
-                    ),
-                );
-            } else {
-                out.push(path);
+            match classify(entry.path()) {
+                Found::Folder(path) => stack.push(path),
+                Found::Yaml(path) => out.push(path),
+                Found::Problem(f) => problems.push(f),
+                Found::Other => {}
             }
         }
     }
     out.sort();
     (out, problems)
+}
+
+/// What discovery does with one directory entry.
+enum Found {
+    Folder(PathBuf),
+    Yaml(PathBuf),
+    /// Not a YAML file: not ours to read or report.
+    Other,
+    Problem(Finding),
+}
+
+fn classify(path: PathBuf) -> Found {
+    // Follows symlinks: a link to a spec is a spec.
+    let meta = match std::fs::metadata(&path) {
+        Ok(m) => m,
+        Err(e) => {
+            return Found::Problem(skipped(
+                &path,
+                format!("cannot be read ({e}); a dangling link?"),
+                "remove it or fix its target",
+            ))
+        }
+    };
+    let yaml = matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    );
+    if meta.is_dir() {
+        Found::Folder(path)
+    } else if !yaml {
+        Found::Other
+    } else if !meta.is_file() {
+        Found::Problem(skipped(
+            &path,
+            "not a regular file (a FIFO, socket or device); skipped".into(),
+            "replace it with a regular file",
+        ))
+    } else if meta.len() > MAX_FILE_BYTES {
+        Found::Problem(
+            Finding::error("file-too-large", &path, FILE_START, "").says(
+                format!(
+                    "the file is {} bytes, over the {} byte limit; not read",
+                    meta.len(),
+                    MAX_FILE_BYTES
+                ),
+                "split it, or remove what does not belong in a spec",
+            ),
+        )
+    } else {
+        Found::Yaml(path)
+    }
+}
+
+fn skipped(path: &Path, what: String, fix: &str) -> Finding {
+    Finding::warning("skipped-file", path, FILE_START, "").says(what, fix.to_owned())
 }
 
 fn unreadable(path: &Path, doing: &str, e: &std::io::Error) -> Finding {

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::{compile_indexes, to_json};
+use super::{compile_indexes, to_json, CompiledIndex};
 use crate::base::diagnostic::{dotted, Finding};
 use crate::spec::{Domain, LoadedSpec, SoftDelete};
 use crate::tenancy::Placement;
@@ -60,25 +60,7 @@ pub fn duplicate_indexes(loaded: &LoadedSpec) -> Vec<Finding> {
                 || "an index caas adds".to_string(),
                 |f| format!("indexes[{f}]"),
             );
-            let within = if form.is_empty() {
-                String::new()
-            } else {
-                format!(" in {form}")
-            };
-            let (message, fix) = if what == "name" {
-                (
-                    format!(
-                        "index name `{}` is also the name of {other}{within}",
-                        ix.name
-                    ),
-                    "give one of them an explicit, different `name`",
-                )
-            } else {
-                (
-                    format!("{other} has the same keys{within}: {}", to_json(&ix.keys)),
-                    "merge the two indexes; MongoDB keeps one index per key pattern and collation",
-                )
-            };
+            let (message, fix) = clash_finding(what, ix, &other, form);
             out.push(
                 Finding::error(
                     "duplicate-index",
@@ -91,6 +73,34 @@ pub fn duplicate_indexes(loaded: &LoadedSpec) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// What a clash says and how to fix it; `what` is `name` or `keys`.
+fn clash_finding(
+    what: &str,
+    ix: &CompiledIndex,
+    other: &str,
+    form: &str,
+) -> (String, &'static str) {
+    let within = if form.is_empty() {
+        String::new()
+    } else {
+        format!(" in {form}")
+    };
+    if what == "name" {
+        (
+            format!(
+                "index name `{}` is also the name of {other}{within}",
+                ix.name
+            ),
+            "give one of them an explicit, different `name`",
+        )
+    } else {
+        (
+            format!("{other} has the same keys{within}: {}", to_json(&ix.keys)),
+            "merge the two indexes; MongoDB keeps one index per key pattern and collation",
+        )
+    }
 }
 
 #[cfg(test)]

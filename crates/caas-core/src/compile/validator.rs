@@ -134,6 +134,27 @@ fn count(v: u64) -> Bson {
         .unwrap_or(Bson::Int64(v as i64))
 }
 
+/// A GeoJSON point: `{type: "Point", coordinates: [longitude, latitude]}` in range.
+fn geo_point(s: &mut Document) {
+    s.insert("required", vec!["type", "coordinates"]);
+    s.insert(
+        "properties",
+        doc! {
+            "type": { "bsonType": "string", "enum": ["Point"] },
+            "coordinates": {
+                "bsonType": "array",
+                "minItems": 2,
+                "maxItems": 2,
+                "items": [
+                    { "bsonType": "number", "minimum": -180, "maximum": 180, "description": "longitude" },
+                    { "bsonType": "number", "minimum": -90, "maximum": 90, "description": "latitude" },
+                ],
+                "additionalItems": false,
+            },
+        },
+    );
+}
+
 /// The `$jsonSchema` of one field.
 pub fn field_schema(field: &Field) -> Document {
     let mut s = Document::new();
@@ -194,25 +215,7 @@ pub fn field_schema(field: &Field) -> Document {
                 }
             }
         }
-        FieldType::GeoPoint => {
-            s.insert("required", vec!["type", "coordinates"]);
-            s.insert(
-                "properties",
-                doc! {
-                    "type": { "bsonType": "string", "enum": ["Point"] },
-                    "coordinates": {
-                        "bsonType": "array",
-                        "minItems": 2,
-                        "maxItems": 2,
-                        "items": [
-                            { "bsonType": "number", "minimum": -180, "maximum": 180, "description": "longitude" },
-                            { "bsonType": "number", "minimum": -90, "maximum": 90, "description": "latitude" },
-                        ],
-                        "additionalItems": false,
-                    },
-                },
-            );
-        }
+        FieldType::GeoPoint => geo_point(&mut s),
         _ => {}
     }
     s

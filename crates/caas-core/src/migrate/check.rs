@@ -164,12 +164,18 @@ fn step_checks(
         Step::Command(s) => command_checks(cx, at, s, specs, domain, tenant && shares_tiers),
         _ => {}
     }
-    if partial_shared
-        && matches!(
-            step,
-            Step::CreateIndex(_) | Step::DropIndex(_) | Step::Command(_) | Step::Aggregate(_)
-        )
-    {
+    if partial_shared {
+        partial_shared_check(cx, at, step, m);
+    }
+}
+
+/// A migration for only some shared tiers cannot run collection-wide steps there: they
+/// would touch every tenant of the shared collections.
+fn partial_shared_check(cx: &mut Ctx<'_>, at: &str, step: &Step, m: &MigrationFile) {
+    if matches!(
+        step,
+        Step::CreateIndex(_) | Step::DropIndex(_) | Step::Command(_) | Step::Aggregate(_)
+    ) {
         cx.error(
             at,
             true,

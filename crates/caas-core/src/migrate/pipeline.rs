@@ -187,20 +187,11 @@ fn map_stage(
         _ => return Ok(body.clone()),
     };
     match op {
-        "$lookup" => {
+        "$lookup" | "$unionWith" => {
+            let key = if op == "$lookup" { "from" } else { "coll" };
             out.insert(
-                "from".into(),
-                Value::String(name(out.get("from").unwrap_or(&Value::Null))?),
-            );
-            if out.contains_key("pipeline") || tenant.is_some() {
-                let scoped = scope(out.get("pipeline"))?;
-                out.insert("pipeline".into(), scoped);
-            }
-        }
-        "$unionWith" => {
-            out.insert(
-                "coll".into(),
-                Value::String(name(out.get("coll").unwrap_or(&Value::Null))?),
+                key.into(),
+                Value::String(name(out.get(key).unwrap_or(&Value::Null))?),
             );
             if out.contains_key("pipeline") || tenant.is_some() {
                 let scoped = scope(out.get("pipeline"))?;

@@ -268,45 +268,10 @@ pub fn read_dir(
     dir: &Path,
     check: &dyn Fn(&Path, &Document, &MigrationFile) -> Vec<Finding>,
 ) -> (Vec<Migration>, Vec<Finding>) {
-    let mut findings = Vec::new();
     let mut out = Vec::new();
-    let files = match std::fs::read_dir(dir) {
-        Ok(entries) => {
-            let mut f: Vec<PathBuf> = Vec::new();
-            for p in entries.filter_map(|e| e.ok().map(|e| e.path())) {
-                if p.is_file() {
-                    f.push(p);
-                } else if !p.is_dir()
-                    && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
-                {
-                    // A FIFO, socket or device: never read (a FIFO would block forever).
-                    findings.push(
-                        Finding::warning(
-                            "skipped-file",
-                            &p,
-                            crate::base::yaml::Pos { line: 1, col: 1 },
-                            "",
-                        )
-                        .says(
-                            "not a regular file (a FIFO, socket or device); skipped".to_string(),
-                            "replace it with a regular file",
-                        ),
-                    );
-                }
-            }
-            f.sort();
-            f
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => {
-            findings.push(
-                Finding::error("unreadable", dir, Default::default(), "").says(
-                    format!("cannot read the migration folder: {e}"),
-                    "check `[project] migrations` in caas.toml",
-                ),
-            );
-            return (out, findings);
-        }
+    let (files, mut findings) = match list_files(dir) {
+        Ok(listed) => listed,
+        Err(f) => return (out, vec![f]),
     };
     let mut versions: BTreeMap<u32, PathBuf> = BTreeMap::new();
     for file in files {
@@ -353,6 +318,49 @@ pub fn read_dir(
         }
     }
     (out, findings)
+}
+
+/// The regular files in the migration folder, sorted; YAML names that are not regular
+/// files (a FIFO would block a read forever) are reported and never opened. A missing
+/// folder has no migrations.
+#[allow(clippy::result_large_err)] // a Finding is the error every loader returns
+fn list_files(dir: &Path) -> Result<(Vec<PathBuf>, Vec<Finding>), Finding> {
+    let mut findings = Vec::new();
+    match std::fs::read_dir(dir) {
+        Ok(entries) => {
+            let mut f: Vec<PathBuf> = Vec::new();
+            for p in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+                if p.is_file() {
+                    f.push(p);
+                } else if !p.is_dir()
+                    && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+                {
+                    // A FIFO, socket or device: never read (a FIFO would block forever).
+                    findings.push(
+                        Finding::warning(
+                            "skipped-file",
+                            &p,
+                            crate::base::yaml::Pos { line: 1, col: 1 },
+                            "",
+                        )
+                        .says(
+                            "not a regular file (a FIFO, socket or device); skipped".to_string(),
+                            "replace it with a regular file",
+                        ),
+                    );
+                }
+            }
+            f.sort();
+            Ok((f, findings))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((Vec::new(), findings)),
+        Err(e) => Err(
+            Finding::error("unreadable", dir, Default::default(), "").says(
+                format!("cannot read the migration folder: {e}"),
+                "check `[project] migrations` in caas.toml",
+            ),
+        ),
+    }
 }
 
 fn read_one(

@@ -26,15 +26,7 @@ pub(super) fn collection_changes(
     let want_ts = want.options.timeseries.is_some();
     let have_ts = crate::inspect::normalize::is_time_series(&have.kind, &have.options);
     if want_ts != have_ts || (want_ts && desired.timeseries != live.timeseries) {
-        let reason = if want_ts && have_ts {
-            "time-series options differ; MongoDB cannot change timeField/metaField/granularity in place: migrate the data to a new collection".to_string()
-        } else {
-            format!(
-                "the spec wants a {} collection but the live one is {}; recreate it through a migration",
-                if want_ts { "time-series" } else { "regular" },
-                if have_ts { "a time series" } else { "a regular collection" }
-            )
-        };
+        let reason = kind_conflict(want_ts, have_ts);
         out.push(change(
             want,
             Safety::Destructive,
@@ -238,6 +230,20 @@ fn identity_differences(
         d.push("text weights or language differ".into());
     }
     d
+}
+
+/// Why a collection cannot become what the spec wants in place (time series or not, or
+/// other time-series options).
+fn kind_conflict(want_ts: bool, have_ts: bool) -> String {
+    if want_ts && have_ts {
+        "time-series options differ; MongoDB cannot change timeField/metaField/granularity in place: migrate the data to a new collection".to_string()
+    } else {
+        format!(
+            "the spec wants a {} collection but the live one is {}; recreate it through a migration",
+            if want_ts { "time-series" } else { "regular" },
+            if have_ts { "a time series" } else { "a regular collection" }
+        )
+    }
 }
 
 /// A time series' `expireAfterSeconds` change, if it differs.

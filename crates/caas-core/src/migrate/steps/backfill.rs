@@ -32,28 +32,8 @@ pub(super) async fn run(
         .collection::<Document>(&p.collection);
     let filter = ctx.filter(&s.collection, &s.filter);
     let update = update_of(&s.update);
-    let (last, mut processed) = if checkpoint.step == index {
-        (checkpoint.last_id.clone(), checkpoint.processed)
-    } else {
-        (None, 0)
-    };
-    if last.is_some() {
-        (ctx.progress)(&format!(
-            "resuming backfill of {}.{} after {processed} document(s)",
-            p.database, p.collection
-        ));
-    }
-    let walk = match &last {
-        Some(l) => doc! { "$and": [filter.clone(), after(l)] },
-        None => filter.clone(),
-    };
-    let mut ids = coll
-        .find(walk)
-        .sort(doc! { "_id": 1 })
-        .projection(doc! { "_id": 1 })
-        .batch_size(s.batch_size)
-        .await
-        .map_err(|e| describe_err(&e))?;
+    let (last, mut processed) = resume_point(ctx, index, checkpoint, &p);
+    let mut ids = walk(&coll, &filter, last.as_ref(), s.batch_size).await?;
     let mut guard = ctx.session().lock().await;
     let session: &mut ClientSession = &mut guard;
     let mut batch: Vec<Bson> = Vec::new();
@@ -109,6 +89,48 @@ pub(super) async fn run(
     }
     drop(guard);
     mark_done(ctx, index + 1).await
+}
+
+/// Where this backfill resumes: after the checkpoint's last `_id` when the checkpoint is
+/// this step's, else from the start.
+fn resume_point(
+    ctx: &StepCtx<'_>,
+    index: u32,
+    checkpoint: &Checkpoint,
+    p: &crate::tenancy::Placement,
+) -> (Option<Bson>, u64) {
+    let (last, processed) = if checkpoint.step == index {
+        (checkpoint.last_id.clone(), checkpoint.processed)
+    } else {
+        (None, 0)
+    };
+    if last.is_some() {
+        (ctx.progress)(&format!(
+            "resuming backfill of {}.{} after {processed} document(s)",
+            p.database, p.collection
+        ));
+    }
+    (last, processed)
+}
+
+/// The matching `_id`s in MongoDB's sort order, after `last` when resuming.
+async fn walk(
+    coll: &mongodb::Collection<Document>,
+    filter: &Document,
+    last: Option<&Bson>,
+    batch_size: u32,
+) -> Result<mongodb::Cursor<Document>, StepError> {
+    let walk = match last {
+        Some(l) => doc! { "$and": [filter.clone(), after(l)] },
+        None => filter.clone(),
+    };
+    Ok(coll
+        .find(walk)
+        .sort(doc! { "_id": 1 })
+        .projection(doc! { "_id": 1 })
+        .batch_size(batch_size)
+        .await
+        .map_err(|e| describe_err(&e))?)
 }
 
 /// One batch and its checkpoint in one fenced transaction; returns the documents updated.

@@ -6,6 +6,7 @@ use serde_json::Value;
 use super::*;
 use crate::base::yaml::pointer_segment;
 use crate::spec::effective::Origin;
+use crate::spec::index::*;
 use crate::spec::model::*;
 
 impl Linter<'_> {
