@@ -1,6 +1,5 @@
 //! `caas migrate ...`: new, status, up, down, verify, repair, unlock.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -15,10 +14,10 @@ use caas_core::fleet;
 use caas_core::migrate::down::DownOptions;
 use caas_core::migrate::repair::{RepairOptions, RepairReport};
 use caas_core::migrate::runner::{self, Fleetwide, RunStatus, TargetRun, UpOptions};
-use caas_core::migrate::status::{self, TargetState};
+use caas_core::migrate::status::{self};
 use caas_core::migrate::{self as mig, Migration};
 use caas_core::spec::LoadedSpec;
-use caas_core::tenancy::{Layout, Target, Tier};
+use caas_core::tenancy::Target;
 
 #[derive(Debug, Subcommand)]
 pub enum MigrateCommand {
@@ -149,24 +148,9 @@ pub(crate) fn load_migrations(
     config: &Config,
     specs: &[&caas_core::spec::CollectionSpec],
 ) -> Result<Vec<Migration>> {
-    let shared: Vec<Tier> = Tier::ALL
-        .into_iter()
-        .filter(|t| config.tiers.layout(*t) == Layout::Shared)
-        .collect();
-    let (migrations, findings) = mig::load(&config.migrations_dir(), specs, &shared);
-    let (errors, warnings): (Vec<_>, Vec<_>) = findings
-        .into_iter()
-        .partition(|f| f.severity == caas_core::base::diagnostic::Severity::Error);
+    let (migrations, warnings) = mig::check::load_project(config, specs)?;
     for w in &warnings {
         eprintln!("{w}");
-    }
-    if !errors.is_empty() {
-        let shown: Vec<String> = errors.iter().map(|f| f.to_string()).collect();
-        bail!(
-            "{} problem(s) in migration files; nothing ran:\n{}",
-            errors.len(),
-            shown.join("\n")
-        );
     }
     Ok(migrations)
 }
@@ -298,17 +282,10 @@ pub async fn run(config: &Config, connect: &ConnectOpts, cmd: MigrateCommand) ->
             json,
         } => {
             let fl = targets_of(&targets).await?;
-            let mut report = caas_core::migrate::lock::UnlockReport::default();
-            for (db, ids) in by_ledger_db(config, &fl.targets) {
-                let r = caas_core::migrate::lock::unlock(
-                    &conn.client.database(&db),
-                    &ids,
-                    owner.as_deref().filter(|_| force),
-                )
-                .await?;
-                report.released.extend(r.released);
-                report.refused.extend(r.refused);
-            }
+            let evict = owner.as_deref().filter(|_| force);
+            let report =
+                caas_core::migrate::repair::unlock(&conn.client, config, &fl.targets, evict)
+                    .await?;
             render_unlock(&report, json)
         }
     }
@@ -321,18 +298,6 @@ fn progress(json: bool) -> impl Fn(&str) + Sync {
             eprintln!("{line}");
         }
     }
-}
-
-/// Targets grouped by the database that holds their ledger and lock.
-fn by_ledger_db(config: &Config, targets: &[Target]) -> BTreeMap<String, Vec<String>> {
-    let mut by_db: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for t in targets {
-        by_db
-            .entry(status::ledger_db(t, config))
-            .or_default()
-            .push(t.to_string());
-    }
-    by_db
 }
 
 fn render_unlock(report: &caas_core::migrate::lock::UnlockReport, json: bool) -> Result<Outcome> {
@@ -430,47 +395,6 @@ fn new(config: &Config, name: &str, scope: &str) -> Result<Outcome> {
     Ok(Outcome::Clean)
 }
 
-/// Who holds each target's lease: "owner until ..." for live leases, and runs whose
-/// runner is gone ("interrupted") are told apart by the caller.
-async fn lock_holders(
-    conn: &Connection,
-    config: &Config,
-    targets: &[Target],
-) -> Result<BTreeMap<String, caas_core::migrate::lock::LeaseInfo>> {
-    let mut out = BTreeMap::new();
-    for (db, ids) in by_ledger_db(config, targets) {
-        let db = conn.client.database(&db);
-        let now = caas_core::migrate::lock::server_now(&db).await?;
-        for l in caas_core::migrate::lock::holders(&db, &ids).await? {
-            if l.is_live(now) {
-                out.insert(l.id.clone(), l);
-            }
-        }
-    }
-    Ok(out)
-}
-
-async fn states(
-    conn: &Connection,
-    config: &Config,
-    targets: &[Target],
-    migrations: &[Migration],
-) -> Result<Vec<TargetState>> {
-    let ledgers = status::read_ledgers(&conn.client, config, targets).await?;
-    let empty = BTreeMap::new();
-    Ok(targets
-        .iter()
-        .map(|t| {
-            status::state_of(
-                t,
-                config,
-                migrations,
-                ledgers.get(&t.to_string()).unwrap_or(&empty),
-            )
-        })
-        .collect())
-}
-
 async fn status(
     conn: &Connection,
     config: &Config,
@@ -479,83 +403,75 @@ async fn status(
     json: bool,
     exit_code: bool,
 ) -> Result<Outcome> {
-    let states = states(conn, config, targets, migrations).await?;
-    let locks = lock_holders(conn, config, targets).await?;
-    let behind = states
-        .iter()
-        .filter(|s| !s.pending.is_empty() || !s.reverting.is_empty())
-        .count();
-    let failed = states.iter().filter(|s| !s.failed.is_empty()).count();
-    // A `running` entry with no live lease is a run whose runner is gone.
-    let lock_of = |s: &TargetState| -> Option<String> {
-        match locks.get(&s.target.to_string()) {
-            Some(l) => Some(l.describe()),
-            None if !s.running.is_empty() => Some(format!(
-                "none: V{} interrupted (`caas migrate up` resumes it)",
-                s.running
-                    .iter()
-                    .map(|v| format!("{v:04}"))
-                    .collect::<Vec<_>>()
-                    .join(", V")
-            )),
-            None if !s.reverting.is_empty() => Some(format!(
-                "none: V{} half reverted (`caas migrate down` finishes it)",
-                s.reverting
-                    .iter()
-                    .map(|v| format!("{v:04}"))
-                    .collect::<Vec<_>>()
-                    .join(", V")
-            )),
-            None => None,
-        }
-    };
+    let st = status::fleet_status(&conn.client, config, targets, migrations).await?;
     if json {
-        let out = serde_json::json!({
-            "targets": states.len(), "behind": behind, "failed": failed, "migrations": migrations.len(),
-            "states": states.iter().map(|s| serde_json::json!({
-                "target": s.target, "applied": s.applied, "pending": s.pending, "failed": s.failed.iter().map(|(v, e)| serde_json::json!({"version": v, "error": e})).collect::<Vec<_>>(),
-                "edited": s.edited.iter().map(|(v, _)| v).collect::<Vec<_>>(), "missing": s.missing, "latest": s.latest, "running": s.running, "reverting": s.reverting,
-                "interrupted": !s.running.is_empty() && !locks.contains_key(&s.target.to_string()),
-                "lock": locks.get(&s.target.to_string()).map(|l| l.describe()),
-            })).collect::<Vec<_>>(),
-        });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!("{}", serde_json::to_string_pretty(&st)?);
     } else {
-        println!("{} target(s), {} migration file(s): {} up to date, {behind} behind, {failed} with failures", states.len(), migrations.len(), states.len() - behind);
+        println!(
+            "{} target(s), {} migration file(s): {} up to date, {} behind, {} with failures",
+            st.targets,
+            st.migrations,
+            st.targets - st.behind,
+            st.behind,
+            st.failed
+        );
         let mut table = crate::render::table(
             ["target", "applied", "pending", "failed", "latest", "lock"]
                 .map(String::from)
                 .to_vec(),
         );
-        for s in &states {
-            let list = |v: &[u32]| {
-                v.iter()
-                    .map(|x| x.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
+        for s in &st.states {
             table.add_row(vec![
                 s.target.to_string(),
                 s.applied.len().to_string(),
-                list(&s.pending),
+                versions(&s.pending, ", "),
                 s.failed
                     .iter()
-                    .map(|(v, e)| format!("{v}: {e}"))
+                    .map(|f| format!("{}: {}", f.version, f.error))
                     .collect::<Vec<_>>()
                     .join("\n"),
                 s.latest
                     .map(|v| v.to_string())
                     .unwrap_or_else(|| "-".into()),
-                lock_of(s).unwrap_or_default(),
+                lock_note(s).unwrap_or_default(),
             ]);
         }
         println!("{table}");
     }
-    Ok(if exit_code && (behind > 0 || failed > 0) {
+    Ok(if exit_code && (st.behind > 0 || st.failed > 0) {
         Outcome::Found
     } else {
         Outcome::Clean
     })
+}
+
+/// The lock column: the live lease, or why a target without one is not done.
+fn lock_note(s: &status::TargetStatus) -> Option<String> {
+    let padded = |v: &[u32]| {
+        v.iter()
+            .map(|x| format!("{x:04}"))
+            .collect::<Vec<_>>()
+            .join(", V")
+    };
+    match &s.lock {
+        Some(l) => Some(l.clone()),
+        None if !s.running.is_empty() => Some(format!(
+            "none: V{} interrupted (`caas migrate up` resumes it)",
+            padded(&s.running)
+        )),
+        None if !s.reverting.is_empty() => Some(format!(
+            "none: V{} half reverted (`caas migrate down` finishes it)",
+            padded(&s.reverting)
+        )),
+        None => None,
+    }
+}
+
+fn versions(v: &[u32], sep: &str) -> String {
+    v.iter()
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join(sep)
 }
 
 fn report_runs(runs: &[TargetRun], json: bool, dry_run: bool, verb: &str) -> Result<Outcome> {
@@ -651,32 +567,8 @@ async fn verify(
     targets: &[Target],
     migrations: &[Migration],
 ) -> Result<Outcome> {
-    let states = states(conn, config, targets, migrations).await?;
-    let mut problems = Vec::new();
-    for s in &states {
-        for (v, n) in &s.edited {
-            problems.push(format!(
-                "{}: V{v:04}__{n} was edited after it was applied (checksum differs)",
-                s.target
-            ));
-        }
-        for v in &s.missing {
-            problems.push(format!(
-                "{}: version {v} is applied but its file is gone",
-                s.target
-            ));
-        }
-        for (v, e) in &s.failed {
-            problems.push(format!("{}: version {v} failed: {e}", s.target));
-        }
-        for v in &s.out_of_order {
-            problems.push(format!(
-                "{}: version {v} is pending but older than the applied version {}",
-                s.target,
-                s.latest.unwrap_or(0)
-            ));
-        }
-    }
+    let states = status::states(&conn.client, config, targets, migrations).await?;
+    let problems = status::verify(&states);
     if problems.is_empty() {
         println!(
             "verified {} migration file(s) against {} target ledger(s): checksums and order match",
@@ -686,7 +578,7 @@ async fn verify(
         Ok(Outcome::Clean)
     } else {
         for p in &problems {
-            println!("{p}");
+            println!("{}", p.message);
         }
         println!(
             "{} problem(s); `caas migrate repair` accepts edits or clears failures on purpose",

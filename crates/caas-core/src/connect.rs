@@ -13,6 +13,7 @@ use mongodb::event::EventHandler;
 use mongodb::options::ClientOptions;
 use mongodb::Client;
 
+use crate::base::error::Error;
 use crate::base::redact::redact;
 use crate::config::Config;
 
@@ -43,18 +44,18 @@ impl Connection {
 
 impl ConnectOpts {
     /// The URI to use, or an error that says how to give one.
-    pub fn resolve_uri(&self, config: &Config) -> Result<String> {
+    pub fn resolve_uri(&self, config: &Config) -> Result<String, Error> {
         self.uri
             .clone()
             .filter(|u| !u.trim().is_empty())
             .or_else(|| config.connection.uri.clone())
             .ok_or_else(|| {
-                anyhow!("no MongoDB connection string; pass --uri, set MONGODB_URI, or set `[connection] uri` in caas.toml")
+                Error::Connection("no MongoDB connection string; pass --uri, set MONGODB_URI, or set `[connection] uri` in caas.toml".into())
             })
     }
 
     /// Connect and check the server answers, within the timeout.
-    pub async fn connect(&self, config: &Config) -> Result<Connection> {
+    pub async fn connect(&self, config: &Config) -> Result<Connection, Error> {
         let uri = self.resolve_uri(config)?;
         let conn = connect(&uri, Duration::from_secs(self.connect_timeout.max(1))).await?;
         OPEN.lock()
@@ -102,7 +103,15 @@ async fn all_refused(hosts: &[mongodb::options::ServerAddress]) -> Option<String
     (!refused.is_empty()).then(|| refused.join(", "))
 }
 
-pub async fn connect(uri: &str, timeout: Duration) -> Result<Connection> {
+/// Connect to `uri` and check the server answers within `timeout`; every failure is an
+/// [`Error::Connection`] that names the (redacted) URI and the fix.
+pub async fn connect(uri: &str, timeout: Duration) -> Result<Connection, Error> {
+    open(uri, timeout)
+        .await
+        .map_err(|e| Error::Connection(format!("{e:#}")))
+}
+
+async fn open(uri: &str, timeout: Duration) -> Result<Connection> {
     crate::base::redact::register_uri(uri);
     let shown = redact(uri);
     let mut opts = ClientOptions::parse(uri)

@@ -5,6 +5,8 @@
 //! The engine prints nothing and parses no arguments: it returns values and reports, and the
 //! `caas` binary parses, renders and chooses exit codes.
 
+pub use base::error::{Error, Result};
+
 pub mod apply;
 pub mod base;
 pub mod compile;

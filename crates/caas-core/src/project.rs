@@ -4,10 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use serde::Serialize;
 
 use crate::base::diagnostic::{Finding, Severity};
+use crate::base::error::Error;
 use crate::config::Config;
 use crate::spec::{self, LoadedSpec};
 
@@ -105,26 +106,28 @@ fn count_files(findings: &[Finding], specs: &[LoadedSpec]) -> usize {
 }
 
 /// Load every spec and refuse to go on if lint finds errors (for commands that use them).
-pub fn load(config: &Config) -> Result<Vec<LoadedSpec>> {
+pub fn load(config: &Config) -> Result<Vec<LoadedSpec>, Error> {
     let dir = config.specs_dir();
     let report = spec::load_project(&dir, &[])
         .with_context(|| format!("reading specs under {}", dir.display()))?;
     let mut findings = report.findings;
     findings.extend(lint_specs(&report.specs, &report.unloaded_collections));
-    let errors: Vec<&Finding> = findings
-        .iter()
+    let errors: Vec<Finding> = findings
+        .into_iter()
         .filter(|f| f.severity == Severity::Error)
         .collect();
     if !errors.is_empty() {
-        let shown: Vec<String> = errors.iter().take(5).map(|f| f.to_string()).collect();
-        bail!(
-            "{} spec error(s); run `caas schema lint` for all of them:\n{}",
-            errors.len(),
-            shown.join("\n")
-        );
+        return Err(Error::Refused {
+            summary: format!(
+                "{} spec error(s); run `caas schema lint` for all of them",
+                errors.len()
+            ),
+            findings: errors,
+            listed: 5,
+        });
     }
     if report.specs.is_empty() {
-        bail!("no spec files under {}; add `<domain>/<collection>.yaml` files or set `[project] specs` in caas.toml", dir.display());
+        return Err(anyhow!("no spec files under {}; add `<domain>/<collection>.yaml` files or set `[project] specs` in caas.toml", dir.display()).into());
     }
     Ok(report.specs)
 }

@@ -34,7 +34,10 @@ const FOLDERS: &[(&str, &[&str])] = &[
         "tenancy",
         &["tier", "domain", "names", "databases", "target"],
     ),
-    ("spec", &["index", "model", "meta", "effective", "load", "lint"]),
+    (
+        "spec",
+        &["index", "model", "meta", "effective", "load", "lint"],
+    ),
     (
         "spec::lint",
         &[

@@ -36,27 +36,43 @@ pub fn describe(e: &Error) -> String {
     super::redact::redact(text.lines().next().unwrap_or(""))
 }
 
-/// A rejected write as a readable error: for validation failures (code 121), the failing
+/// A rejected write as a typed error: for validation failures (code 121), the failing
 /// rule from the server's errInfo (field path and reason), not a raw dump.
-pub fn explain_write_error(e: &Error, namespace: &str) -> anyhow::Error {
-    if let ErrorKind::Write(WriteFailure::WriteError(w)) = e.kind.as_ref() {
-        if w.code == 121 {
+pub fn explain_write_error(e: &Error, namespace: &str) -> super::error::Error {
+    let code = code_of(e);
+    let message = match e.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == 121 => {
             let reasons = w
                 .details
                 .as_ref()
                 .map(validation_reasons)
                 .unwrap_or_default();
-            return anyhow::anyhow!(
-                "{namespace}: the document fails the collection's validator: {}",
+            format!(
+                "the document fails the collection's validator: {}",
                 if reasons.is_empty() {
                     w.message.clone()
                 } else {
                     reasons.join("; ")
                 }
-            );
+            )
         }
+        _ => format!("write refused: {}", describe(e)),
+    };
+    super::error::Error::Server {
+        code,
+        namespace: namespace.to_owned(),
+        message,
     }
-    anyhow::anyhow!("{namespace}: write refused: {}", describe(e))
+}
+
+/// The server's error code, when the server answered with one.
+pub fn code_of(e: &Error) -> Option<i32> {
+    match e.kind.as_ref() {
+        ErrorKind::Command(c) => Some(c.code),
+        ErrorKind::Write(WriteFailure::WriteError(w)) => Some(w.code),
+        ErrorKind::Write(WriteFailure::WriteConcernError(w)) => Some(w.code),
+        _ => None,
+    }
 }
 
 /// The reasons in a code-121 errInfo: each failing rule with its field path.

@@ -188,7 +188,7 @@ pub async fn insert_error(db: &Database, id: &str, e: &mongodb::error::Error) ->
             .unwrap_or_else(|| "?".into());
         return anyhow::anyhow!("tenant `{id}` is already registered (tier {tier}); `caas tenant list` shows every tenant");
     }
-    crate::base::driver::explain_write_error(e, &format!("{}.{REGISTRY}", db.name()))
+    crate::base::driver::explain_write_error(e, &format!("{}.{REGISTRY}", db.name())).into()
 }
 
 /// Register a tenant. The id is checked before anything is written; an id already

@@ -15,6 +15,7 @@ use super::runner::{self, Fleetwide, RunStatus, TargetRun};
 use super::source::Migration;
 use super::status::{self, ledger_db, state_of, TargetState};
 use super::steps::{self, StepCtx, StepError};
+use crate::base::error::Error;
 use crate::tenancy::Target;
 
 pub struct DownOptions {
@@ -87,7 +88,7 @@ pub async fn down(
     targets: &[Target],
     opts: &DownOptions,
     progress: &(dyn Fn(&str) + Sync),
-) -> Result<Vec<TargetRun>> {
+) -> Result<Vec<TargetRun>, Error> {
     // A first look without leases: refuse early when a selected version has no down steps.
     let ledgers = status::read_ledgers(f.client, f.config, targets).await?;
     let empty = BTreeMap::new();
@@ -98,7 +99,7 @@ pub async fn down(
             for v in undo {
                 let m = migration(f, v)?;
                 if m.body.down.is_empty() {
-                    bail!("V{:04}__{} has no `down` steps; nothing was reverted (add `down:` to the file)", m.version, m.name);
+                    return Err(anyhow::anyhow!("V{:04}__{} has no `down` steps; nothing was reverted (add `down:` to the file)", m.version, m.name).into());
                 }
             }
         }

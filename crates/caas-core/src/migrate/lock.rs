@@ -41,18 +41,7 @@ fn locks(db: &Database) -> Collection<Document> {
     db.collection(LOCKS)
 }
 
-/// Why a lease could not be had or kept. Callers decide on these, so they are typed.
-#[derive(Debug, thiserror::Error)]
-pub enum LockError {
-    #[error("target {id} is locked by {holder}; waited {waited}s. If that process is gone, the lease expires by itself; `caas migrate unlock --force --owner <owner>` evicts a live one")]
-    Held {
-        id: String,
-        holder: String,
-        waited: u64,
-    },
-    #[error("lost the lease on {id} (token {token}): {why}; this runner wrote nothing after that and stopped. Rerun to continue from the last committed checkpoint")]
-    Lost { id: String, token: i64, why: String },
-}
+pub use crate::base::error::LockError;
 
 fn is_duplicate(e: &mongodb::error::Error) -> bool {
     match e.kind.as_ref() {

@@ -10,9 +10,10 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::ledger::{self, EntryStatus};
-use super::lock::LockError;
+use super::lock::{self, LockError};
 use super::runner::{self, Fleetwide};
 use super::status::{self, ledger_db, state_of, TargetState};
+use crate::base::error::Error;
 use crate::tenancy::Target;
 
 pub struct RepairOptions {
@@ -68,7 +69,7 @@ pub async fn repair(
     f: &Fleetwide<'_>,
     targets: &[Target],
     opts: &RepairOptions,
-) -> Result<RepairReport> {
+) -> Result<RepairReport, Error> {
     let ledgers = status::read_ledgers(f.client, f.config, targets).await?;
     let empty = BTreeMap::new();
     let mut report = RepairReport::default();
@@ -87,14 +88,11 @@ pub async fn repair(
         let (lease, session) =
             match runner::lease_target(f.client, &db, &label, opts.lock_wait, opts.lease).await {
                 Ok(l) => l,
-                Err(e) => match e.downcast::<LockError>() {
-                    Ok(LockError::Held { holder, .. }) => {
-                        report.refused.push((label, holder));
-                        continue;
-                    }
-                    Ok(other) => return Err(other.into()),
-                    Err(other) => return Err(other),
-                },
+                Err(Error::Lock(LockError::Held { holder, .. })) => {
+                    report.refused.push((label, holder));
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
             };
         let fence = lease.fence();
         let result = async {
@@ -141,6 +139,23 @@ pub async fn repair(
         let released = lease.release().await;
         result?;
         released?;
+    }
+    Ok(report)
+}
+
+/// `caas migrate unlock`: release the expired leases of these targets, and with `evict`
+/// the live lease of that owner, one lock collection per database.
+pub async fn unlock(
+    client: &mongodb::Client,
+    config: &crate::config::Config,
+    targets: &[Target],
+    evict: Option<&str>,
+) -> Result<lock::UnlockReport> {
+    let mut report = lock::UnlockReport::default();
+    for (db, ids) in status::by_ledger_db(config, targets) {
+        let r = lock::unlock(&client.database(&db), &ids, evict).await?;
+        report.released.extend(r.released);
+        report.refused.extend(r.refused);
     }
     Ok(report)
 }

@@ -1,7 +1,6 @@
 //! Running migrations over the fleet: which migrations a target needs, the cheap no-op
 //! check (one ledger query per database), then per target: lease -> ledger -> steps.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use super::lock;
 use super::source::Migration;
 use super::status::{self, *};
 use super::steps::{self, StepCtx, StepError};
+use crate::base::error::Error;
 use crate::config::Config;
 use crate::fleet::registry::Tenant;
 use crate::spec::CollectionSpec;
@@ -102,20 +102,8 @@ pub async fn up(
     targets: &[Target],
     opts: &UpOptions,
     progress: &(dyn Fn(&str) + Sync),
-) -> Result<Vec<TargetRun>> {
-    let ledgers = read_ledgers(f.client, f.config, targets).await?;
-    let empty = BTreeMap::new();
-    let states: Vec<TargetState> = targets
-        .iter()
-        .map(|t| {
-            state_of(
-                t,
-                f.config,
-                f.migrations,
-                ledgers.get(&t.to_string()).unwrap_or(&empty),
-            )
-        })
-        .collect();
+) -> Result<Vec<TargetRun>, Error> {
+    let states = status::states(f.client, f.config, targets, f.migrations).await?;
     refuse_edited(&states)?;
     let wanted = |v: u32| opts.to.is_none_or(|to| v <= to);
     let failures = AtomicUsize::new(0);
@@ -224,11 +212,11 @@ pub async fn lease_target(
     label: &str,
     lock_wait: Duration,
     lease: Duration,
-) -> Result<(lock::Lease, tokio::sync::Mutex<mongodb::ClientSession>)> {
+) -> Result<(lock::Lease, tokio::sync::Mutex<mongodb::ClientSession>), Error> {
     let session = client
         .start_session()
         .await
-        .map_err(|e| anyhow::anyhow!(crate::base::driver::describe(&e)))?;
+        .map_err(|e| Error::Connection(crate::base::driver::describe(&e)))?;
     let lsid = session.id().clone();
     let lease = lock::acquire(db, label, &new_owner(), lock_wait, lease, lsid).await?;
     Ok((lease, tokio::sync::Mutex::new(session)))

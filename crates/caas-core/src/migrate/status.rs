@@ -10,7 +10,9 @@ use mongodb::Client;
 use serde::Serialize;
 
 use super::ledger::{self, Entry, EntryStatus};
+use super::lock::{self, LeaseInfo};
 use super::source::{Migration, Scope};
+use crate::base::error::{Edited, Error};
 use crate::config::Config;
 use crate::fleet::registry::Tenant;
 use crate::tenancy::{Layout, Target, TargetKind, Tier};
@@ -163,14 +165,7 @@ pub async fn read_ledgers(
     config: &Config,
     targets: &[Target],
 ) -> Result<BTreeMap<String, BTreeMap<u32, Entry>>> {
-    let mut by_db: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for t in targets {
-        by_db
-            .entry(ledger_db(t, config))
-            .or_default()
-            .push(t.to_string());
-    }
-    let reads = futures::stream::iter(by_db)
+    let reads = futures::stream::iter(by_ledger_db(config, targets))
         .map(|(db, ts)| async move { ledger::read(&client.database(&db), &ts).await })
         .buffer_unordered(16)
         .collect::<Vec<_>>()
@@ -240,23 +235,22 @@ pub fn state_of(
 }
 
 /// Refuse to run when applied migrations were edited: name versions and targets.
-pub fn refuse_edited(states: &[TargetState]) -> Result<()> {
-    let edited: Vec<String> = states
+pub fn refuse_edited(states: &[TargetState]) -> Result<(), Error> {
+    let edited: Vec<Edited> = states
         .iter()
         .flat_map(|s| {
-            s.edited
-                .iter()
-                .map(move |(v, n)| format!("V{v:04}__{n} on {}", s.target))
+            s.edited.iter().map(move |(v, n)| Edited {
+                target: s.target.to_string(),
+                version: *v,
+                name: n.clone(),
+            })
         })
         .collect();
-    if !edited.is_empty() {
-        bail!(
-            "{} applied migration(s) were edited since they ran:\n  {}\nrestore the files, or accept the new content with `caas migrate repair --accept-checksum`",
-            edited.len(),
-            edited.join("\n  ")
-        );
+    if edited.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::EditedMigrations(edited))
     }
-    Ok(())
 }
 
 /// Refuse to run `up` on a target whose `migrate down` was interrupted: its newest
@@ -286,4 +280,190 @@ pub async fn reread(
         .unwrap_or_default();
     let state = state_of(target, config, migrations, &entries);
     Ok((entries, state))
+}
+
+/// Target labels grouped by the database that holds their ledger and lock, so each
+/// database is read once.
+pub fn by_ledger_db(config: &Config, targets: &[Target]) -> BTreeMap<String, Vec<String>> {
+    let mut by_db: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for t in targets {
+        by_db
+            .entry(ledger_db(t, config))
+            .or_default()
+            .push(t.to_string());
+    }
+    by_db
+}
+
+/// Each target's state, in the targets' order (one ledger read per database).
+pub async fn states(
+    client: &Client,
+    config: &Config,
+    targets: &[Target],
+    migrations: &[Migration],
+) -> Result<Vec<TargetState>> {
+    let ledgers = read_ledgers(client, config, targets).await?;
+    let empty = BTreeMap::new();
+    Ok(targets
+        .iter()
+        .map(|t| {
+            let entries = ledgers.get(&t.to_string()).unwrap_or(&empty);
+            state_of(t, config, migrations, entries)
+        })
+        .collect())
+}
+
+/// The live leases of these targets, by target label (expired ones are not holders).
+pub async fn live_holders(
+    client: &Client,
+    config: &Config,
+    targets: &[Target],
+) -> Result<BTreeMap<String, LeaseInfo>> {
+    let mut out = BTreeMap::new();
+    for (db, ids) in by_ledger_db(config, targets) {
+        let db = client.database(&db);
+        let now = lock::server_now(&db).await?;
+        for l in lock::holders(&db, &ids).await? {
+            if l.is_live(now) {
+                out.insert(l.id.clone(), l);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `caas migrate status`: where every target stands, and who holds it.
+#[derive(Debug, Serialize)]
+pub struct FleetStatus {
+    pub targets: usize,
+    /// Targets with pending migrations or a half-finished revert.
+    pub behind: usize,
+    /// Targets with failed entries.
+    pub failed: usize,
+    /// Migration files on disk.
+    pub migrations: usize,
+    pub states: Vec<TargetStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TargetStatus {
+    pub target: Target,
+    pub applied: Vec<u32>,
+    pub pending: Vec<u32>,
+    pub failed: Vec<FailedEntry>,
+    pub edited: Vec<u32>,
+    pub missing: Vec<u32>,
+    pub latest: Option<u32>,
+    pub running: Vec<u32>,
+    pub reverting: Vec<u32>,
+    /// A `running` entry with no live lease: its runner is gone; `up` resumes it.
+    pub interrupted: bool,
+    /// The live lease, described (owner, token, expiry).
+    pub lock: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FailedEntry {
+    pub version: u32,
+    pub error: String,
+}
+
+/// Read every target's ledger and lease.
+pub async fn fleet_status(
+    client: &Client,
+    config: &Config,
+    targets: &[Target],
+    migrations: &[Migration],
+) -> Result<FleetStatus> {
+    let states = states(client, config, targets, migrations).await?;
+    let locks = live_holders(client, config, targets).await?;
+    let behind = states
+        .iter()
+        .filter(|s| !s.pending.is_empty() || !s.reverting.is_empty())
+        .count();
+    let failed = states.iter().filter(|s| !s.failed.is_empty()).count();
+    let states = states
+        .into_iter()
+        .map(|s| {
+            let lock = locks.get(&s.target.to_string());
+            TargetStatus {
+                interrupted: !s.running.is_empty() && lock.is_none(),
+                lock: lock.map(LeaseInfo::describe),
+                failed: (s.failed.into_iter())
+                    .map(|(version, error)| FailedEntry { version, error })
+                    .collect(),
+                edited: s.edited.into_iter().map(|(v, _)| v).collect(),
+                target: s.target,
+                applied: s.applied,
+                pending: s.pending,
+                missing: s.missing,
+                latest: s.latest,
+                running: s.running,
+                reverting: s.reverting,
+            }
+        })
+        .collect();
+    Ok(FleetStatus {
+        targets: targets.len(),
+        behind,
+        failed,
+        migrations: migrations.len(),
+        states,
+    })
+}
+
+/// What `caas migrate verify` finds in one target's ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub target: String,
+    pub version: u32,
+    pub kind: ProblemKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// Applied, and its file changed since.
+    Edited,
+    /// Applied, and its file is gone.
+    Missing,
+    Failed,
+    /// Pending, but older than an applied version.
+    OutOfOrder,
+}
+
+/// Checksums, files and order of every target's ledger against the migrations on disk.
+pub fn verify(states: &[TargetState]) -> Vec<Problem> {
+    let mut out = Vec::new();
+    for s in states {
+        let target = s.target.to_string();
+        let mut add = |version: u32, kind: ProblemKind, message: String| {
+            out.push(Problem {
+                target: target.clone(),
+                version,
+                kind,
+                message: format!("{target}: {message}"),
+            })
+        };
+        for (v, n) in &s.edited {
+            let m = format!("V{v:04}__{n} was edited after it was applied (checksum differs)");
+            add(*v, ProblemKind::Edited, m);
+        }
+        for v in &s.missing {
+            let m = format!("version {v} is applied but its file is gone");
+            add(*v, ProblemKind::Missing, m);
+        }
+        for (v, e) in &s.failed {
+            add(*v, ProblemKind::Failed, format!("version {v} failed: {e}"));
+        }
+        for v in &s.out_of_order {
+            let m = format!(
+                "version {v} is pending but older than the applied version {}",
+                s.latest.unwrap_or(0)
+            );
+            add(*v, ProblemKind::OutOfOrder, m);
+        }
+    }
+    out
 }
