@@ -773,6 +773,22 @@ async fn a_tenant_whose_collections_would_collide_is_refused() {
         .filter_map(|v| v.as_str().map(str::to_owned))
         .collect();
     assert_eq!(ids, ["acme"], "nothing written for acme_eu");
+    // A library caller of `registry::add` gets the same check (it lives in the engine).
+    let config = p.config();
+    let loaded = caas_core::project::load(&config).unwrap();
+    let specs: Vec<_> = loaded.iter().map(|l| &l.spec).collect();
+    let err = caas_core::fleet::registry::add(
+        &registry,
+        &config,
+        Some(&specs),
+        "acme_eu",
+        caas_core::tenancy::Tier::Pro,
+        None,
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("cannot be added"), "{err:#}");
     ok(&p, &["tenant", "add", "acme_eu", "--tier", "enterprise"]);
     ok(&p, &["schema", "apply"]);
 }

@@ -14,3 +14,4 @@ mod live_roles;
 mod live_schema;
 mod live_seed;
 mod live_validators;
+mod typed_errors;

@@ -16,7 +16,6 @@ use caas_core::connect::{ConnectOpts, Connection};
 use caas_core::fleet;
 use caas_core::fleet::registry::Selection;
 use caas_core::plan::{Safety, TargetPlan};
-use caas_core::tenancy::Target;
 
 /// Which targets a run covers.
 #[derive(Debug, Clone, Args)]
@@ -262,24 +261,10 @@ pub async fn apply(
 ) -> Result<Outcome> {
     let (loaded, conn, fleet) = open_fleet(config, connect, targets).await?;
     let specs: Vec<&caas_core::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
-    // Read and plan at once (planning overlaps with reading), keeping only which targets
-    // change; the workers plan those targets again as they take them (flat memory).
-    let mut with_changes = Vec::new();
-    let (streamed, live) = fleet::plan_streamed_keeping_live(
-        &conn,
-        config,
-        &fleet,
-        &specs,
-        targets.concurrency,
-        &mut |p| {
-            if !p.changes.is_empty() {
-                with_changes.push(p.target);
-            }
-        },
-    )
-    .await?;
-    warn_capacity(config, &specs, streamed.namespaces_after);
-    if with_changes.is_empty() {
+    let prepared =
+        fleet::apply::prepare(&conn, config, &fleet, &specs, targets.concurrency).await?;
+    warn_capacity(config, &specs, prepared.streamed.namespaces_after);
+    if prepared.changed() == 0 {
         if flags.json {
             println!(
                 "{}",
@@ -300,7 +285,7 @@ pub async fn apply(
         fail_fast: flags.fail_fast,
         concurrency: targets.concurrency,
     };
-    let total = with_changes.len() as u64;
+    let total = prepared.changed() as u64;
     let tty = std::io::stderr().is_terminal() && !flags.json;
     let bar = if tty {
         let b = ProgressBar::new(total);
@@ -324,28 +309,8 @@ pub async fn apply(
             eprintln!("[{n}/{total}] {} {}", r.target, status_word(r));
         }
     };
-    let planner = fleet::Planner::new(config, &fleet, &specs);
-    let plan_of = |t: Target| planner.plan(&live, &t);
-    let changed =
-        caas_core::apply::apply_each(&conn.client, with_changes, &plan_of, opts, &on_done).await;
-    // Every target in the report, in fleet order; the unchanged ones had nothing to do.
-    let reports: Vec<TargetReport> = fleet
-        .targets
-        .iter()
-        .map(|t| {
-            changed
-                .iter()
-                .find(|r| &r.target == t)
-                .cloned()
-                .unwrap_or_else(|| TargetReport {
-                    target: t.clone(),
-                    status: Status::NoChanges,
-                    applied: vec![],
-                    skipped: vec![],
-                    error: None,
-                })
-        })
-        .collect();
+    let reports =
+        fleet::apply::apply(&conn, config, &fleet, &specs, prepared, opts, &on_done).await;
     bar.finish_and_clear();
     if flags.json {
         println!("{}", serde_json::to_string_pretty(&reports)?);

@@ -9,13 +9,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::args::{self, TierArg};
 use super::Outcome;
-use caas_core::apply::{ApplyOptions, Status};
 use caas_core::config::Config;
 use caas_core::connect::ConnectOpts;
-use caas_core::fleet::registry;
 use caas_core::seed::fixtures::SeedFile;
 use caas_core::seed::{self, SeedOptions};
-use caas_core::tenancy::Target;
 
 /// The environment variable that marks a production environment (as `[connection] production`).
 pub const ENV_MARKER: &str = "CAAS_ENVIRONMENT";
@@ -149,42 +146,7 @@ async fn seed_locked(
     };
     let tenants = seed::selected(file, &opts)?;
     let added = seed::register(&conn.client, config, &tenants, fence, session).await?;
-    // The demo tenants' targets must exist with their validators before data goes in.
-    let all = registry::list(&conn.client.database(&config.databases.platform), config).await?;
-    let mut targets = vec![Target::platform()];
-    for t in &tenants {
-        let target = Target::for_tenant(&t.id, t.tier(), config.tiers.layout(t.tier()));
-        if !targets.contains(&target) {
-            targets.push(target);
-        }
-    }
-    let fleet = caas_core::fleet::Fleet {
-        tenants: all,
-        targets,
-        retired: vec![],
-    };
-    let compiled = caas_core::fleet::desired(specs, &fleet, config);
-    let plans =
-        caas_core::fleet::plan(conn, config, &fleet, specs, &compiled, args.concurrency).await?;
-    if plans.plans.iter().any(|p| p.declared().next().is_some()) {
-        let reports = caas_core::apply::apply(
-            &conn.client,
-            plans.plans,
-            ApplyOptions {
-                concurrency: args.concurrency,
-                ..Default::default()
-            },
-            &|_| {},
-        )
-        .await;
-        if let Some(r) = reports.iter().find(|r| r.status == Status::Failed) {
-            bail!(
-                "could not prepare target {} for demo data: {}",
-                r.target,
-                r.error.clone().unwrap_or_default()
-            );
-        }
-    }
+    seed::prepare_targets(conn, config, specs, &tenants, args.concurrency).await?;
     let rerun = seed::record_run(&conn.client, config, &opts, &tenants, fence, session).await?;
     let plan_ids = seed::plan_ids(&conn.client, config, specs).await?;
     let batches = seed::batches(config, specs, file, &tenants, &opts, &plan_ids, true)?;

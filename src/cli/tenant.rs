@@ -32,37 +32,6 @@ pub enum TenantCommand {
     },
 }
 
-/// Whether the fleet with this tenant added would give two targets one collection of the
-/// shared database. Checked when the specs load cleanly; with broken specs `tenant add`
-/// still works, and `schema plan`/`apply` check again (they need clean specs anyway).
-async fn check_names_with(
-    config: &Config,
-    db: &mongodb::Database,
-    id: &str,
-    tier: Tier,
-) -> Result<()> {
-    let Ok(loaded) = caas_core::project::load(config) else {
-        return Ok(());
-    };
-    let specs: Vec<&caas_core::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
-    let mut tenants = registry::list(db, config).await?;
-    tenants.push(registry::Tenant {
-        id: id.to_owned(),
-        name: id.to_owned(),
-        tier,
-        status: "active".into(),
-        target: String::new(),
-        database: String::new(),
-    });
-    let fleet = caas_core::fleet::Fleet {
-        tenants,
-        targets: vec![],
-        retired: vec![],
-    };
-    caas_core::fleet::check_shared_names(config, &fleet, &specs)
-        .map_err(|why| anyhow::anyhow!("tenant `{id}` cannot be added: {why}"))
-}
-
 pub async fn run(config: &Config, connect: &ConnectOpts, cmd: TenantCommand) -> Result<Outcome> {
     // Check the id before connecting: bad input never reaches the server.
     if let TenantCommand::Add { id, tier, .. } = &cmd {
@@ -71,9 +40,6 @@ pub async fn run(config: &Config, connect: &ConnectOpts, cmd: TenantCommand) -> 
     }
     let conn = connect.connect(config).await?;
     let db = conn.client.database(&config.databases.platform);
-    if let TenantCommand::Add { id, tier, .. } = &cmd {
-        check_names_with(config, &db, id, Tier::from(*tier)).await?;
-    }
     match cmd {
         TenantCommand::Add {
             id,
@@ -81,9 +47,15 @@ pub async fn run(config: &Config, connect: &ConnectOpts, cmd: TenantCommand) -> 
             name,
             email,
         } => {
+            // With broken specs `tenant add` still works; `schema plan`/`apply` check the
+            // names again (they need clean specs anyway).
+            let loaded = caas_core::project::load(config).ok();
+            let specs: Option<Vec<&caas_core::spec::CollectionSpec>> =
+                loaded.as_ref().map(|l| l.iter().map(|s| &s.spec).collect());
             let t = registry::add(
                 &db,
                 config,
+                specs.as_deref(),
                 &id,
                 tier.into(),
                 name.as_deref(),

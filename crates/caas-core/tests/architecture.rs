@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 /// inspect -> plan -> apply, fleet orchestration above them, then the commands' engines.
 const LAYERS: &[&str] = &[
     "base", "tenancy", "config", "connect", "spec", "compile", "project", "inspect", "plan",
-    "apply", "fleet", "roles", "docs", "migrate", "seed", "error",
+    "apply", "fleet", "roles", "docs", "migrate", "seed",
 ];
 
 /// The files inside each folder, lowest first.
@@ -23,6 +23,7 @@ const FOLDERS: &[(&str, &[&str])] = &[
         &[
             "yaml",
             "diagnostic",
+            "error",
             "files",
             "redact",
             "driver",
@@ -53,7 +54,7 @@ const FOLDERS: &[(&str, &[&str])] = &[
     ("inspect", &["normalize"]),
     ("plan", &["diff", "mongosh", "tests"]),
     ("apply", &["preflight"]),
-    ("fleet", &["registry", "select", "stream", "project"]),
+    ("fleet", &["registry", "apply"]),
     (
         "migrate",
         &[
@@ -65,7 +66,10 @@ const FOLDERS: &[(&str, &[&str])] = &[
         "migrate::steps",
         &["write", "backfill", "index", "aggregate", "command"],
     ),
-    ("seed", &["rng", "fixtures", "generate", "tenant", "reset"]),
+    (
+        "seed",
+        &["rng", "fixtures", "generate", "tenant", "prepare", "reset"],
+    ),
 ];
 
 /// Files over this many lines are split (see the exceptions below).

@@ -12,6 +12,7 @@ use crate::connect::Connection;
 use crate::inspect::{self, LiveState};
 use crate::plan::{plan_target, TargetPlan};
 use crate::spec::CollectionSpec;
+pub mod apply;
 pub mod registry;
 
 use crate::tenancy::{Layout, Target, TargetKind};

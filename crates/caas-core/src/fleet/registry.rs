@@ -10,6 +10,7 @@ use mongodb::Database;
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::spec::CollectionSpec;
 use crate::tenancy::{check_database_name, check_tenant_id, Layout, Target, TargetKind, Tier};
 
 /// The registry's logical collection.
@@ -191,17 +192,52 @@ pub async fn insert_error(db: &Database, id: &str, e: &mongodb::error::Error) ->
     crate::base::driver::explain_write_error(e, &format!("{}.{REGISTRY}", db.name())).into()
 }
 
+/// Whether the fleet with this tenant added would give two targets one collection of the
+/// shared database.
+async fn check_names_with(
+    db: &Database,
+    config: &Config,
+    specs: &[&CollectionSpec],
+    id: &str,
+    tier: Tier,
+) -> Result<()> {
+    let mut tenants = list(db, config).await?;
+    tenants.push(Tenant {
+        id: id.to_owned(),
+        name: id.to_owned(),
+        tier,
+        status: "active".into(),
+        target: String::new(),
+        database: String::new(),
+    });
+    let fleet = super::Fleet {
+        tenants,
+        targets: vec![],
+        retired: vec![],
+    };
+    super::check_shared_names(config, &fleet, specs)
+        .map_err(|why| anyhow::anyhow!("tenant `{id}` cannot be added: {why}"))
+}
+
 /// Register a tenant. The id is checked before anything is written; an id already
 /// registered (also by a registration racing this one) is an error that names its tier.
+///
+/// With `specs`, the fleet with this tenant added is checked first: no two targets may
+/// get one physical collection of the shared database (see [`super::check_shared_names`]).
+/// Pass no specs only when they do not load; `schema plan` and `apply` check again.
 pub async fn add(
     db: &Database,
     config: &Config,
+    specs: Option<&[&CollectionSpec]>,
     id: &str,
     tier: Tier,
     name: Option<&str>,
     email: Option<&str>,
 ) -> Result<Tenant> {
     let d = prepare(config, id, tier, name, email)?;
+    if let Some(specs) = specs {
+        check_names_with(db, config, specs, id, tier).await?;
+    }
     ensure_unique_index(db).await?;
     if let Err(e) = registry(db).insert_one(&d).await {
         return Err(insert_error(db, id, &e).await);

@@ -92,7 +92,7 @@ pub async fn repair(
                     report.refused.push((label, holder));
                     continue;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             };
         let fence = lease.fence();
         let result = async {

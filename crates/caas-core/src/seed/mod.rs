@@ -6,10 +6,12 @@
 
 pub mod fixtures;
 pub mod generate;
+mod prepare;
 mod reset;
 pub mod rng;
 mod tenant;
 
+pub use prepare::{plan_ids, prepare_targets, record_run, register};
 pub use reset::reset;
 
 use std::collections::BTreeMap;
@@ -20,17 +22,15 @@ use bson::oid::ObjectId;
 use bson::{doc, Bson, Document};
 use futures::{StreamExt, TryStreamExt};
 use mongodb::error::{ErrorKind, WriteFailure};
-use mongodb::{Client, ClientSession};
+use mongodb::Client;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::fleet::registry;
-use crate::migrate::lock::{Fence, FenceError};
 use crate::migrate::{Migration, Step};
 use crate::spec::CollectionSpec;
 use crate::tenancy::{Placement, Target};
 use fixtures::{DemoTenant, SeedFile, PASSWORD_PLACEHOLDER};
-use generate::{Docs, Gen, PLAN_CODES};
+use generate::{Docs, Gen};
 
 pub use fixtures::SEED_FILE;
 
@@ -411,108 +411,6 @@ async fn insert_chunk(client: &Client, b: &Batch, chunk: &[Document], rerun: boo
         }
     }
     row
-}
-
-/// Register the demo tenants that are missing, each in one fenced write with its
-/// `demo: true` flag (a seed killed at any point leaves either no entry or a demo one). A
-/// registered tenant with the same id that is not a demo tenant is left alone and is an error.
-pub async fn register(
-    client: &Client,
-    config: &Config,
-    tenants: &[&DemoTenant],
-    fence: &Fence,
-    session: &mut ClientSession,
-) -> Result<usize> {
-    let db = client.database(&config.databases.platform);
-    let coll = db.collection::<Document>(registry::REGISTRY);
-    registry::ensure_unique_index(&db).await?;
-    let mut added = 0;
-    for t in tenants {
-        match coll.find_one(doc! { "tenant_id": &t.id }).await? {
-            Some(existing) if existing.get_bool("demo") != Ok(true) => {
-                bail!("tenant `{}` is registered but is not a demo tenant; seed refuses to write into it (rename the demo tenant in {SEED_FILE})", t.id)
-            }
-            Some(_) => {}
-            None => {
-                let mut d =
-                    registry::prepare(config, &t.id, t.tier(), Some(&t.name), t.email.as_deref())?;
-                d.insert("demo", true);
-                let inserted = fence
-                    .txn(session, async |s| {
-                        coll.insert_one(&d).session(s).await?;
-                        Ok(Some(()))
-                    })
-                    .await;
-                match inserted {
-                    Ok(_) => added += 1,
-                    Err(FenceError::Server(e)) => {
-                        return Err(registry::insert_error(&db, &t.id, &e).await)
-                    }
-                    Err(lost) => return Err(lost.into()),
-                }
-            }
-        }
-    }
-    Ok(added)
-}
-
-/// The live plans' ids by code, so subscriptions reference real plan documents.
-pub async fn plan_ids(
-    client: &Client,
-    config: &Config,
-    specs: &[&CollectionSpec],
-) -> Result<BTreeMap<String, ObjectId>> {
-    let Some(spec) = specs.iter().find(|s| s.collection == "plans") else {
-        return Ok(BTreeMap::new());
-    };
-    let p = Target::platform().place(spec, &config.databases);
-    let docs: Vec<Document> = client
-        .database(&p.database)
-        .collection::<Document>(&p.collection)
-        .find(doc! { "code": { "$in": PLAN_CODES.to_vec() } })
-        .await?
-        .try_collect()
-        .await?;
-    Ok(docs
-        .iter()
-        .filter_map(|d| {
-            Some((
-                d.get_str("code").ok()?.to_owned(),
-                d.get_object_id("_id").ok()?,
-            ))
-        })
-        .collect())
-}
-
-/// Record a run so `--reset` can recompute what it seeded (fenced by the seed lease).
-/// Returns whether an earlier run with the same seed value and scale was recorded (if
-/// not, none of its documents exist).
-pub async fn record_run(
-    client: &Client,
-    config: &Config,
-    opts: &SeedOptions,
-    tenants: &[&DemoTenant],
-    fence: &Fence,
-    session: &mut ClientSession,
-) -> Result<bool> {
-    let ids: Vec<&str> = tenants.iter().map(|t| t.id.as_str()).collect();
-    let runs = client
-        .database(&config.databases.platform)
-        .collection::<Document>(RUNS);
-    let matched = fence
-        .txn(session, async |s| {
-            let r = runs
-                .update_one(
-                    doc! { "_id": format!("{}:{}", opts.seed_value, opts.scale) },
-                    doc! { "$set": { "seed_value": opts.seed_value as i64, "scale": opts.scale as i64, "at": bson::DateTime::now() }, "$addToSet": { "tenants": { "$each": ids.clone() } } },
-                )
-                .upsert(true)
-                .session(s)
-                .await?;
-            Ok(Some(r.matched_count > 0))
-        })
-        .await?;
-    Ok(matched == Some(true))
 }
 
 /// Seeded documents (by `_id`) that an applied migration has since taken over: its
