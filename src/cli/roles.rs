@@ -6,7 +6,6 @@ use clap::Subcommand;
 use super::Outcome;
 use caas_core::config::Config;
 use caas_core::connect::ConnectOpts;
-use caas_core::fleet::registry::{self, Selection};
 use caas_core::roles::{self, RoleChange};
 
 #[derive(Debug, Subcommand)]
@@ -52,11 +51,12 @@ pub async fn run(config: &Config, connect: &ConnectOpts, cmd: RolesCommand) -> R
         }
     }
     let conn = connect.connect(config).await?;
-    let tenants = registry::list(&conn.client.database(&config.databases.platform), config).await?;
-    let targets = registry::resolve_targets(&tenants, config, &Selection::default())?;
-    let desired = roles::desired(&specs, &targets, config);
-    let live = roles::live(&conn.client, config).await?;
-    let changes = roles::plan(&desired, &live);
+    let roles::FleetRoles {
+        desired,
+        changes,
+        live,
+        targets,
+    } = roles::plan_fleet(&conn.client, config, &specs).await?;
     match cmd {
         RolesCommand::Plan { json }
         | RolesCommand::Diff {
@@ -126,9 +126,8 @@ pub async fn run(config: &Config, connect: &ConnectOpts, cmd: RolesCommand) -> R
                 println!("{}\t{}", c.role(), c.summary());
             }
             println!(
-                "{done} role change(s) applied; {} role(s) for {} target(s)",
-                desired.len(),
-                targets.len()
+                "{done} role change(s) applied; {} role(s) for {targets} target(s)",
+                desired.len()
             );
             Ok(if held.is_empty() {
                 Outcome::Clean

@@ -4,18 +4,19 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Subcommand, ValueEnum};
 use serde_json::{json, Value};
 
 use super::args::TierArg;
 use super::Outcome;
 use super::ProjectOpts;
-use caas_core::compile::{compile_target, to_json, CompiledTarget};
+use caas_core::compile::forms::{forms, Form};
+use caas_core::compile::to_json;
 use caas_core::config::Config;
 use caas_core::project;
 use caas_core::spec::{self, LoadedSpec};
-use caas_core::tenancy::{check_tenant_id, Target, TargetKind, Tier};
+use caas_core::tenancy::{check_tenant_id, Tier};
 
 #[derive(Debug, Subcommand)]
 pub enum SchemaCommand {
@@ -164,28 +165,6 @@ fn lint(config: &Config, paths: &[PathBuf], json: bool, deny_warnings: bool) -> 
     })
 }
 
-/// The targets `compile` shows: the platform, then one per distinct tier layout.
-fn offline_targets(config: &Config, tier: Option<Tier>, tenant: &str) -> Vec<(Target, Vec<Tier>)> {
-    let mut out: Vec<(Target, Vec<Tier>)> = Vec::new();
-    if tier.is_none() {
-        out.push((Target::platform(), Vec::new()));
-    }
-    for t in Tier::ALL
-        .into_iter()
-        .filter(|t| tier.is_none_or(|x| x == *t))
-    {
-        let target = Target::for_tenant(tenant, t, config.tiers.layout(t));
-        match out.iter_mut().find(|(x, _)| {
-            x.kind == target.kind
-                || (x.kind == TargetKind::Shared && target.kind == TargetKind::Shared)
-        }) {
-            Some((_, tiers)) => tiers.push(t),
-            None => out.push((target, vec![t])),
-        }
-    }
-    out
-}
-
 fn compile(
     config: &Config,
     loaded: &[LoadedSpec],
@@ -199,59 +178,22 @@ fn compile(
             .map_err(anyhow::Error::msg)
             .context("--tenant")?;
     }
-    let specs: Vec<&spec::CollectionSpec> = loaded
-        .iter()
-        .map(|l| &l.spec)
-        .filter(|s| collection.is_none_or(|c| s.collection == c))
-        .collect();
-    if specs.is_empty() {
-        let known: Vec<&str> = loaded.iter().map(|l| l.spec.collection.as_str()).collect();
-        bail!(
-            "no spec defines collection `{}`; known collections: {}",
-            collection.unwrap_or(""),
-            known.join(", ")
-        );
-    }
-    let targets: Vec<(CompiledTarget, Vec<Tier>)> =
-        offline_targets(config, tier, tenant.unwrap_or("{tenant_id}"))
-            .into_iter()
-            .map(|(t, tiers)| (compile_target(&specs, &t, &config.databases), tiers))
-            .filter(|(c, _)| !c.collections.is_empty())
-            .collect();
+    let specs = project::select(loaded, collection)?;
+    let forms = forms(config, &specs, tier, tenant.unwrap_or("{tenant_id}"));
     match format {
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&compiled_json(&targets))?
-        ),
-        Format::Yaml => print!("{}", crate::render::to_yaml(&compiled_json(&targets))),
-        Format::Table => print!("{}", side_by_side(&targets)),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&compiled_json(&forms))?),
+        Format::Yaml => print!("{}", crate::render::to_yaml(&compiled_json(&forms))),
+        Format::Table => print!("{}", side_by_side(&forms)),
     }
     Ok(Outcome::Clean)
 }
 
-fn target_label(target: &Target, tiers: &[Tier]) -> String {
-    match &target.kind {
-        TargetKind::Platform => "platform".into(),
-        TargetKind::Shared => format!(
-            "shared ({})",
-            tiers
-                .iter()
-                .map(|t| t.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        TargetKind::CollectionSet { tenant, .. } => {
-            format!("{} collection set ({tenant})", tiers[0])
-        }
-        TargetKind::Database { tenant, .. } => format!("{} database ({tenant})", tiers[0]),
-    }
-}
-
-fn compiled_json(targets: &[(CompiledTarget, Vec<Tier>)]) -> Value {
-    let list: Vec<Value> = targets
+fn compiled_json(forms: &[Form]) -> Value {
+    let list: Vec<Value> = forms
         .iter()
-        .map(|(t, tiers)| {
-            let collections: Vec<Value> = t
+        .map(|f| {
+            let collections: Vec<Value> = f
+                .compiled
                 .collections
                 .iter()
                 .map(|c| {
@@ -265,8 +207,8 @@ fn compiled_json(targets: &[(CompiledTarget, Vec<Tier>)]) -> Value {
                 })
                 .collect();
             json!({
-                "target": target_label(&t.target, tiers),
-                "tiers": tiers,
+                "target": f.label,
+                "tiers": f.tiers,
                 "collections": collections,
             })
         })
@@ -275,15 +217,15 @@ fn compiled_json(targets: &[(CompiledTarget, Vec<Tier>)]) -> Value {
 }
 
 /// One table per collection: a column per target, a row per index.
-fn side_by_side(targets: &[(CompiledTarget, Vec<Tier>)]) -> String {
+fn side_by_side(forms: &[Form]) -> String {
     let mut by_collection: BTreeMap<&str, Vec<(String, &caas_core::compile::CompiledCollection)>> =
         BTreeMap::new();
-    for (t, tiers) in targets {
-        for c in &t.collections {
+    for f in forms {
+        for c in &f.compiled.collections {
             by_collection
                 .entry(&c.logical)
                 .or_default()
-                .push((target_label(&t.target, tiers), c));
+                .push((f.label.clone(), c));
         }
     }
     let mut out = String::new();

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::base::diagnostic::{Finding, Severity};
 use crate::base::error::Error;
 use crate::config::Config;
-use crate::spec::{self, LoadedSpec};
+use crate::spec::{self, CollectionSpec, LoadedSpec};
 
 /// What `caas schema lint` found.
 #[derive(Debug, Serialize)]
@@ -130,4 +130,26 @@ pub fn load(config: &Config) -> Result<Vec<LoadedSpec>, Error> {
         return Err(anyhow!("no spec files under {}; add `<domain>/<collection>.yaml` files or set `[project] specs` in caas.toml", dir.display()).into());
     }
     Ok(report.specs)
+}
+
+/// The specs a command works on: all of them, or the one named `collection`.
+pub fn select<'a>(
+    loaded: &'a [LoadedSpec],
+    collection: Option<&str>,
+) -> Result<Vec<&'a CollectionSpec>, Error> {
+    let specs: Vec<&CollectionSpec> = loaded
+        .iter()
+        .map(|l| &l.spec)
+        .filter(|s| collection.is_none_or(|c| s.collection == c))
+        .collect();
+    if specs.is_empty() {
+        let known: Vec<&str> = loaded.iter().map(|l| l.spec.collection.as_str()).collect();
+        return Err(anyhow!(
+            "no spec defines collection `{}`; known collections: {}",
+            collection.unwrap_or(""),
+            known.join(", ")
+        )
+        .into());
+    }
+    Ok(specs)
 }

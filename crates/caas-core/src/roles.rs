@@ -245,6 +245,38 @@ pub fn plan(desired: &[Role], live: &[Role]) -> Vec<RoleChange> {
     out
 }
 
+/// Roles for the whole registered fleet: what the specs want, and the changes from what
+/// the server has.
+#[derive(Debug, Serialize)]
+pub struct FleetRoles {
+    pub desired: Vec<Role>,
+    pub changes: Vec<RoleChange>,
+    /// The caas roles the server has now.
+    pub live: Vec<Role>,
+    /// Targets the roles cover.
+    pub targets: usize,
+}
+
+/// Read the registry and the server's roles, and plan.
+pub async fn plan_fleet(
+    client: &Client,
+    config: &Config,
+    specs: &[&CollectionSpec],
+) -> Result<FleetRoles> {
+    let platform = client.database(&config.databases.platform);
+    let tenants = crate::fleet::registry::list(&platform, config).await?;
+    let targets = crate::fleet::registry::resolve_targets(&tenants, config, &Default::default())?;
+    let desired = desired(specs, &targets, config);
+    let live = live(client, config).await?;
+    let changes = plan(&desired, &live);
+    Ok(FleetRoles {
+        desired,
+        changes,
+        live,
+        targets: targets.len(),
+    })
+}
+
 /// Execute a plan: createRole / updateRole (privileges replaced whole), dropRole with `prune`.
 pub async fn apply(
     client: &Client,

@@ -5,6 +5,7 @@
 
 mod bsonify;
 pub mod check;
+pub mod forms;
 mod index;
 mod validator;
 
