@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 
 use super::Outcome;
@@ -38,20 +38,7 @@ pub fn run(config: &Config, args: DocsArgs) -> Result<Outcome> {
         );
         return Ok(Outcome::Found);
     }
-    for (path, text) in &pages {
-        let file = dir.join(path);
-        if let Some(parent) = file.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
-        }
-        std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
-    }
-    for extra in caas_core::docs::stale(&dir, &pages)
-        .iter()
-        .filter_map(|s| s.strip_suffix(" documents no spec"))
-    {
-        std::fs::remove_file(dir.join(extra)).with_context(|| format!("removing {extra}"))?;
-    }
+    caas_core::docs::write(&dir, &pages)?;
     println!("wrote {} pages to {}", pages.len(), dir.display());
     Ok(Outcome::Clean)
 }

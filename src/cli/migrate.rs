@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Subcommand;
 
 use super::args::OnErrorArg;
@@ -371,26 +371,7 @@ fn render_repair(report: &RepairReport, json: bool) -> Result<Outcome> {
 }
 
 fn new(config: &Config, name: &str, scope: &str) -> Result<Outcome> {
-    let dir = config.migrations_dir();
-    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || name.is_empty() {
-        bail!("migration name `{name}` must be letters, digits and `_` (e.g. normalize_phone)");
-    }
-    if !["tenant", "platform", "billing", "analytics", "security"].contains(&scope) {
-        bail!("--scope `{scope}` must be one of tenant, platform, billing, analytics, security");
-    }
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let next = std::fs::read_dir(&dir)?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| mig::source::parse_file_name(&e.path()).ok().map(|(v, _)| v))
-        .max()
-        .unwrap_or(0)
-        + 1;
-    let file = dir.join(format!("V{next:04}__{name}.yaml"));
-    let text = format!(
-        "# {name}: see the README's migration section for every step.\ndescription: {}\nscope: {scope}\n# tiers: [pro, enterprise]   # tenant scope only; default: every tier\nup: []\n  # - update_many:\n  #     collection: users\n  #     filter: {{ status: invited }}\n  #     update: {{ $set: {{ pass_change: true }} }}\ndown: []\n",
-        name.replace('_', " ")
-    );
-    std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
+    let file = mig::source::new_file(&config.migrations_dir(), name, scope)?;
     println!("created {}", file.display());
     Ok(Outcome::Clean)
 }

@@ -490,3 +490,23 @@ pub fn stale(dir: &std::path::Path, pages: &BTreeMap<String, String>) -> Vec<Str
     out.sort();
     out
 }
+
+/// Write the pages under `dir` and remove the pages of specs that are gone.
+pub fn write(dir: &std::path::Path, pages: &BTreeMap<String, String>) -> anyhow::Result<()> {
+    use anyhow::Context;
+    for (path, text) in pages {
+        let file = dir.join(path);
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
+    }
+    for extra in stale(dir, pages)
+        .iter()
+        .filter_map(|s| s.strip_suffix(" documents no spec"))
+    {
+        std::fs::remove_file(dir.join(extra)).with_context(|| format!("removing {extra}"))?;
+    }
+    Ok(())
+}

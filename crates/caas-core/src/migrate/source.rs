@@ -389,9 +389,47 @@ fn read_one(
     Ok((body, doc, findings))
 }
 
+/// Create `V<next>__<name>.yaml` in `dir` from the template; returns its path.
+pub fn new_file(dir: &Path, name: &str, scope: &str) -> anyhow::Result<PathBuf> {
+    use anyhow::{bail, Context};
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || name.is_empty() {
+        bail!("migration name `{name}` must be letters, digits and `_` (e.g. normalize_phone)");
+    }
+    if !["tenant", "platform", "billing", "analytics", "security"].contains(&scope) {
+        bail!("--scope `{scope}` must be one of tenant, platform, billing, analytics, security");
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let next = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| parse_file_name(&e.path()).ok().map(|(v, _)| v))
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let file = dir.join(format!("V{next:04}__{name}.yaml"));
+    let text = format!(
+        "# {name}: see the README's migration section for every step.\ndescription: {}\nscope: {scope}\n# tiers: [pro, enterprise]   # tenant scope only; default: every tier\nup: []\n  # - update_many:\n  #     collection: users\n  #     filter: {{ status: invited }}\n  #     update: {{ $set: {{ pass_change: true }} }}\ndown: []\n",
+        name.replace('_', " ")
+    );
+    std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
+    Ok(file)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn new_files_take_the_next_version_and_refuse_bad_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = new_file(dir.path(), "first_step", "tenant").unwrap();
+        let b = new_file(dir.path(), "second", "platform").unwrap();
+        assert!(a.ends_with("V0001__first_step.yaml"), "{}", a.display());
+        assert!(b.ends_with("V0002__second.yaml"), "{}", b.display());
+        let doc = yaml::parse(&std::fs::read_to_string(&b).unwrap()).unwrap();
+        assert!(files::decode::<MigrationFile>(&doc).is_ok());
+        assert!(new_file(dir.path(), "bad name", "tenant").is_err());
+        assert!(new_file(dir.path(), "ok", "galaxy").is_err());
+    }
 
     #[test]
     fn file_names() {
