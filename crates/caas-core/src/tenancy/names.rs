@@ -6,12 +6,24 @@
 /// and leave room for collection names in the namespace.
 pub const TENANT_ID_PATTERN: &str = "^[a-z][a-z0-9_-]{1,39}$";
 
+/// A name caas refuses (a tenant id, a database or a collection name), with why and what
+/// would be valid. Callers show it as is; it names the offending value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidName(pub String);
+
+impl From<InvalidName> for String {
+    fn from(e: InvalidName) -> String {
+        e.0
+    }
+}
+
 const MAX_TENANT_ID: usize = 40;
 const MAX_DATABASE_NAME: usize = 63;
 const MAX_NAMESPACE: usize = 255;
 
 /// Why a tenant id cannot be used, with what would be valid.
-pub fn check_tenant_id(id: &str) -> Result<(), String> {
+fn check_tenant_id_why(id: &str) -> Result<(), String> {
     let rule = "a tenant id is 2 to 40 characters of a-z, 0-9, `_` and `-`, starting with a letter (e.g. `acme-corp`)";
     if id.is_empty() {
         return Err(format!("the tenant id is empty; {rule}"));
@@ -54,7 +66,7 @@ fn printable(s: &str) -> String {
 }
 
 /// MongoDB database-name rules (the stricter Windows set, so a spec works everywhere).
-pub fn check_database_name(name: &str) -> Result<(), String> {
+fn check_database_name_why(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("database name is empty".into());
     }
@@ -77,7 +89,7 @@ pub fn check_database_name(name: &str) -> Result<(), String> {
 }
 
 /// MongoDB collection-name rules, and the namespace length with its database.
-pub fn check_collection_name(database: &str, name: &str) -> Result<(), String> {
+fn check_collection_name_why(database: &str, name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("collection name is empty".into());
     }
@@ -102,6 +114,21 @@ pub fn check_collection_name(database: &str, name: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Whether a tenant id can be used (see [`TENANT_ID_PATTERN`]).
+pub fn check_tenant_id(id: &str) -> Result<(), InvalidName> {
+    check_tenant_id_why(id).map_err(InvalidName)
+}
+
+/// Whether MongoDB (on every platform) accepts this database name.
+pub fn check_database_name(name: &str) -> Result<(), InvalidName> {
+    check_database_name_why(name).map_err(InvalidName)
+}
+
+/// Whether MongoDB accepts this collection name in this database (namespace length too).
+pub fn check_collection_name(database: &str, name: &str) -> Result<(), InvalidName> {
+    check_collection_name_why(database, name).map_err(InvalidName)
 }
 
 #[cfg(test)]
@@ -132,7 +159,7 @@ mod tests {
             (&"a".repeat(41), "41 characters long"),
         ];
         for (id, want) in cases {
-            let err = check_tenant_id(id).unwrap_err();
+            let err = check_tenant_id(id).unwrap_err().0;
             assert!(err.contains(want), "{id:?}: {err}");
             assert!(err.contains("2 to 40 characters"), "{id:?}: {err}");
         }
@@ -166,15 +193,19 @@ mod tests {
     fn collection_names() {
         assert!(check_collection_name("db", "system.users")
             .unwrap_err()
+            .0
             .contains("reserved"));
         assert!(check_collection_name("db", "a$b")
             .unwrap_err()
+            .0
             .contains("`$`"));
         assert!(check_collection_name("db", &"x".repeat(260))
             .unwrap_err()
+            .0
             .contains("255"));
         assert!(check_database_name("admin")
             .unwrap_err()
+            .0
             .contains("reserved"));
     }
 }
