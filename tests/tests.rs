@@ -2,6 +2,7 @@
 
 mod support;
 
+mod cli_conventions;
 mod compile_golden;
 mod exactly_once;
 mod examples;

@@ -8,6 +8,7 @@ mod migrate;
 mod roles;
 mod schema;
 mod seed;
+mod shell;
 mod tenant;
 
 use std::path::PathBuf;
@@ -51,7 +52,12 @@ Exit codes:
 
 /// MongoDB schemas as code for multi-tenant SaaS platforms.
 #[derive(Debug, Parser)]
-#[command(name = "caas", version, about, after_help = EXIT_CODES)]
+#[command(
+    name = "caas",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("CAAS_COMMIT"), ")"),
+    about,
+    after_help = EXIT_CODES
+)]
 pub struct Cli {
     #[command(flatten)]
     pub project: ProjectOpts,
@@ -96,6 +102,10 @@ pub enum Command {
     /// Load demo data for every collection and tier (never into production without --force).
     #[command(after_help = EXIT_CODES)]
     Seed(seed::SeedArgs),
+    /// Shell completion script for bash, zsh, fish, elvish or powershell.
+    Completions(shell::CompletionsArgs),
+    /// The man page (or, with --out, one page per command).
+    Man(shell::ManArgs),
     /// The tenant registry (saas_clients).
     #[command(subcommand, after_help = EXIT_CODES)]
     Tenant(tenant::TenantCommand),
@@ -111,6 +121,8 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Roles(cmd) => roles::run(&cli.project.load()?, &connect, cmd).await,
         Command::Seed(args) => seed::run(&cli.project.load()?, &connect, args).await,
         Command::Tenant(cmd) => tenant::run(&cli.project.load()?, &connect, cmd).await,
+        Command::Completions(args) => shell::completions(args),
+        Command::Man(args) => shell::man(args),
     }
 }
 
