@@ -83,3 +83,61 @@ fn version_names_the_commit() {
         "{text}"
     );
 }
+
+/// The files caas ships (catalogue and examples) name their editor schema in a first-line
+/// modeline; the named file exists, and the file is valid against it. A typo'd key is not.
+#[test]
+fn shipped_files_validate_against_the_editor_schemas_they_name() {
+    let root = crate::support::root();
+    let mut files = Vec::new();
+    for base in std::iter::once(root.clone()).chain(
+        std::fs::read_dir(root.join("examples"))
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_dir()),
+    ) {
+        files.push(base.join("caas.toml"));
+        for dir in ["migrations", "seeds"] {
+            if let Ok(entries) = std::fs::read_dir(base.join(dir)) {
+                files.extend(
+                    entries
+                        .filter_map(|e| e.ok().map(|e| e.path()))
+                        .filter(|p| p.extension().is_some_and(|x| x == "yaml")),
+                );
+            }
+        }
+    }
+    assert!(files.len() >= 15, "{files:?}");
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let first = text.lines().next().unwrap_or("");
+        let rel = first
+            .strip_prefix("# yaml-language-server: $schema=")
+            .or_else(|| first.strip_prefix("#:schema "))
+            .unwrap_or_else(|| panic!("{}: no schema modeline", file.display()));
+        let schema_path = file.parent().unwrap().join(rel);
+        let schema: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(&schema_path)
+                .unwrap_or_else(|_| panic!("{}: {} does not exist", file.display(), rel)),
+        )
+        .unwrap();
+        let value: serde_json::Value = if file.extension().is_some_and(|x| x == "toml") {
+            serde_json::to_value(toml::from_str::<toml::Value>(&text).unwrap()).unwrap()
+        } else {
+            caas_core::base::yaml::parse(&text).unwrap().value
+        };
+        let v = jsonschema::draft7::new(&schema).unwrap();
+        let errors: Vec<String> = v.iter_errors(&value).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{}: {errors:?}", file.display());
+        // One misspelt top-level key is refused, so the schema is not a rubber stamp.
+        let mut typo = value.clone();
+        typo.as_object_mut()
+            .unwrap()
+            .insert("descriptoin".into(), 1.into());
+        assert!(
+            !v.is_valid(&typo),
+            "{}: a typo'd key passes",
+            file.display()
+        );
+    }
+}

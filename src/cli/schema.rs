@@ -15,7 +15,7 @@ use caas_core::compile::forms::{forms, Form};
 use caas_core::compile::to_json;
 use caas_core::config::Config;
 use caas_core::project;
-use caas_core::spec::{self, LoadedSpec};
+use caas_core::spec::LoadedSpec;
 use caas_core::tenancy::{check_tenant_id, Tier};
 
 #[derive(Debug, Subcommand)]
@@ -75,9 +75,16 @@ pub enum SchemaCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Print the JSON Schema of the spec format (what editors and lint validate against).
+    /// Print the JSON Schema of the spec format (what editors and lint validate against),
+    /// or of migration files, seed files or caas.toml.
     JsonSchema {
-        /// Exit 1 if the committed copy (schemas/caas-spec.schema.json) differs.
+        /// Which schema to print.
+        #[arg(long, value_enum, default_value_t = SchemaKind::Spec)]
+        kind: SchemaKind,
+        /// Write all four schemas to their committed files under schemas/.
+        #[arg(long, conflicts_with = "check")]
+        write: bool,
+        /// Exit 1 if any committed copy under schemas/ differs from the types.
         #[arg(long)]
         check: bool,
     },
@@ -119,7 +126,9 @@ pub async fn run(
                 format,
             )
         }
-        SchemaCommand::JsonSchema { check } => json_schema(&config, check),
+        SchemaCommand::JsonSchema { kind, write, check } => {
+            json_schema(&config, kind, write, check)
+        }
         SchemaCommand::Plan {
             targets,
             format,
@@ -346,24 +355,50 @@ fn ttl(v: &bson::Bson) -> String {
     }
 }
 
-fn json_schema(config: &Config, check: bool) -> Result<Outcome> {
-    let text = spec::meta_schema_json();
-    if !check {
-        print!("{text}");
+/// The files a JSON Schema describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaKind {
+    /// Collection specs (schemas/**/*.yaml).
+    Spec,
+    /// Migration files (migrations/V*.yaml).
+    Migration,
+    /// The seed file (seeds/demo.yaml).
+    Seed,
+    /// caas.toml.
+    Config,
+}
+
+fn json_schema(config: &Config, kind: SchemaKind, write: bool, check: bool) -> Result<Outcome> {
+    let all = caas_core::schemas::all();
+    if write {
+        for s in &all {
+            let path = config.root.join(s.file);
+            std::fs::write(&path, &s.text)
+                .with_context(|| format!("writing {}", path.display()))?;
+            println!("wrote {}", path.display());
+        }
         return Ok(Outcome::Clean);
     }
-    let path = config.root.join(caas_core::spec::META_SCHEMA_FILE);
-    let committed =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    if committed == text {
-        println!("{} is up to date", path.display());
-        Ok(Outcome::Clean)
-    } else {
-        eprintln!(
-            "{} is stale; run `caas schema json-schema > {}` and commit it",
-            path.display(),
-            caas_core::spec::META_SCHEMA_FILE
-        );
-        Ok(Outcome::Found)
+    if !check {
+        let name = format!("{kind:?}").to_lowercase();
+        let s = caas_core::schemas::of_kind(&name).expect("every kind has a schema");
+        print!("{}", s.text);
+        return Ok(Outcome::Clean);
     }
+    let mut stale = 0;
+    for s in &all {
+        let path = config.root.join(s.file);
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        if committed == s.text {
+            println!("{} is up to date", path.display());
+        } else {
+            stale += 1;
+            eprintln!("{} is stale or missing", path.display());
+        }
+    }
+    if stale == 0 {
+        return Ok(Outcome::Clean);
+    }
+    eprintln!("run `caas schema json-schema --write` and commit the files");
+    Ok(Outcome::Found)
 }

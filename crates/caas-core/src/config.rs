@@ -12,7 +12,7 @@ use crate::tenancy::{Layout, Tier};
 
 pub const CONFIG_FILE: &str = "caas.toml";
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -30,7 +30,7 @@ pub struct Config {
     pub root: PathBuf,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectPaths {
     /// Spec directory, relative to the project root.
@@ -58,7 +58,7 @@ fn default_migrations() -> PathBuf {
 }
 
 /// The layout of each tier.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Tiers {
     #[serde(default = "shared")]
@@ -103,7 +103,7 @@ impl Tiers {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Connection {
     /// Connection string; `--uri` and `MONGODB_URI` take precedence.
@@ -131,7 +131,7 @@ impl Default for Connection {
 }
 
 /// Custom roles (`caas roles`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Roles {
     /// Role names are `{prefix}{service}`; roles with the prefix belong to caas.

@@ -407,7 +407,7 @@ pub fn new_file(dir: &Path, name: &str, scope: &str) -> anyhow::Result<PathBuf> 
         + 1;
     let file = dir.join(format!("V{next:04}__{name}.yaml"));
     let text = format!(
-        "# {name}: see the README's migration section for every step.\ndescription: {}\nscope: {scope}\n# tiers: [pro, enterprise]   # tenant scope only; default: every tier\nup: []\n  # - update_many:\n  #     collection: users\n  #     filter: {{ status: invited }}\n  #     update: {{ $set: {{ pass_change: true }} }}\ndown: []\n",
+        "# yaml-language-server: $schema=../schemas/caas-migration.schema.json\n# {name}: see the README's migration section for every step.\ndescription: {}\nscope: {scope}\n# tiers: [pro, enterprise]   # tenant scope only; default: every tier\nup: []\n  # - update_many:\n  #     collection: users\n  #     filter: {{ status: invited }}\n  #     update: {{ $set: {{ pass_change: true }} }}\ndown: []\n",
         name.replace('_', " ")
     );
     std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;

@@ -19,7 +19,7 @@ pub const PASSWORD_PLACEHOLDER: &str = "{{password}}";
 /// Fields caas derives for every seeded document; fixtures may not set them.
 pub const PLACEMENT_FIELDS: &[&str] = &["tenant_id", "_id"];
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SeedFile {
     /// `caas-chat` generates the CAAS catalogue's data; omit for fixtures only.
@@ -51,7 +51,7 @@ fn default_anchor() -> String {
     "2026-10-01T00:00:00Z".into()
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DemoTenant {
     pub id: String,
@@ -72,7 +72,7 @@ impl DemoTenant {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Names {
     #[serde(default)]

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::Domain;
 
 /// Database names. `tenant` is a template with `{tenant_id}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Databases {
     #[serde(default = "db_platform")]

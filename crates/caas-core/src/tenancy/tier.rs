@@ -55,7 +55,7 @@ impl FromStr for Tier {
 }
 
 /// How a tier stores a tenant's `saas` collections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Layout {
     /// One collection per logical collection in the shared database, for all tenants
