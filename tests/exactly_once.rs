@@ -146,7 +146,7 @@ async fn two_downs_at_once_revert_each_version_once() {
     let p = project("xtwodown");
     let places = migrate_fleet(&p, 12).await;
     ok(&p, &["migrate", "up"]);
-    let args = ["migrate", "down", "--steps", "1"];
+    let args = ["migrate", "down", "--yes", "--steps", "1"];
     let (a, b) = (spawn(&p, &args), spawn(&p, &args));
     let (a, b) = (wait(a).await, wait(b).await);
     assert_eq!(a.status.code(), Some(0), "{}", show(&a));
@@ -189,7 +189,15 @@ async fn down_killed_at_random_points_is_finished_by_the_rerun() {
         // delay: mid-batch, between steps, between targets, or after the end.
         let child = spawn(
             &p,
-            &["migrate", "down", "--to", "2", "--lease-seconds", "1"],
+            &[
+                "migrate",
+                "down",
+                "--yes",
+                "--to",
+                "2",
+                "--lease-seconds",
+                "1",
+            ],
         );
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -210,6 +218,7 @@ async fn down_killed_at_random_points_is_finished_by_the_rerun() {
         let out = p.caas(&[
             "migrate",
             "down",
+            "--yes",
             "--to",
             "2",
             "--lock-timeout",
@@ -262,7 +271,15 @@ async fn down_during_up_never_reverts_under_a_newer_version() {
     wait_progress(&places[0].0, 2, 6, 1).await;
     let down = spawn(
         &p,
-        &["migrate", "down", "--steps", "1", "--lock-timeout", "60"],
+        &[
+            "migrate",
+            "down",
+            "--yes",
+            "--steps",
+            "1",
+            "--lock-timeout",
+            "60",
+        ],
     );
     let (up, down) = (wait(up).await, wait(down).await);
     assert_eq!(up.status.code(), Some(0), "{}", show(&up));
@@ -735,6 +752,7 @@ async fn seed_killed_at_random_points_is_finished_by_seed_or_cleaned_by_reset() 
                 &[
                     "seed",
                     "--reset",
+                    "--yes",
                     "--lease-seconds",
                     "1",
                     "--lock-timeout",
@@ -769,7 +787,7 @@ async fn seed_reset_after_migrate_up_keeps_what_a_migration_wrote() {
     ok(&p, &["schema", "apply"]);
     ok(&p, &["seed"]);
     ok(&p, &["migrate", "up"]);
-    let out = ok(&p, &["seed", "--reset"]);
+    let out = ok(&p, &["seed", "--reset", "--yes"]);
     assert!(
         out.contains("kept 4 seeded document(s)") && out.contains("V0003__seed_plan_catalogue"),
         "{out}"
@@ -865,7 +883,7 @@ async fn unlock_never_removes_a_live_lease_unless_told_whose() {
     let evicted = ok(
         &p,
         &[
-            "migrate", "unlock", "--tenant", "ea", "--force", "--owner", &owner,
+            "migrate", "unlock", "--yes", "--tenant", "ea", "--force", "--owner", &owner,
         ],
     );
     assert!(evicted.contains("released the lease of"), "{evicted}");

@@ -182,7 +182,7 @@ async fn prune_keeps_the_registry_and_every_registered_tenants_data() {
         "{plan}"
     );
     // pa's own undeclared collection is held back (exit 1: still drift), the strays go.
-    let out = p.caas(&["schema", "apply", "--prune", "--allow-destructive"]);
+    let out = p.caas(&["schema", "apply", "--yes", "--prune", "--allow-destructive"]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let left = shared.list_collection_names().await.unwrap();
     for kept in [
@@ -219,7 +219,7 @@ async fn prune_keeps_the_registry_and_every_registered_tenants_data() {
         .unwrap();
     for args in [
         &["schema", "plan"][..],
-        &["schema", "apply", "--prune", "--allow-destructive"],
+        &["schema", "apply", "--yes", "--prune", "--allow-destructive"],
     ] {
         let out = p.caas(args);
         assert_eq!(out.status.code(), Some(2), "{}", show(&out));

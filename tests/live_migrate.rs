@@ -424,7 +424,7 @@ async fn edited_migrations_are_refused_until_repaired_and_down_reverts_only_wher
     ok(&p, &["migrate", "verify"]);
 
     // down reverts the newest migration, only on targets that applied it.
-    let out = ok(&p, &["migrate", "down", "--steps", "2"]);
+    let out = ok(&p, &["migrate", "down", "--yes", "--steps", "2"]);
     assert!(out.contains("4 migration(s) reverted"), "{out}");
     let counts = counters(&places).await;
     assert_eq!(

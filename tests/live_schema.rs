@@ -141,7 +141,10 @@ async fn apply_is_idempotent_and_diff_sees_changes_made_behind_its_back() {
         out.contains("rogue_caption") && out.contains("drift: 1 difference(s)"),
         "{out}"
     );
-    ok(&p, &["schema", "apply", "--prune", "--allow-destructive"]);
+    ok(
+        &p,
+        &["schema", "apply", "--yes", "--prune", "--allow-destructive"],
+    );
     ok(&p, &["schema", "diff", "--exit-code"]);
     assert!(index_names(&shared, "users")
         .await
@@ -322,7 +325,14 @@ async fn destructive_changes_need_the_flag_and_undeclared_ones_need_prune() {
     // its owner and never dropped, so apply still exits 1 for it.
     let (status, out, _) = code(
         &p,
-        &["schema", "apply", "--tenant", "acme", "--allow-destructive"],
+        &[
+            "schema",
+            "apply",
+            "--yes",
+            "--tenant",
+            "acme",
+            "--allow-destructive",
+        ],
     );
     assert_eq!(status, 1, "{out}");
     assert!(out.contains("owner: pro:acme"), "{out}");
@@ -341,7 +351,10 @@ async fn destructive_changes_need_the_flag_and_undeclared_ones_need_prune() {
         .await
         .unwrap()
         .contains(&"leftovers".to_string()));
-    let (status, out, _) = code(&p, &["schema", "apply", "--prune", "--allow-destructive"]);
+    let (status, out, _) = code(
+        &p,
+        &["schema", "apply", "--yes", "--prune", "--allow-destructive"],
+    );
     assert_eq!(status, 1, "acme's collection is still held back: {out}");
     let names = shared.list_collection_names().await.unwrap();
     assert!(!names.contains(&"leftovers".to_string()), "{names:?}");
@@ -691,6 +704,7 @@ async fn pruning_a_pro_tenant_never_drops_another_targets_collections() {
             "--tenant",
             "acme",
             "--prune",
+            "--yes",
             "--allow-destructive",
             "--json",
         ],
@@ -730,6 +744,7 @@ async fn pruning_a_pro_tenant_never_drops_another_targets_collections() {
             "--tenant",
             "user",
             "--prune",
+            "--yes",
             "--allow-destructive",
             "--json",
         ],

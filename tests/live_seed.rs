@@ -233,7 +233,7 @@ async fn reset_removes_demo_data_and_nothing_else() {
     let before = counts(&p.prefix).await;
     ok(&p, &["seed"]);
     assert!(counts(&p.prefix).await.iter().map(|c| c.2).sum::<u64>() > 500);
-    let out = ok(&p, &["seed", "--reset"]);
+    let out = ok(&p, &["seed", "--reset", "--yes"]);
     assert!(out.contains("removed"), "{out}");
     let after: Vec<(String, String, u64)> = counts(&p.prefix)
         .await
@@ -297,7 +297,7 @@ async fn the_same_seed_value_gives_the_same_data() {
             .any(|u| u.get_str("username") == Ok("alice.smith")),
         "names read as real"
     );
-    ok(&b, &["seed", "--reset"]);
+    ok(&b, &["seed", "--reset", "--yes"]);
     ok(&b, &["seed", "--tenant", "demo-atlas", "--seed-value", "8"]);
     let dc = strip(
         all_docs(

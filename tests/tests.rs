@@ -7,6 +7,7 @@ mod compile_golden;
 mod exactly_once;
 mod examples;
 mod faults;
+mod guards;
 mod hostile;
 mod isolation;
 mod lint_fixtures;

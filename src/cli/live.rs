@@ -258,6 +258,7 @@ pub async fn apply(
     connect: &ConnectOpts,
     targets: &TargetOpts,
     flags: &ApplyFlags,
+    guard: &super::guard::GuardArgs,
 ) -> Result<Outcome> {
     let (loaded, conn, fleet) = open_fleet(config, connect, targets).await?;
     let specs: Vec<&caas_core::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
@@ -285,6 +286,15 @@ pub async fn apply(
         fail_fast: flags.fail_fast,
         concurrency: targets.concurrency,
     };
+    let risky: Vec<String> = prepared
+        .to_confirm(opts)
+        .iter()
+        .map(|(t, c)| format!("{t}: {}.{}: {}", c.database, c.collection, c.summary()))
+        .collect();
+    if !risky.is_empty() {
+        let what = format!("{} destructive change(s) will run", risky.len());
+        guard.confirm(config, &what, &risky)?;
+    }
     let total = prepared.changed() as u64;
     let tty = std::io::stderr().is_terminal() && !flags.json;
     let bar = if tty {

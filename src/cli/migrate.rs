@@ -155,7 +155,12 @@ pub(crate) fn load_migrations(
     Ok(migrations)
 }
 
-pub async fn run(config: &Config, connect: &ConnectOpts, cmd: MigrateCommand) -> Result<Outcome> {
+pub async fn run(
+    config: &Config,
+    connect: &ConnectOpts,
+    guard: &super::guard::GuardArgs,
+    cmd: MigrateCommand,
+) -> Result<Outcome> {
     if let MigrateCommand::New { name, scope } = &cmd {
         return new(config, name, scope);
     }
@@ -238,6 +243,24 @@ pub async fn run(config: &Config, connect: &ConnectOpts, cmd: MigrateCommand) ->
                 lease: Duration::from_secs(lease_seconds.max(1)),
                 batch_pause: Duration::from_millis(batch_pause_ms),
             };
+            if !dry_run {
+                // Reverting is irreversible data work: show what would be undone, confirm.
+                let preview = DownOptions {
+                    dry_run: true,
+                    ..opts.clone()
+                };
+                let planned =
+                    caas_core::migrate::down::down(&f, &fl.targets, &preview, &|_| {}).await?;
+                let undo: Vec<String> = planned
+                    .iter()
+                    .filter(|r| !r.steps.is_empty())
+                    .map(|r| format!("{}: {}", r.target, r.steps.join("; ")))
+                    .collect();
+                if !undo.is_empty() {
+                    let what = format!("migrate down will revert {} target(s)", undo.len());
+                    guard.confirm(config, &what, &undo)?;
+                }
+            }
             let runs =
                 caas_core::migrate::down::down(&f, &fl.targets, &opts, &progress(json)).await?;
             report_runs(&runs, json, dry_run, "reverted")
@@ -283,6 +306,11 @@ pub async fn run(config: &Config, connect: &ConnectOpts, cmd: MigrateCommand) ->
         } => {
             let fl = targets_of(&targets).await?;
             let evict = owner.as_deref().filter(|_| force);
+            if let Some(o) = evict {
+                let on: Vec<String> = fl.targets.iter().map(|t| t.to_string()).collect();
+                let what = format!("evict the live lease of `{o}` where it holds one");
+                guard.confirm(config, &what, &on)?;
+            }
             let report =
                 caas_core::migrate::repair::unlock(&conn.client, config, &fl.targets, evict)
                     .await?;

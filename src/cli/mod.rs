@@ -3,6 +3,7 @@
 
 pub mod args;
 mod docs;
+mod guard;
 mod live;
 mod migrate;
 mod roles;
@@ -63,6 +64,8 @@ pub struct Cli {
     pub project: ProjectOpts,
     #[command(flatten)]
     pub connect: args::ConnectArgs,
+    #[command(flatten)]
+    pub guard: guard::GuardArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -115,11 +118,13 @@ pub enum Command {
 pub async fn run(cli: Cli) -> Result<Outcome> {
     let connect = ConnectOpts::from(cli.connect);
     match cli.command {
-        Command::Schema(cmd) => schema::run(&cli.project, &connect, cmd).await,
+        Command::Schema(cmd) => schema::run(&cli.project, &connect, &cli.guard, cmd).await,
         Command::Docs(args) => docs::run(&cli.project.load()?, args),
-        Command::Migrate(cmd) => migrate::run(&cli.project.load()?, &connect, cmd).await,
-        Command::Roles(cmd) => roles::run(&cli.project.load()?, &connect, cmd).await,
-        Command::Seed(args) => seed::run(&cli.project.load()?, &connect, args).await,
+        Command::Migrate(cmd) => {
+            migrate::run(&cli.project.load()?, &connect, &cli.guard, cmd).await
+        }
+        Command::Roles(cmd) => roles::run(&cli.project.load()?, &connect, &cli.guard, cmd).await,
+        Command::Seed(args) => seed::run(&cli.project.load()?, &connect, &cli.guard, args).await,
         Command::Tenant(cmd) => tenant::run(&cli.project.load()?, &connect, cmd).await,
         Command::Completions(args) => shell::completions(args),
         Command::Man(args) => shell::man(args),

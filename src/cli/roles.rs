@@ -41,7 +41,12 @@ pub enum RolesCommand {
     },
 }
 
-pub async fn run(config: &Config, connect: &ConnectOpts, cmd: RolesCommand) -> Result<Outcome> {
+pub async fn run(
+    config: &Config,
+    connect: &ConnectOpts,
+    guard: &super::guard::GuardArgs,
+    cmd: RolesCommand,
+) -> Result<Outcome> {
     let loaded = caas_core::project::load(config)?;
     let specs: Vec<&caas_core::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
     if let RolesCommand::User { password_env, .. } = &cmd {
@@ -117,6 +122,15 @@ pub async fn run(config: &Config, connect: &ConnectOpts, cmd: RolesCommand) -> R
             })
         }
         RolesCommand::Apply { prune } => {
+            let dropped: Vec<String> = changes
+                .iter()
+                .filter(|c| prune && matches!(c, RoleChange::Undeclared { .. }))
+                .map(|c| format!("{}\t{}", c.role(), c.summary()))
+                .collect();
+            if !dropped.is_empty() {
+                let what = format!("roles apply --prune will drop {} role(s)", dropped.len());
+                guard.confirm(config, &what, &dropped)?;
+            }
             let done = roles::apply(&conn.client, &desired, &changes, prune).await?;
             let held: Vec<&RoleChange> = changes
                 .iter()

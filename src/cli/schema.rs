@@ -101,6 +101,7 @@ pub enum Format {
 pub async fn run(
     project: &ProjectOpts,
     connect: &caas_core::connect::ConnectOpts,
+    guard: &super::guard::GuardArgs,
     cmd: SchemaCommand,
 ) -> Result<Outcome> {
     let config = project.load()?;
@@ -143,7 +144,7 @@ pub async fn run(
             super::live::plan(&config, connect, &targets, format, prune).await
         }
         SchemaCommand::Apply { targets, flags } => {
-            super::live::apply(&config, connect, &targets, &flags).await
+            super::live::apply(&config, connect, &targets, &flags, guard).await
         }
         SchemaCommand::Diff {
             targets,

@@ -15,7 +15,6 @@ use caas_core::seed::fixtures::SeedFile;
 use caas_core::seed::{self, SeedOptions};
 
 /// The environment variable that marks a production environment (as `[connection] production`).
-pub const ENV_MARKER: &str = "CAAS_ENVIRONMENT";
 
 #[derive(Debug, Clone, Args)]
 pub struct SeedArgs {
@@ -50,14 +49,27 @@ pub struct SeedArgs {
     pub json: bool,
 }
 
-pub async fn run(config: &Config, connect: &ConnectOpts, args: SeedArgs) -> Result<Outcome> {
-    let marked = config.connection.production
-        || std::env::var(ENV_MARKER).is_ok_and(|v| v.eq_ignore_ascii_case("production"));
-    if marked && !args.force {
+pub async fn run(
+    config: &Config,
+    connect: &ConnectOpts,
+    guard: &super::guard::GuardArgs,
+    args: SeedArgs,
+) -> Result<Outcome> {
+    if super::guard::is_production(config) && !args.force {
         bail!(
             "this environment is marked production ({}); seeding writes demo tenants and data. Rerun with --force if you really mean it",
             if config.connection.production { "`[connection] production = true` in caas.toml" } else { "CAAS_ENVIRONMENT=production" }
         );
+    }
+    if args.reset {
+        guard.confirm(
+            config,
+            "seed --reset removes what earlier seed runs wrote",
+            &[
+                "their documents (those a migration has taken over since are kept)".into(),
+                "every demo tenant: registry entry, Pro collection set, Enterprise database".into(),
+            ],
+        )?;
     }
     let loaded = caas_core::project::load(config)?;
     let specs: Vec<&caas_core::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();

@@ -104,7 +104,7 @@ pub async fn apply_each<T: Send>(
 }
 
 /// Why a change is held back under these options, if it is.
-fn held_back(c: &Change, opts: ApplyOptions) -> Option<String> {
+pub fn held_back(c: &Change, opts: ApplyOptions) -> Option<String> {
     if let Action::Conflict { .. } = &c.action {
         return Some("needs a person (caas cannot change this in place)".into());
     }

@@ -9,6 +9,7 @@ use crate::apply::{apply_each, ApplyOptions, Status, TargetReport};
 use crate::config::Config;
 use crate::connect::Connection;
 use crate::inspect::LiveState;
+use crate::plan::{Change, Safety};
 use crate::spec::CollectionSpec;
 use crate::tenancy::Target;
 
@@ -16,6 +17,9 @@ use crate::tenancy::Target;
 /// plans are made from again when a worker takes them.
 pub struct Prepared {
     with_changes: Vec<Target>,
+    /// Destructive or undeclared changes (whether these options would run them or not),
+    /// for the confirmation before they run.
+    pub risky: Vec<(Target, Change)>,
     live: LiveState,
     /// What the read saw (the capacity estimate for the warning).
     pub streamed: Streamed,
@@ -25,6 +29,16 @@ impl Prepared {
     /// How many targets have changes to apply.
     pub fn changed(&self) -> usize {
         self.with_changes.len()
+    }
+
+    /// The destructive or undeclared changes these options would run (not hold back):
+    /// what a person confirms before `apply --allow-destructive` or `--prune`.
+    pub fn to_confirm(&self, opts: ApplyOptions) -> Vec<(&Target, &Change)> {
+        self.risky
+            .iter()
+            .filter(|(_, c)| crate::apply::held_back(c, opts).is_none())
+            .map(|(t, c)| (t, c))
+            .collect()
     }
 }
 
@@ -37,8 +51,14 @@ pub async fn prepare(
     concurrency: usize,
 ) -> Result<Prepared> {
     let mut with_changes: Vec<Target> = Vec::new();
+    let mut risky = Vec::new();
     let (streamed, live) =
         super::plan_streamed_keeping_live(conn, config, fleet, specs, concurrency, &mut |p| {
+            for c in &p.changes {
+                if c.safety == Safety::Destructive || c.undeclared {
+                    risky.push((p.target.clone(), c.clone()));
+                }
+            }
             if !p.changes.is_empty() {
                 with_changes.push(p.target);
             }
@@ -46,6 +66,7 @@ pub async fn prepare(
         .await?;
     Ok(Prepared {
         with_changes,
+        risky,
         live,
         streamed,
     })

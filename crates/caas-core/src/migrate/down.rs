@@ -18,6 +18,7 @@ use super::steps::{self, StepCtx, StepError};
 use crate::base::error::Error;
 use crate::tenancy::Target;
 
+#[derive(Debug, Clone)]
 pub struct DownOptions {
     /// How many versions to undo per target (default 1); an interrupted revert counts.
     pub steps: Option<usize>,
