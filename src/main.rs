@@ -41,6 +41,7 @@ async fn main() -> ExitCode {
     install_panic_hook();
     cli::listen_for_interrupt();
     let cli = cli::Cli::parse();
+    cli.output.init();
     let result = cli::run(cli).await;
     caas_core::connect::close_all().await;
     let interrupted = caas_core::base::interrupt::requested();

@@ -141,3 +141,37 @@ fn shipped_files_validate_against_the_editor_schemas_they_name() {
         );
     }
 }
+
+/// `-v` adds what caas does per target on stderr (plain text off a terminal), `-q` leaves
+/// only results, and the two together are refused.
+#[test]
+fn verbose_and_quiet_change_stderr_only() {
+    let p = crate::support::TestProject::new(
+        "conv_verbose",
+        &crate::support::fixture("migrate/schemas"),
+    )
+    .with_migrations(&crate::support::fixture("migrate/migrations"));
+    crate::support::expect_ok(&p, &["tenant", "add", "pa", "--tier", "pro"]);
+    crate::support::expect_ok(&p, &["schema", "apply"]);
+    let loud = p.caas(&["-v", "migrate", "up"]);
+    assert!(loud.status.success(), "{}", show(&loud));
+    let err = crate::support::stderr(&loud);
+    assert!(
+        err.contains("lease taken") && err.contains("migrate: target done"),
+        "{err}"
+    );
+    assert!(
+        !err.contains('\u{1b}'),
+        "no colour codes off a terminal: {err}"
+    );
+    let quiet = p.caas(&["-q", "migrate", "down", "--yes", "--tenant", "pa"]);
+    assert!(quiet.status.success(), "{}", show(&quiet));
+    assert!(
+        crate::support::stderr(&quiet).is_empty(),
+        "{}",
+        show(&quiet)
+    );
+    assert!(stdout(&quiet).contains("reverted"), "{}", show(&quiet));
+    let both = p.caas(&["-q", "-v", "migrate", "status"]);
+    assert_eq!(both.status.code(), Some(2), "{}", show(&both));
+}

@@ -47,20 +47,18 @@ fn marker(config: &Config) -> &'static str {
 impl GuardArgs {
     /// Show `what` and its `details` (one line each), then go on only as the rules above say.
     pub fn confirm(&self, config: &Config, what: &str, details: &[String]) -> Result<()> {
-        let mut err = std::io::stderr().lock();
-        writeln!(err, "{what}:")?;
-        for d in details.iter().take(50) {
-            writeln!(err, "  {d}")?;
+        let production = is_production(config);
+        let acknowledged = self
+            .environment
+            .as_deref()
+            .is_some_and(|e| e.eq_ignore_ascii_case("production"));
+        let confirmed = self.yes && (acknowledged || !production);
+        // With --quiet and a confirmation already given, say nothing; otherwise show it.
+        if !(confirmed && super::quiet()) {
+            show(what, details)?;
         }
-        if details.len() > 50 {
-            writeln!(err, "  ... and {} more", details.len() - 50)?;
-        }
-        if is_production(config) {
-            let acknowledged = self
-                .environment
-                .as_deref()
-                .is_some_and(|e| e.eq_ignore_ascii_case("production"));
-            if self.yes && acknowledged {
+        if production {
+            if confirmed {
                 return Ok(());
             }
             bail!(
@@ -72,6 +70,7 @@ impl GuardArgs {
             return Ok(());
         }
         if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+            let mut err = std::io::stderr().lock();
             write!(err, "Proceed? [y/N] ")?;
             err.flush()?;
             let mut answer = String::new();
@@ -83,4 +82,17 @@ impl GuardArgs {
         }
         bail!("refused: this is destructive and there is no terminal to ask on; nothing was changed. Pass --yes to confirm in a script")
     }
+}
+
+/// What a destructive command will do, on stderr (at most 50 lines of detail).
+fn show(what: &str, details: &[String]) -> Result<()> {
+    let mut err = std::io::stderr().lock();
+    writeln!(err, "{what}:")?;
+    for d in details.iter().take(50) {
+        writeln!(err, "  {d}")?;
+    }
+    if details.len() > 50 {
+        writeln!(err, "  ... and {} more", details.len() - 50)?;
+    }
+    Ok(())
 }

@@ -296,7 +296,7 @@ pub async fn apply(
         guard.confirm(config, &what, &risky)?;
     }
     let total = prepared.changed() as u64;
-    let tty = std::io::stderr().is_terminal() && !flags.json;
+    let tty = std::io::stderr().is_terminal() && !flags.json && !super::quiet();
     let bar = if tty {
         let b = ProgressBar::new(total);
         b.set_style(
@@ -315,7 +315,7 @@ pub async fn apply(
         if tty {
             bar.set_message(format!("{} {}", r.target, status_word(r)));
             bar.inc(1);
-        } else if !flags.json {
+        } else if !flags.json && !super::quiet() {
             eprintln!("[{n}/{total}] {} {}", r.target, status_word(r));
         }
     };

@@ -322,7 +322,7 @@ pub async fn run(
 /// Progress lines on stderr, none with `--json`.
 fn progress(json: bool) -> impl Fn(&str) + Sync {
     move |line: &str| {
-        if !json {
+        if !json && !super::quiet() {
             eprintln!("{line}");
         }
     }

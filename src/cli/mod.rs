@@ -66,8 +66,57 @@ pub struct Cli {
     pub connect: args::ConnectArgs,
     #[command(flatten)]
     pub guard: guard::GuardArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How much caas says on stderr.
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Say more on stderr: -v what caas does per target (leases, steps, applies), -vv per
+    /// database read and batch. RUST_LOG (e.g. `RUST_LOG=caas_core=debug`) overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only results, warnings and errors: no progress lines or bars.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether progress output is off (`--quiet`).
+pub fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+impl OutputArgs {
+    /// Set up logging (tracing on stderr) and the quiet switch, once, before any command.
+    pub fn init(&self) {
+        QUIET.store(self.quiet, std::sync::atomic::Ordering::Relaxed);
+        let level = match (self.quiet, self.verbose) {
+            (true, _) => "error",
+            (false, 0) => "warn",
+            (false, 1) => "info",
+            (false, 2) => "debug",
+            _ => "trace",
+        };
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(format!("caas={level},caas_core={level}"))
+        });
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter(filter)
+            .with_target(false)
+            .with_ansi(
+                std::io::IsTerminal::is_terminal(&std::io::stderr())
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            )
+            .without_time()
+            .compact()
+            .try_init();
+    }
 }
 
 /// Which project to work on.

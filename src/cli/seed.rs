@@ -163,7 +163,7 @@ async fn seed_locked(
     let plan_ids = seed::plan_ids(&conn.client, config, specs).await?;
     let batches = seed::batches(config, specs, file, &tenants, &opts, &plan_ids, true)?;
     let total: u64 = batches.iter().map(|b| b.docs.len() as u64).sum();
-    let bar = if std::io::stderr().is_terminal() && !args.json {
+    let bar = if std::io::stderr().is_terminal() && !args.json && !super::quiet() {
         let b = ProgressBar::new(total);
         b.set_style(
             ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} documents {per_sec}")

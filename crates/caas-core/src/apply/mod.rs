@@ -123,6 +123,20 @@ pub fn held_back(c: &Change, opts: ApplyOptions) -> Option<String> {
 }
 
 async fn apply_target(client: &Client, plan: &TargetPlan, opts: ApplyOptions) -> TargetReport {
+    let started = std::time::Instant::now();
+    let report = apply_plan(client, plan, opts).await;
+    tracing::info!(
+        target = %report.target,
+        status = ?report.status,
+        applied = report.applied.len(),
+        held_back = report.skipped.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "apply: target done"
+    );
+    report
+}
+
+async fn apply_plan(client: &Client, plan: &TargetPlan, opts: ApplyOptions) -> TargetReport {
     let mut report = TargetReport {
         target: plan.target.clone(),
         status: Status::NoChanges,

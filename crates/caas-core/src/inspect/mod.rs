@@ -73,6 +73,9 @@ pub fn read_stream(
             .map(|db| read_database(&client, db, &wanted, &permits, concurrency))
             .buffered(concurrency);
         while let Some(db) = dbs.next().await {
+            if let Ok((name, colls)) = &db {
+                tracing::debug!(database = %name, collections = colls.len(), "inspect: database read");
+            }
             let failed = db.is_err();
             if tx.send(db).await.is_err() || failed {
                 break;

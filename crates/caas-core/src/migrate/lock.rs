@@ -157,7 +157,8 @@ async fn try_take(
         // The previous holder may have left a transaction open; end it before our write
         // to the lease document would wait for it.
         if let Some(dead) = current.lsid.as_ref().filter(|l| *l != lsid) {
-            kill_session(db, dead).await;
+            let ended = kill_session(db, dead).await;
+            tracing::info!(lease = id, previous = ?current.owner, ended, "lease: ending the previous holder's session before taking over");
         }
     }
     let filter = doc! {
@@ -243,8 +244,10 @@ pub async fn acquire(
             .await
             .with_context(|| format!("taking the lock {id} in {}.{LOCKS}", db.name()))?
         {
+            tracing::info!(lease = id, owner, token, "lease taken");
             break token;
         }
+        tracing::debug!(lease = id, "lease held by another runner; waiting");
         if tokio::time::Instant::now() >= deadline || crate::base::interrupt::requested() {
             let holder = read(db, id)
                 .await?

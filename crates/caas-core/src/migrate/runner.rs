@@ -230,6 +230,7 @@ async fn run_target(
     mut run: TargetRun,
 ) -> TargetRun {
     let label = target.to_string();
+    let started = std::time::Instant::now();
     let db: Database = f.client.database(&ledger_db(target, f.config));
     let (lease, session) =
         match lease_target(f.client, &db, &label, opts.lock_wait, opts.lease).await {
@@ -259,6 +260,13 @@ async fn run_target(
         }
         (Ok(()), Ok(())) => {}
     }
+    tracing::info!(
+        target = %label,
+        status = ?run.status,
+        applied = ?run.applied,
+        ms = started.elapsed().as_millis() as u64,
+        "migrate: target done"
+    );
     run
 }
 

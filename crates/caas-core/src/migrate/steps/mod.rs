@@ -266,6 +266,7 @@ pub async fn run(
         return Err(StepError::Interrupted);
     }
     let next = index + 1;
+    tracing::info!(target = %ctx.target, step = index + 1, kind = step.name(), "migrate: step");
     match step {
         Step::UpdateMany(s) => write::update_many(ctx, next, s).await,
         Step::RenameField(s) => write::rename_field(ctx, next, s).await,
