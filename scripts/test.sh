@@ -11,6 +11,7 @@ MONGODB_URI="${CAAS_TEST_MONGODB_URI:-}" scripts/bench.sh smoke
 cargo run --locked --quiet -- schema lint
 cargo run --locked --quiet -- schema json-schema --check
 cargo run --locked --quiet -- docs --check
+scripts/lint-workflows.sh
 # The demo, on its own server, as a newcomer runs it: it must succeed and stay short.
 lines=$(env -u MONGODB_URI scripts/demo.sh | tee /tmp/caas-demo-$$.log | wc -l)
 if [ "$lines" -ge 100 ]; then echo "the demo printed $lines lines (at most 99)"; exit 1; fi

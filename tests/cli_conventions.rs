@@ -175,3 +175,35 @@ fn verbose_and_quiet_change_stderr_only() {
     let both = p.caas(&["-q", "-v", "migrate", "status"]);
     assert_eq!(both.status.code(), Some(2), "{}", show(&both));
 }
+
+/// `schema lint --format github` prints one workflow command per finding, with the file,
+/// line and column GitHub needs to annotate the pull request, and the fix in the message.
+#[test]
+fn lint_findings_as_github_annotations() {
+    let root = crate::support::root();
+    let file = crate::support::fixture("specs/broken/saas/geo_not_point.yaml");
+    let out = caas(
+        &root,
+        &[
+            "schema",
+            "lint",
+            "--format",
+            "github",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let text = stdout(&out);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("::error "))
+        .unwrap_or_else(|| panic!("no annotation: {text}"));
+    assert!(
+        line.contains("geo_not_point.yaml,line=6,col=13,title=caas index::"),
+        "{line}"
+    );
+    assert!(
+        line.contains("indexes[0].keys.where: 2dsphere index") && line.contains("(fix: "),
+        "{line}"
+    );
+}

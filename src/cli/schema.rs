@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use super::args::TierArg;
 use super::Outcome;
 use super::ProjectOpts;
+use caas_core::base::diagnostic::{Finding, Severity};
 use caas_core::compile::forms::{forms, Form};
 use caas_core::compile::to_json;
 use caas_core::config::Config;
@@ -24,9 +25,13 @@ pub enum SchemaCommand {
     Lint {
         /// Spec files or folders. Default: the project's spec folder.
         paths: Vec<PathBuf>,
-        /// Print findings as JSON (for CI annotations).
+        /// Print findings as JSON (the same as --format json).
         #[arg(long)]
         json: bool,
+        /// How to print findings: text, json, or github (workflow commands that GitHub
+        /// Actions shows as annotations on the pull request's files).
+        #[arg(long, value_enum, default_value_t = LintFormat::Text)]
+        format: LintFormat,
         /// Warnings count as findings too (exit 1).
         #[arg(long)]
         deny_warnings: bool,
@@ -109,8 +114,12 @@ pub async fn run(
         SchemaCommand::Lint {
             paths,
             json,
+            format,
             deny_warnings,
-        } => lint(&config, &paths, json, deny_warnings),
+        } => {
+            let format = if json { LintFormat::Json } else { format };
+            lint(&config, &paths, format, deny_warnings)
+        }
         SchemaCommand::Compile {
             tier,
             tenant,
@@ -154,25 +163,78 @@ pub async fn run(
     }
 }
 
-fn lint(config: &Config, paths: &[PathBuf], json: bool, deny_warnings: bool) -> Result<Outcome> {
+/// How `schema lint` prints its findings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LintFormat {
+    Text,
+    Json,
+    /// `::error file=...,line=...,col=...,title=...::message` lines for GitHub Actions.
+    Github,
+}
+
+fn lint(
+    config: &Config,
+    paths: &[PathBuf],
+    format: LintFormat,
+    deny_warnings: bool,
+) -> Result<Outcome> {
     let report = project::lint(config, paths)?;
     let (errors, warnings) = (report.errors, report.warnings);
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        for f in &report.findings {
-            println!("{f}\n");
+    match format {
+        LintFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        LintFormat::Github => {
+            for f in &report.findings {
+                println!("{}", github_annotation(f));
+            }
+            println!(
+                "{} spec files: {errors} errors, {warnings} warnings",
+                report.files
+            );
         }
-        println!(
-            "{} spec files: {errors} errors, {warnings} warnings",
-            report.files
-        );
+        LintFormat::Text => {
+            for f in &report.findings {
+                println!("{f}\n");
+            }
+            println!(
+                "{} spec files: {errors} errors, {warnings} warnings",
+                report.files
+            );
+        }
     }
     Ok(if errors > 0 || (deny_warnings && warnings > 0) {
         Outcome::Found
     } else {
         Outcome::Clean
     })
+}
+
+/// One finding as a GitHub Actions workflow command: the file, line and column become an
+/// annotation on the pull request; the message carries the field path and the fix.
+fn github_annotation(f: &Finding) -> String {
+    // Workflow-command escaping: `%`, CR and LF in the message; also `:` and `,` in properties.
+    let data = |s: &str| {
+        s.replace('%', "%25")
+            .replace('\r', "%0D")
+            .replace('\n', "%0A")
+    };
+    let prop = |s: &str| data(s).replace(':', "%3A").replace(',', "%2C");
+    let level = match f.severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    };
+    let at = if f.path.is_empty() {
+        String::new()
+    } else {
+        format!("{}: ", f.path)
+    };
+    format!(
+        "::{level} file={},line={},col={},title={}::{}",
+        prop(&f.file.display().to_string()),
+        f.line,
+        f.column,
+        prop(&format!("caas {}", f.code)),
+        data(&format!("{at}{} (fix: {})", f.message, f.fix))
+    )
 }
 
 fn compile(
