@@ -459,7 +459,7 @@ async fn repair_clears_failed_entries_only_and_never_one_a_runner_holds() {
     let again = ok(&p, &["migrate", "up", "--json"]);
     let again: serde_json::Value = serde_json::from_str(&again).unwrap();
     assert!(
-        again
+        again["targets"]
             .as_array()
             .unwrap()
             .iter()
@@ -767,7 +767,7 @@ async fn seed_killed_at_random_points_is_finished_by_seed_or_cleaned_by_reset() 
             let tenants: serde_json::Value =
                 serde_json::from_str(&ok(&p, &["tenant", "list", "--json"])).unwrap();
             assert_eq!(
-                tenants.as_array().unwrap().len(),
+                tenants["tenants"].as_array().unwrap().len(),
                 1,
                 "trial {trial}: {tenants}"
             );
@@ -850,7 +850,7 @@ async fn racing_tenant_adds_register_each_id_once() {
     assert_eq!(wins, [1; 10], "exactly one registration per id");
     let list: serde_json::Value =
         serde_json::from_str(&ok(&p, &["tenant", "list", "--json"])).unwrap();
-    assert_eq!(list.as_array().unwrap().len(), 10, "{list}");
+    assert_eq!(list["tenants"].as_array().unwrap().len(), 10, "{list}");
     ok(&p, &["schema", "apply"]);
 }
 

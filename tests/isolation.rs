@@ -207,7 +207,7 @@ async fn prune_keeps_the_registry_and_every_registered_tenants_data() {
         .contains(&"saas_clients".to_string()));
     let tenants: serde_json::Value =
         serde_json::from_str(&ok(&p, &["tenant", "list", "--json"])).unwrap();
-    assert_eq!(tenants.as_array().unwrap().len(), 4, "{tenants}");
+    assert_eq!(tenants["tenants"].as_array().unwrap().len(), 4, "{tenants}");
 
     // A tier edited by hand is refused, not followed into a second home.
     registry

@@ -42,7 +42,7 @@ async fn up_applies_everywhere_once_and_a_second_up_does_nothing() {
     let places = crate::support::migrate_fleet(&p, 3).await;
     let out = ok(&p, &["migrate", "up", "--json"]);
     let runs: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let applied: Vec<String> = runs
+    let applied: Vec<String> = runs["targets"]
         .as_array()
         .unwrap()
         .iter()
@@ -73,7 +73,7 @@ async fn up_applies_everywhere_once_and_a_second_up_does_nothing() {
     let again: serde_json::Value =
         serde_json::from_str(&ok(&p, &["migrate", "up", "--json"])).unwrap();
     assert!(
-        again
+        again["targets"]
             .as_array()
             .unwrap()
             .iter()
@@ -331,7 +331,7 @@ async fn a_failing_tenant_does_not_stop_the_others_and_a_rerun_completes() {
         "the report names tenant, step and server error: {err}"
     );
     let runs: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let failed: Vec<&str> = runs
+    let failed: Vec<&str> = runs["targets"]
         .as_array()
         .unwrap()
         .iter()
@@ -362,7 +362,7 @@ async fn a_failing_tenant_does_not_stop_the_others_and_a_rerun_completes() {
     let out = p.caas(&["migrate", "up", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let runs: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let applied: Vec<&str> = runs
+    let applied: Vec<&str> = runs["targets"]
         .as_array()
         .unwrap()
         .iter()

@@ -70,7 +70,7 @@ async fn apply_is_idempotent_and_diff_sees_changes_made_behind_its_back() {
     four_tenants(&p);
     let listed: serde_json::Value =
         serde_json::from_str(&ok(&p, &["tenant", "list", "--json"])).unwrap();
-    assert_eq!(listed.as_array().unwrap().len(), 4);
+    assert_eq!(listed["tenants"].as_array().unwrap().len(), 4);
 
     let first = ok(&p, &["schema", "apply", "--concurrency", "3"]);
     assert!(first.contains("0 failed"), "{first}");
@@ -600,7 +600,7 @@ async fn server_refusals_are_per_target_errors() {
         );
         let reports: serde_json::Value = serde_json::from_str(&out).unwrap();
         let status_of = |t: &str| {
-            reports
+            reports["targets"]
                 .as_array()
                 .unwrap()
                 .iter()
@@ -659,12 +659,15 @@ async fn plan_formats_and_capacity_warning() {
     let json: serde_json::Value =
         serde_json::from_str(&ok(&p, &["schema", "plan", "--json"])).unwrap();
     assert_eq!(
-        json.as_array().unwrap().len(),
+        json["targets"].as_array().unwrap().len(),
         3,
         "platform, shared, enterprise:acme"
     );
-    assert_eq!(json[2]["changes"][0]["change"], "create_collection");
-    assert_eq!(json[2]["changes"][0]["safety"], "safe");
+    assert_eq!(
+        json["targets"][2]["changes"][0]["change"],
+        "create_collection"
+    );
+    assert_eq!(json["targets"][2]["changes"][0]["safety"], "safe");
     // -C and --config select another project.
     let elsewhere = tempfile::tempdir().unwrap();
     std::fs::rename(p.path().join("caas.toml"), p.path().join("other.toml")).unwrap();

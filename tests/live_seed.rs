@@ -253,7 +253,7 @@ async fn reset_removes_demo_data_and_nothing_else() {
     assert_eq!(users[0].get_str("username"), Ok("real.user"));
     let tenants = ok(&p, &["tenant", "list", "--json"]);
     let tenants: serde_json::Value = serde_json::from_str(&tenants).unwrap();
-    assert_eq!(tenants.as_array().unwrap().len(), 1, "{tenants}");
+    assert_eq!(tenants["tenants"].as_array().unwrap().len(), 1, "{tenants}");
     ok(&p, &["schema", "diff", "--exit-code"]);
 }
 

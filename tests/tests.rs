@@ -10,6 +10,7 @@ mod faults;
 mod guards;
 mod hostile;
 mod isolation;
+mod json_output;
 mod lint_fixtures;
 mod live_migrate;
 mod live_roles;

@@ -16,6 +16,9 @@ pub struct DocsArgs {
     /// Write nothing; exit 1 if the committed docs differ from the specs (for CI).
     #[arg(long)]
     pub check: bool,
+    /// Print the result as JSON (see docs/json-output.schema.json).
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(config: &Config, args: DocsArgs) -> Result<Outcome> {
@@ -25,6 +28,17 @@ pub fn run(config: &Config, args: DocsArgs) -> Result<Outcome> {
     let dir = config.root.join(&args.out);
     if args.check {
         let stale = caas_core::docs::stale(&dir, &pages);
+        if args.json {
+            super::print_json(
+                "docs --check",
+                serde_json::json!({ "up_to_date": stale.is_empty(), "dir": dir, "pages": pages.len(), "stale": stale }),
+            )?;
+            return Ok(if stale.is_empty() {
+                Outcome::Clean
+            } else {
+                Outcome::Found
+            });
+        }
         if stale.is_empty() {
             println!("{} is up to date ({} pages)", dir.display(), pages.len());
             return Ok(Outcome::Clean);
@@ -39,6 +53,13 @@ pub fn run(config: &Config, args: DocsArgs) -> Result<Outcome> {
         return Ok(Outcome::Found);
     }
     caas_core::docs::write(&dir, &pages)?;
-    println!("wrote {} pages to {}", pages.len(), dir.display());
+    if args.json {
+        super::print_json(
+            "docs",
+            serde_json::json!({ "dir": dir, "pages": pages.len() }),
+        )?;
+    } else {
+        println!("wrote {} pages to {}", pages.len(), dir.display());
+    }
     Ok(Outcome::Clean)
 }

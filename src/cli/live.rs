@@ -104,7 +104,10 @@ pub async fn plan(
     let mut summary = PlanSummary::default();
     let mut first = true;
     match format {
-        PlanFormat::Json => print!("["),
+        PlanFormat::Json => print!(
+            "{{\n\"version\": {},\n\"command\": \"schema plan\",\n\"targets\": [",
+            super::JSON_VERSION
+        ),
         PlanFormat::Mongosh => print!("{}", caas_core::plan::MONGOSH_HEADER),
         PlanFormat::Table => {}
     }
@@ -125,7 +128,7 @@ pub async fn plan(
         return Err(e.into());
     }
     match format {
-        PlanFormat::Json => println!("\n]"),
+        PlanFormat::Json => println!("\n]\n}}"),
         PlanFormat::Mongosh => {}
         PlanFormat::Table => summary.finish(),
     }
@@ -164,12 +167,10 @@ pub async fn diff(
     };
     let total = stream_plans(config, connect, targets, &mut print).await?;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({ "in_sync": drift == 0, "targets": total, "drift": rows })
-            )?
-        );
+        super::print_json(
+            "schema diff",
+            serde_json::json!({ "in_sync": drift == 0, "targets": total, "drift": rows }),
+        )?;
     } else if drift == 0 {
         println!("in sync: {total} target(s) match the specs");
     } else {
@@ -265,18 +266,12 @@ pub async fn apply(
     let prepared =
         fleet::apply::prepare(&conn, config, &fleet, &specs, targets.concurrency).await?;
     warn_capacity(config, &specs, prepared.streamed.namespaces_after);
-    if prepared.changed() == 0 {
-        if flags.json {
-            println!(
-                "{}",
-                serde_json::json!({ "changes": 0, "targets": fleet.targets.len() })
-            );
-        } else {
-            println!(
-                "no changes: {} target(s) match the specs",
-                fleet.targets.len()
-            );
-        }
+    let changed = prepared.changed();
+    if changed == 0 && !flags.json {
+        println!(
+            "no changes: {} target(s) match the specs",
+            fleet.targets.len()
+        );
         return Ok(Outcome::Clean);
     }
     let opts = ApplyOptions {
@@ -323,7 +318,10 @@ pub async fn apply(
         fleet::apply::apply(&conn, config, &fleet, &specs, prepared, opts, &on_done).await;
     bar.finish_and_clear();
     if flags.json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
+        super::print_json(
+            "schema apply",
+            serde_json::json!({ "changed": changed, "targets": reports }),
+        )?;
     } else {
         print_reports(&reports);
     }

@@ -28,6 +28,9 @@ pub enum MigrateCommand {
         /// tenant, platform, billing, analytics or security.
         #[arg(long, default_value = "tenant")]
         scope: String,
+        /// Print the result as JSON (see docs/json-output.schema.json).
+        #[arg(long)]
+        json: bool,
     },
     /// Applied, pending and failed migrations per target, with lock holders.
     Status {
@@ -96,6 +99,9 @@ pub enum MigrateCommand {
     Verify {
         #[command(flatten)]
         targets: TargetOpts,
+        /// Print the result as JSON (see docs/json-output.schema.json).
+        #[arg(long)]
+        json: bool,
     },
     /// Accept edited migrations' new checksums, or clear failed entries, on purpose.
     Repair {
@@ -161,8 +167,8 @@ pub async fn run(
     guard: &super::guard::GuardArgs,
     cmd: MigrateCommand,
 ) -> Result<Outcome> {
-    if let MigrateCommand::New { name, scope } = &cmd {
-        return new(config, name, scope);
+    if let MigrateCommand::New { name, scope, json } = &cmd {
+        return new(config, name, scope, *json);
     }
     let (loaded, migrations) = load(config)?;
     let specs: Vec<&caas_core::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
@@ -265,9 +271,9 @@ pub async fn run(
                 caas_core::migrate::down::down(&f, &fl.targets, &opts, &progress(json)).await?;
             report_runs(&runs, json, dry_run, "reverted")
         }
-        MigrateCommand::Verify { targets } => {
+        MigrateCommand::Verify { targets, json } => {
             let fl = targets_of(&targets).await?;
-            verify(&conn, config, &fl.targets, &migrations).await
+            verify(&conn, config, &fl.targets, &migrations, json).await
         }
         MigrateCommand::Repair {
             targets,
@@ -330,7 +336,7 @@ fn progress(json: bool) -> impl Fn(&str) + Sync {
 
 fn render_unlock(report: &caas_core::migrate::lock::UnlockReport, json: bool) -> Result<Outcome> {
     if json {
-        println!("{}", serde_json::to_string_pretty(report)?);
+        super::print_json("migrate unlock", report)?;
     } else {
         for (target, owner) in &report.released {
             println!("{target}: released the lease of {owner}");
@@ -354,7 +360,7 @@ fn render_unlock(report: &caas_core::migrate::lock::UnlockReport, json: bool) ->
 
 fn render_repair(report: &RepairReport, json: bool) -> Result<Outcome> {
     if json {
-        println!("{}", serde_json::to_string_pretty(report)?);
+        super::print_json("migrate repair", report)?;
     } else {
         for i in &report.accepted {
             println!(
@@ -398,9 +404,13 @@ fn render_repair(report: &RepairReport, json: bool) -> Result<Outcome> {
     Ok(Outcome::Clean)
 }
 
-fn new(config: &Config, name: &str, scope: &str) -> Result<Outcome> {
+fn new(config: &Config, name: &str, scope: &str, json: bool) -> Result<Outcome> {
     let file = mig::source::new_file(&config.migrations_dir(), name, scope)?;
-    println!("created {}", file.display());
+    if json {
+        super::print_json("migrate new", serde_json::json!({ "file": file }))?;
+    } else {
+        println!("created {}", file.display());
+    }
     Ok(Outcome::Clean)
 }
 
@@ -414,7 +424,7 @@ async fn status(
 ) -> Result<Outcome> {
     let st = status::fleet_status(&conn.client, config, targets, migrations).await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&st)?);
+        super::print_json("migrate status", &st)?;
     } else {
         println!(
             "{} target(s), {} migration file(s): {} up to date, {} behind, {} with failures",
@@ -485,7 +495,12 @@ fn versions(v: &[u32], sep: &str) -> String {
 
 fn report_runs(runs: &[TargetRun], json: bool, dry_run: bool, verb: &str) -> Result<Outcome> {
     if json {
-        println!("{}", serde_json::to_string_pretty(runs)?);
+        let command = if verb == "applied" {
+            "migrate up"
+        } else {
+            "migrate down"
+        };
+        super::print_json(command, serde_json::json!({ "targets": runs }))?;
     } else if dry_run {
         for r in runs.iter().filter(|r| !r.steps.is_empty()) {
             println!("target {}:", r.target);
@@ -575,9 +590,21 @@ async fn verify(
     config: &Config,
     targets: &[Target],
     migrations: &[Migration],
+    json: bool,
 ) -> Result<Outcome> {
     let states = status::states(&conn.client, config, targets, migrations).await?;
     let problems = status::verify(&states);
+    if json {
+        super::print_json(
+            "migrate verify",
+            serde_json::json!({ "ok": problems.is_empty(), "migrations": migrations.len(), "targets": states.len(), "problems": problems }),
+        )?;
+        return Ok(if problems.is_empty() {
+            Outcome::Clean
+        } else {
+            Outcome::Found
+        });
+    }
     if problems.is_empty() {
         println!(
             "verified {} migration file(s) against {} target ledger(s): checksums and order match",

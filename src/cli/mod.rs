@@ -21,6 +21,29 @@ use clap::{Args, Parser, Subcommand};
 use caas_core::config::Config;
 use caas_core::connect::ConnectOpts;
 
+/// The version of every `--json` shape (docs/json-output.schema.json). Raised when a shape
+/// changes in a way a reader could trip over.
+pub const JSON_VERSION: u64 = 1;
+
+/// Print a command's `--json` output: `{"version": 1, "command": "...", ...body}`. One
+/// shape per command, whether or not anything changed.
+pub fn print_json(command: &str, body: impl serde::Serialize) -> Result<()> {
+    let mut out = serde_json::Map::new();
+    out.insert("version".into(), JSON_VERSION.into());
+    out.insert("command".into(), command.into());
+    match serde_json::to_value(body)? {
+        serde_json::Value::Object(fields) => out.extend(fields),
+        other => {
+            out.insert("result".into(), other);
+        }
+    }
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::Value::Object(out))?
+    );
+    Ok(())
+}
+
 /// Exit status after an interrupt, as shells report SIGINT (128 + 2).
 pub const EXIT_INTERRUPTED: u8 = 130;
 

@@ -20,6 +20,9 @@ pub enum RolesCommand {
         /// Drop roles with the prefix that no service in the specs needs.
         #[arg(long)]
         prune: bool,
+        /// Print the result as JSON (see docs/json-output.schema.json).
+        #[arg(long)]
+        json: bool,
     },
     /// Compare the server's roles with the specs; with --exit-code, exit 1 on drift.
     Diff {
@@ -38,6 +41,9 @@ pub enum RolesCommand {
         /// Environment variable that holds the password (never passed as an argument).
         #[arg(long)]
         password_env: String,
+        /// Print the result as JSON (see docs/json-output.schema.json).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -62,30 +68,32 @@ pub async fn run(
         live,
         targets,
     } = roles::plan_fleet(&conn.client, config, &specs).await?;
+    let command_name = match &cmd {
+        RolesCommand::Plan { .. } => "roles plan",
+        RolesCommand::Diff { .. } => "roles diff",
+        RolesCommand::Apply { .. } => "roles apply",
+        RolesCommand::User { .. } => "roles user",
+    };
     match cmd {
         RolesCommand::Plan { json }
         | RolesCommand::Diff {
             json,
             exit_code: false,
         } if json => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(
-                    &serde_json::json!({ "in_sync": changes.is_empty(), "changes": changes, "roles": desired.len() })
-                )?
-            );
+            super::print_json(
+                command_name,
+                serde_json::json!({ "in_sync": changes.is_empty(), "changes": changes, "roles": desired.len() }),
+            )?;
             Ok(Outcome::Clean)
         }
         RolesCommand::Diff {
             json: true,
             exit_code: true,
         } => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(
-                    &serde_json::json!({ "in_sync": changes.is_empty(), "changes": changes, "roles": desired.len() })
-                )?
-            );
+            super::print_json(
+                command_name,
+                serde_json::json!({ "in_sync": changes.is_empty(), "changes": changes, "roles": desired.len() }),
+            )?;
             Ok(if changes.is_empty() {
                 Outcome::Clean
             } else {
@@ -121,7 +129,7 @@ pub async fn run(
                 Outcome::Clean
             })
         }
-        RolesCommand::Apply { prune } => {
+        RolesCommand::Apply { prune, json } => {
             let dropped: Vec<String> = changes
                 .iter()
                 .filter(|c| prune && matches!(c, RoleChange::Undeclared { .. }))
@@ -136,13 +144,20 @@ pub async fn run(
                 .iter()
                 .filter(|c| matches!(c, RoleChange::Undeclared { .. }) && !prune)
                 .collect();
-            for c in &changes {
-                println!("{}\t{}", c.role(), c.summary());
+            if json {
+                super::print_json(
+                    command_name,
+                    serde_json::json!({ "applied": done, "roles": desired.len(), "targets": targets, "changes": changes, "held_back": held }),
+                )?;
+            } else {
+                for c in &changes {
+                    println!("{}\t{}", c.role(), c.summary());
+                }
+                println!(
+                    "{done} role change(s) applied; {} role(s) for {targets} target(s)",
+                    desired.len()
+                );
             }
-            println!(
-                "{done} role change(s) applied; {} role(s) for {targets} target(s)",
-                desired.len()
-            );
             Ok(if held.is_empty() {
                 Outcome::Clean
             } else {
@@ -153,6 +168,7 @@ pub async fn run(
             service,
             username,
             password_env,
+            json,
         } => {
             let role = roles::role_name(config, &service);
             let username = username.unwrap_or_else(|| service.clone());
@@ -172,7 +188,14 @@ pub async fn run(
             }
             let password = std::env::var(&password_env).unwrap_or_default();
             let what = roles::upsert_user(&conn.client, &role, &username, &password).await?;
-            println!("{what} user {username} with role {role} (password from ${password_env})");
+            if json {
+                super::print_json(
+                    command_name,
+                    serde_json::json!({ "user": username, "role": role, "action": what, "password_env": password_env }),
+                )?;
+            } else {
+                println!("{what} user {username} with role {role} (password from ${password_env})");
+            }
             Ok(Outcome::Clean)
         }
     }

@@ -181,7 +181,7 @@ fn lint(
     let report = project::lint(config, paths)?;
     let (errors, warnings) = (report.errors, report.warnings);
     match format {
-        LintFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        LintFormat::Json => super::print_json("schema lint", &report)?,
         LintFormat::Github => {
             for f in &report.findings {
                 println!("{}", github_annotation(f));
@@ -253,7 +253,7 @@ fn compile(
     let specs = project::select(loaded, collection)?;
     let forms = forms(config, &specs, tier, tenant.unwrap_or("{tenant_id}"));
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&compiled_json(&forms))?),
+        Format::Json => super::print_json("schema compile", compiled_json(&forms))?,
         Format::Yaml => print!("{}", crate::render::to_yaml(&compiled_json(&forms))),
         Format::Table => print!("{}", side_by_side(&forms)),
     }

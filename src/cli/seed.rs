@@ -135,10 +135,10 @@ async fn seed_locked(
         .await?;
         let total: u64 = rows.iter().map(|r| r.inserted).sum();
         if args.json {
-            println!(
-                "{}",
-                serde_json::json!({ "deleted": total, "collections": rows.iter().map(|r| serde_json::json!({ "namespace": r.namespace, "deleted": r.inserted, "kept": r.unchanged, "why_kept": r.errors })).collect::<Vec<_>>() })
-            );
+            super::print_json(
+                "seed --reset",
+                serde_json::json!({ "deleted": total, "collections": rows.iter().map(|r| serde_json::json!({ "namespace": r.namespace, "deleted": r.inserted, "kept": r.unchanged, "why_kept": r.errors })).collect::<Vec<_>>() }),
+            )?;
         } else {
             for r in &rows {
                 for why in &r.errors {
@@ -185,12 +185,10 @@ async fn seed_locked(
         (a + r.inserted, b + r.unchanged, c + r.failed)
     });
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({ "tenants_registered": added, "inserted": inserted, "unchanged": unchanged, "failed": failed, "collections": rows })
-            )?
-        );
+        super::print_json(
+            "seed",
+            serde_json::json!({ "tenants_registered": added, "inserted": inserted, "unchanged": unchanged, "failed": failed, "collections": rows }),
+        )?;
     } else {
         let mut table = crate::render::table(
             ["target", "collection", "inserted", "unchanged", "failed"]

@@ -24,6 +24,9 @@ pub enum TenantCommand {
         /// Contact email.
         #[arg(long)]
         email: Option<String>,
+        /// Print the result as JSON (see docs/json-output.schema.json).
+        #[arg(long)]
+        json: bool,
     },
     /// List registered tenants and where their data lives.
     List {
@@ -46,6 +49,7 @@ pub async fn run(config: &Config, connect: &ConnectOpts, cmd: TenantCommand) -> 
             tier,
             name,
             email,
+            json,
         } => {
             // With broken specs `tenant add` still works; `schema plan`/`apply` check the
             // names again (they need clean specs anyway).
@@ -62,19 +66,23 @@ pub async fn run(config: &Config, connect: &ConnectOpts, cmd: TenantCommand) -> 
                 email.as_deref(),
             )
             .await?;
-            println!(
-                "registered tenant {} ({}) -> target {} in {}",
-                t.id, t.tier, t.target, t.database
-            );
-            println!(
-                "run `caas schema apply --tenant {}` to create its collections",
-                t.id
-            );
+            if json {
+                super::print_json("tenant add", serde_json::json!({ "tenant": t }))?;
+            } else {
+                println!(
+                    "registered tenant {} ({}) -> target {} in {}",
+                    t.id, t.tier, t.target, t.database
+                );
+                println!(
+                    "run `caas schema apply --tenant {}` to create its collections",
+                    t.id
+                );
+            }
         }
         TenantCommand::List { json } => {
             let tenants = registry::list(&db, config).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&tenants)?);
+                super::print_json("tenant list", serde_json::json!({ "tenants": tenants }))?;
             } else {
                 let mut table = crate::render::table(vec![
                     "tenant".into(),
