@@ -236,7 +236,7 @@ async fn server_stopped_mid_apply_is_a_clear_error_and_the_rerun_converges() {
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     let reports: serde_json::Value =
         serde_json::from_str(&stdout(&out)).unwrap_or_else(|_| panic!("{}", show(&out)));
-    let errors: Vec<String> = reports
+    let errors: Vec<String> = reports["targets"]
         .as_array()
         .unwrap()
         .iter()
