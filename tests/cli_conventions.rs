@@ -207,3 +207,42 @@ fn lint_findings_as_github_annotations() {
         "{line}"
     );
 }
+
+/// `--progress json`: stderr is JSON lines, one event per target and step, with outcome
+/// and duration; stdout keeps the one result document.
+#[test]
+fn progress_as_json_lines() {
+    let p = crate::support::TestProject::new(
+        "conv_progress",
+        &crate::support::fixture("migrate/schemas"),
+    )
+    .with_migrations(&crate::support::fixture("migrate/migrations"));
+    crate::support::expect_ok(&p, &["tenant", "add", "pa", "--tier", "pro"]);
+    crate::support::expect_ok(&p, &["schema", "apply"]);
+    let out = p.caas(&["migrate", "up", "--json", "--progress", "json"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let result: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(result["command"], "migrate up");
+    let events: Vec<serde_json::Value> = crate::support::stderr(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let named = |m: &str| events.iter().filter(|e| e["message"] == m).count();
+    assert!(named("migrate: target start") >= 1, "{events:?}");
+    assert_eq!(
+        named("migrate: step"),
+        named("migrate: step done"),
+        "{events:?}"
+    );
+    assert!(named("migrate: step done") >= 2, "{events:?}");
+    for e in events
+        .iter()
+        .filter(|e| e["message"] == "migrate: step done")
+    {
+        assert_eq!(e["outcome"], "ok", "{e}");
+        assert!(
+            e["ms"].is_u64() && e["target"].is_string() && e["kind"].is_string(),
+            "{e}"
+        );
+    }
+}

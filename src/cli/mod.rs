@@ -105,6 +105,16 @@ pub struct OutputArgs {
     /// Only results, warnings and errors: no progress lines or bars.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Progress as JSON lines on stderr instead of text: one event per target and step
+    /// (start, done with outcome and duration in ms), for CI dashboards.
+    #[arg(long, value_enum, global = true, default_value_t = Progress::Text)]
+    pub progress: Progress,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Progress {
+    Text,
+    Json,
 }
 
 static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -117,7 +127,23 @@ pub fn quiet() -> bool {
 impl OutputArgs {
     /// Set up logging (tracing on stderr) and the quiet switch, once, before any command.
     pub fn init(&self) {
-        QUIET.store(self.quiet, std::sync::atomic::Ordering::Relaxed);
+        // JSON progress replaces the text progress lines (not warnings or results).
+        let json = self.progress == Progress::Json;
+        QUIET.store(self.quiet || json, std::sync::atomic::Ordering::Relaxed);
+        if json {
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("caas=info,caas_core=info"));
+            let _ = tracing_subscriber::fmt()
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(false)
+                .with_target(false)
+                .with_writer(std::io::stderr)
+                .with_env_filter(filter)
+                .try_init();
+            return;
+        }
         let level = match (self.quiet, self.verbose) {
             (true, _) => "error",
             (false, 0) => "warn",

@@ -92,6 +92,7 @@ pub async fn apply_each<T: Send>(
                 error: None,
             }
         } else {
+            tracing::info!(target = %plan.target, changes = plan.changes.len(), "apply: target start");
             apply_target(client, &plan, opts).await
         };
         if report.status == Status::Failed && opts.fail_fast {

@@ -231,6 +231,7 @@ async fn run_target(
 ) -> TargetRun {
     let label = target.to_string();
     let started = std::time::Instant::now();
+    tracing::info!(target = %label, "migrate: target start");
     let db: Database = f.client.database(&ledger_db(target, f.config));
     let (lease, session) =
         match lease_target(f.client, &db, &label, opts.lock_wait, opts.lease).await {

@@ -267,6 +267,31 @@ pub async fn run(
     }
     let next = index + 1;
     tracing::info!(target = %ctx.target, step = index + 1, kind = step.name(), "migrate: step");
+    let started = std::time::Instant::now();
+    let result = run_kind(ctx, index, next, step, checkpoint).await;
+    tracing::info!(
+        target = %ctx.target,
+        step = index + 1,
+        kind = step.name(),
+        outcome = match &result {
+            Ok(()) => "ok",
+            Err(StepError::Failed(_)) => "failed",
+            Err(StepError::Lost(_)) => "lost",
+            Err(StepError::Interrupted) => "interrupted",
+        },
+        ms = started.elapsed().as_millis() as u64,
+        "migrate: step done"
+    );
+    result
+}
+
+async fn run_kind(
+    ctx: &StepCtx<'_>,
+    index: u32,
+    next: u32,
+    step: &Step,
+    checkpoint: &Checkpoint,
+) -> Result<(), StepError> {
     match step {
         Step::UpdateMany(s) => write::update_many(ctx, next, s).await,
         Step::RenameField(s) => write::rename_field(ctx, next, s).await,
