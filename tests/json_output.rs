@@ -66,6 +66,7 @@ fn every_command_prints_its_documented_json_shape() {
             ],
             "roles user",
         ),
+        (vec!["seed", "--dry-run", "--json"], "seed --dry-run"),
         (vec!["seed", "--json"], "seed"),
         (vec!["seed", "--reset", "--yes", "--json"], "seed --reset"),
         (vec!["docs", "--out", docs_out, "--json"], "docs"),

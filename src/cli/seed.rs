@@ -33,6 +33,10 @@ pub struct SeedArgs {
     /// Remove the demo data earlier runs created, and nothing else.
     #[arg(long)]
     pub reset: bool,
+    /// Show which demo tenants and how many documents per collection a run would write;
+    /// connect to nothing, write nothing.
+    #[arg(long, conflicts_with = "reset")]
+    pub dry_run: bool,
     /// Run even against an environment marked production.
     #[arg(long)]
     pub force: bool,
@@ -83,6 +87,9 @@ pub async fn run(
                 .join("\n")
         )
     })?;
+    if args.dry_run {
+        return dry_run(config, &specs, &file, &args);
+    }
     let conn = connect.connect(config).await?;
     // Seeds run one at a time: a lease in the platform database fences the registry
     // entries and the run manifest they write.
@@ -215,5 +222,59 @@ async fn seed_locked(
     if failed > 0 {
         bail!("{failed} document(s) were rejected by the validators; see `rejected:` above");
     }
+    Ok(Outcome::Clean)
+}
+
+/// `seed --dry-run`: the same tenants and documents a run would write (ids and contents are
+/// derived from the seed value, so this is exact), counted per collection; nothing is read
+/// from or written to a server.
+fn dry_run(
+    config: &Config,
+    specs: &[&caas_core::spec::CollectionSpec],
+    file: &SeedFile,
+    args: &SeedArgs,
+) -> Result<Outcome> {
+    let opts = SeedOptions {
+        seed_value: args.seed_value,
+        scale: args.scale.max(1),
+        tenants: args.tenants.clone(),
+        tiers: args::tiers(&args.tiers),
+        concurrency: args.concurrency,
+    };
+    let tenants = seed::selected(file, &opts)?;
+    let batches = seed::batches(
+        config,
+        specs,
+        file,
+        &tenants,
+        &opts,
+        &Default::default(),
+        false,
+    )?;
+    let rows: Vec<serde_json::Value> = batches
+        .iter()
+        .map(|b| {
+            serde_json::json!({
+                "target": b.target.to_string(),
+                "namespace": format!("{}.{}", b.placement.database, b.placement.collection),
+                "documents": b.docs.len(),
+            })
+        })
+        .collect();
+    let total: usize = batches.iter().map(|b| b.docs.len()).sum();
+    let ids: Vec<&str> = tenants.iter().map(|t| t.id.as_str()).collect();
+    if args.json {
+        return super::print_json(
+            "seed --dry-run",
+            serde_json::json!({ "tenants": ids, "documents": total, "collections": rows }),
+        )
+        .map(|()| Outcome::Clean);
+    }
+    println!(
+        "dry run: would register {} demo tenant(s) ({}) and insert {total} document(s) into {} collection(s); nothing was written",
+        ids.len(),
+        ids.join(", "),
+        rows.len()
+    );
     Ok(Outcome::Clean)
 }
