@@ -15,6 +15,9 @@ pub fn table(header: Vec<String>) -> Table {
     if t.width().is_none_or(|w| w < 40) {
         t.set_width(140);
     }
+    if crate::cli::style::enabled() {
+        t.enforce_styling();
+    }
     t
 }
 

@@ -246,3 +246,28 @@ fn progress_as_json_lines() {
         );
     }
 }
+
+/// Colour only when asked for or on a terminal: `--color always` colours outcomes,
+/// `--color never` and the default off a terminal print plain text.
+#[test]
+fn colour_only_when_wanted() {
+    let p = crate::support::TestProject::new(
+        "conv_colour",
+        &crate::support::fixture("migrate/schemas"),
+    )
+    .with_migrations(&crate::support::fixture("migrate/migrations"));
+    crate::support::expect_ok(&p, &["tenant", "add", "pa", "--tier", "pro"]);
+    crate::support::expect_ok(&p, &["schema", "apply"]);
+    let coloured = p.caas(&["migrate", "up", "--color", "always"]);
+    assert!(coloured.status.success(), "{}", show(&coloured));
+    assert!(stdout(&coloured).contains("\u{1b}["), "{}", show(&coloured));
+    crate::support::expect_ok(&p, &["migrate", "down", "--yes", "--tenant", "pa"]);
+    for args in [
+        &["migrate", "up", "--color", "never"][..],
+        &["migrate", "status"][..],
+    ] {
+        let out = p.caas(args);
+        assert!(out.status.success(), "{}", show(&out));
+        assert!(!stdout(&out).contains('\u{1b}'), "{args:?}: {}", show(&out));
+    }
+}

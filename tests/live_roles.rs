@@ -54,7 +54,10 @@ async fn one_role_per_service_exactly_what_the_plan_says_and_drift_detected() {
     ok(&p, &["schema", "apply"]);
     let plan = ok(&p, &["roles", "plan"]);
     assert!(
-        plan.contains(&format!("{}_svc_identity-service\tcreate role", p.prefix)),
+        crate::support::has_row(
+            &plan,
+            &[&format!("{}_svc_identity-service", p.prefix), "create role"]
+        ),
         "{plan}"
     );
     ok(&p, &["roles", "apply"]);
@@ -156,7 +159,7 @@ async fn one_role_per_service_exactly_what_the_plan_says_and_drift_detected() {
     let out = p.caas(&["roles", "diff", "--exit-code"]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     assert!(
-        stdout(&out).contains(&format!("{role}\tupdate role: grant"))
+        crate::support::has_row(&stdout(&out), &[&role, "update role: grant"])
             && stdout(&out).contains("change actions on"),
         "{}",
         show(&out)

@@ -108,21 +108,36 @@ async fn apply_is_idempotent_and_diff_sees_changes_made_behind_its_back() {
     let (status, out, err) = code(&p, &["schema", "diff", "--exit-code"]);
     assert_eq!(status, 1, "{out}{err}");
     assert!(
-        out.contains(&format!(
-            "shared\t{pre}_shared.users\tcreate index tenant_id_1_username_1"
-        )),
+        out.contains("target shared: ")
+            && crate::support::has_row(
+                &out,
+                &[
+                    &format!("{pre}_shared.users"),
+                    "create index tenant_id_1_username_1"
+                ]
+            ),
         "{out}"
     );
     assert!(
-        out.contains(&format!(
-            "pro:pro1\t{pre}_shared.pro1_messages\tupdate validation: validator differs"
-        )),
+        out.contains("target pro:pro1: ")
+            && crate::support::has_row(
+                &out,
+                &[
+                    &format!("{pre}_shared.pro1_messages"),
+                    "update validation: validator differs"
+                ]
+            ),
         "{out}"
     );
     assert!(
-        out.contains(&format!(
-            "enterprise:ent1\t{pre}_ent1.posts\tundeclared index rogue_caption"
-        )),
+        out.contains("target enterprise:ent1: ")
+            && crate::support::has_row(
+                &out,
+                &[
+                    &format!("{pre}_ent1.posts"),
+                    "undeclared index rogue_caption"
+                ]
+            ),
         "{out}"
     );
     assert!(

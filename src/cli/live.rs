@@ -9,6 +9,7 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::args::{self, TierArg};
+use super::style::Tone;
 use super::Outcome;
 use caas_core::apply::{ApplyOptions, Status, TargetReport};
 use caas_core::config::Config;
@@ -147,6 +148,8 @@ pub async fn diff(
         if !p.changes.is_empty() {
             drifting += 1;
         }
+        let mut table =
+            crate::render::table(["namespace", "drift", "class"].map(String::from).to_vec());
         for c in &p.changes {
             drift += 1;
             if json {
@@ -155,14 +158,22 @@ pub async fn diff(
                     "drift": c.summary(), "class": c.safety.as_str(), "undeclared": c.undeclared,
                 }));
             } else {
-                println!(
-                    "{}\t{}.{}\t{}",
-                    p.target,
-                    c.database,
-                    c.collection,
-                    c.summary()
-                );
+                let class = if c.undeclared {
+                    format!("{} (undeclared)", c.safety.as_str())
+                } else {
+                    c.safety.as_str().to_string()
+                };
+                let tone = super::style::class_tone(&class);
+                table.add_row(vec![
+                    super::style::cell(format!("{}.{}", c.database, c.collection), Tone::Plain),
+                    super::style::cell(c.summary(), Tone::Plain),
+                    super::style::cell(class, tone),
+                ]);
             }
+        }
+        if !json && !p.changes.is_empty() {
+            println!("target {}: {} difference(s)", p.target, p.changes.len());
+            println!("{table}");
         }
     };
     let total = stream_plans(config, connect, targets, &mut print).await?;
@@ -209,10 +220,11 @@ impl PlanSummary {
                 c.safety.as_str().to_string()
             };
             self.counts[if c.undeclared { 3 } else { c.safety as usize }] += 1;
+            let tone = super::style::class_tone(&class);
             table.add_row(vec![
-                format!("{}.{}", c.database, c.collection),
-                c.summary(),
-                class,
+                super::style::cell(format!("{}.{}", c.database, c.collection), Tone::Plain),
+                super::style::cell(c.summary(), Tone::Plain),
+                super::style::cell(class, tone),
             ]);
         }
         println!("{table}\n");
@@ -384,7 +396,17 @@ fn print_reports(reports: &[TargetReport]) {
                 .join("\n"),
             (None, true) => String::new(),
         };
-        table.add_row(vec![r.target.to_string(), status_word(r), detail]);
+        let tone = match r.status {
+            Status::Failed => Tone::Bad,
+            Status::Incomplete | Status::NotStarted => Tone::Warn,
+            Status::Applied => Tone::Good,
+            Status::NoChanges => Tone::Plain,
+        };
+        table.add_row(vec![
+            super::style::cell(r.target.to_string(), Tone::Plain),
+            super::style::cell(status_word(r), tone),
+            super::style::cell(detail, Tone::Plain),
+        ]);
     }
     println!("{table}");
     let applied: usize = reports.iter().map(|r| r.applied.len()).sum();

@@ -7,6 +7,7 @@ use clap::Subcommand;
 
 use super::args::OnErrorArg;
 use super::live::TargetOpts;
+use super::style::{self, Tone};
 use super::Outcome;
 use caas_core::config::Config;
 use caas_core::connect::{ConnectOpts, Connection};
@@ -535,15 +536,23 @@ fn report_runs(runs: &[TargetRun], json: bool, dry_run: bool, verb: &str) -> Res
                 RunStatus::Interrupted => "interrupted (checkpoint kept)".into(),
                 RunStatus::DryRun => "dry run".into(),
             };
+            let tone = match r.status {
+                RunStatus::Failed => Tone::Bad,
+                RunStatus::NotStarted | RunStatus::Interrupted => Tone::Warn,
+                RunStatus::Applied => Tone::Good,
+                RunStatus::UpToDate | RunStatus::DryRun => Tone::Plain,
+            };
+            let versions = r
+                .applied
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
             table.add_row(vec![
-                r.target.to_string(),
-                outcome,
-                r.applied
-                    .iter()
-                    .map(|v| v.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                r.error.clone().unwrap_or_default(),
+                style::cell(r.target.to_string(), Tone::Plain),
+                style::cell(outcome, tone),
+                style::cell(versions, Tone::Plain),
+                style::cell(r.error.clone().unwrap_or_default(), Tone::Bad),
             ]);
         }
         println!("{table}");

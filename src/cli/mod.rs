@@ -10,6 +10,7 @@ mod roles;
 mod schema;
 mod seed;
 mod shell;
+pub mod style;
 mod tenant;
 
 use std::path::PathBuf;
@@ -109,6 +110,9 @@ pub struct OutputArgs {
     /// (start, done with outcome and duration in ms), for CI dashboards.
     #[arg(long, value_enum, global = true, default_value_t = Progress::Text)]
     pub progress: Progress,
+    /// Colour in tables: auto (on a terminal, unless NO_COLOR is set), always or never.
+    #[arg(long, value_enum, global = true, default_value_t = style::ColorChoice::Auto)]
+    pub color: style::ColorChoice,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -127,6 +131,7 @@ pub fn quiet() -> bool {
 impl OutputArgs {
     /// Set up logging (tracing on stderr) and the quiet switch, once, before any command.
     pub fn init(&self) {
+        style::init(self.color);
         // JSON progress replaces the text progress lines (not warnings or results).
         let json = self.progress == Progress::Json;
         QUIET.store(self.quiet || json, std::sync::atomic::Ordering::Relaxed);

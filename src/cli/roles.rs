@@ -3,6 +3,7 @@
 use anyhow::{bail, Result};
 use clap::Subcommand;
 
+use super::style::{self, Tone};
 use super::Outcome;
 use caas_core::config::Config;
 use caas_core::connect::ConnectOpts;
@@ -108,9 +109,7 @@ pub async fn run(
                     ..
                 }
             );
-            for c in &changes {
-                println!("{}\t{}", c.role(), c.summary());
-            }
+            print_changes(&changes);
             if changes.is_empty() {
                 println!("in sync: {} role(s) match the specs", desired.len());
             } else {
@@ -150,9 +149,7 @@ pub async fn run(
                     serde_json::json!({ "applied": done, "roles": desired.len(), "targets": targets, "changes": changes, "held_back": held }),
                 )?;
             } else {
-                for c in &changes {
-                    println!("{}\t{}", c.role(), c.summary());
-                }
+                print_changes(&changes);
                 println!(
                     "{done} role change(s) applied; {} role(s) for {targets} target(s)",
                     desired.len()
@@ -199,4 +196,23 @@ pub async fn run(
             Ok(Outcome::Clean)
         }
     }
+}
+
+/// Role changes as a table: role, change; drops in red, grants and new roles in yellow.
+fn print_changes(changes: &[RoleChange]) {
+    if changes.is_empty() {
+        return;
+    }
+    let mut table = crate::render::table(vec!["role".into(), "change".into()]);
+    for c in changes {
+        let tone = match c {
+            RoleChange::Undeclared { .. } => Tone::Bad,
+            _ => Tone::Warn,
+        };
+        table.add_row(vec![
+            style::cell(c.role(), Tone::Plain),
+            style::cell(c.summary(), tone),
+        ]);
+    }
+    println!("{table}");
 }

@@ -286,3 +286,18 @@ pub async fn migrate_fleet(
     }
     places
 }
+
+/// Whether some line of a table holds these cells, in this order (for tables that may
+/// grow columns or borders: the test names what it needs, not the layout).
+pub fn has_row(text: &str, cells: &[&str]) -> bool {
+    text.lines().any(|line| {
+        let mut rest = line;
+        cells.iter().all(|c| match rest.find(c) {
+            Some(i) => {
+                rest = &rest[i + c.len()..];
+                true
+            }
+            None => false,
+        })
+    })
+}
