@@ -410,12 +410,7 @@ fn ttl(v: &bson::Bson) -> String {
         bson::Bson::Double(d) => *d as i64,
         _ => return compact(v),
     };
-    match secs {
-        0 => "at the date".into(),
-        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
-        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
-        s => format!("{s}s"),
-    }
+    caas_core::compile::human_ttl(secs)
 }
 
 /// The files a JSON Schema describes.

@@ -54,6 +54,7 @@ const FOLDERS: &[(&str, &[&str])] = &[
     ("inspect", &["normalize"]),
     ("plan", &["diff", "mongosh", "tests"]),
     ("apply", &["preflight"]),
+    ("docs", &["refs"]),
     ("fleet", &["registry", "apply"]),
     (
         "migrate",

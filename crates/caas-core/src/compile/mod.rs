@@ -129,3 +129,14 @@ pub fn compile_target(
 pub fn to_json(d: &Document) -> serde_json::Value {
     Bson::Document(d.clone()).into_relaxed_extjson()
 }
+
+/// A TTL in seconds as people write it: `90d`, `12h`, `45s`; 0 expires at the date itself.
+pub fn human_ttl(secs: i64) -> String {
+    match secs {
+        0 => "at the date".into(),
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}

@@ -13,12 +13,16 @@ use crate::config::Config;
 use crate::spec::{CollectionSpec, Domain, Field, FieldType, Origin, Rule, SoftDelete};
 use crate::tenancy::{Layout, Target, Tier};
 
+mod refs;
+
+use refs::{diagram, references};
+
 /// Every page, by path relative to the output folder.
 pub fn render(specs: &[&CollectionSpec], config: &Config) -> BTreeMap<String, String> {
     let mut pages = BTreeMap::new();
     pages.insert("README.md".to_owned(), index(specs, config));
     for s in specs {
-        pages.insert(page_path(s), page(s, config));
+        pages.insert(page_path(s), page(s, specs, config));
     }
     pages
 }
@@ -64,6 +68,54 @@ fn index(specs: &[&CollectionSpec], config: &Config) -> String {
             layout_name(config.tiers.layout(t))
         );
     }
+    databases(&mut o, specs, config);
+    diagram(
+        &mut o,
+        specs,
+        "## References\n\nEvery `ref` between collections (field paths on the arrows).",
+    );
+    for dom in Domain::ALL {
+        let mut in_dom: Vec<&&CollectionSpec> = specs.iter().filter(|s| s.domain == dom).collect();
+        if in_dom.is_empty() {
+            continue;
+        }
+        in_dom.sort_by_key(|s| &s.collection);
+        let _ = writeln!(o, "\n## {} collections\n", capital(dom.as_str()));
+        let _ = writeln!(o, "| Collection | Purpose | Owner | Tenant-scoped | Doc |\n|------------|---------|-------|---------------|-----|");
+        for s in in_dom {
+            let _ = writeln!(
+                o,
+                "| `{}` | {} | {} | {} | [View]({}) |",
+                s.collection,
+                esc(&first_sentence(s.description.as_deref().unwrap_or(""))),
+                s.owner.as_deref().unwrap_or("-"),
+                if s.is_tenant_scoped() { "yes" } else { "no" },
+                page_path(s)
+            );
+        }
+        let domain_specs: Vec<&CollectionSpec> =
+            specs.iter().filter(|s| s.domain == dom).copied().collect();
+        diagram(
+            &mut o,
+            &domain_specs,
+            &format!("References from {} collections:", dom.as_str()),
+        );
+    }
+    let _ = writeln!(
+        o,
+        "\n## Common conventions\n\n\
+         - Standard fields (unless a spec switches them off): `created_at` and `updated_at` (dates, required) and `__v` (version key for optimistic locking).\n\
+         - Tenant-scoped collections carry a required `tenant_id`. Where tenants share a collection, every index starts with `tenant_id`, so uniqueness is per tenant; in a collection set or a dedicated database the prefix is not needed and the validator accepts only that tenant's id.\n\
+         - Soft delete: `deleted_at` (null = active) and `deleted_by`, with optional retention through a partial TTL index; or a current `state` with a `state_history` array.\n\
+         - Money is stored in integer minor units with an ISO currency; secrets only as hashes.\n\
+         - Validators reject undeclared fields unless a spec allows them.\n"
+    );
+    o
+}
+
+/// The index page's table of databases and what each holds.
+fn databases(o: &mut String, specs: &[&CollectionSpec], config: &Config) {
+    let d = &config.databases;
     let _ = writeln!(
         o,
         "\n## Databases\n\n| Database | Holds |\n|----------|-------|"
@@ -91,36 +143,6 @@ fn index(specs: &[&CollectionSpec], config: &Config) -> String {
             d.tenant
         );
     }
-    for dom in Domain::ALL {
-        let mut in_dom: Vec<&&CollectionSpec> = specs.iter().filter(|s| s.domain == dom).collect();
-        if in_dom.is_empty() {
-            continue;
-        }
-        in_dom.sort_by_key(|s| &s.collection);
-        let _ = writeln!(o, "\n## {} collections\n", capital(dom.as_str()));
-        let _ = writeln!(o, "| Collection | Purpose | Owner | Tenant-scoped | Doc |\n|------------|---------|-------|---------------|-----|");
-        for s in in_dom {
-            let _ = writeln!(
-                o,
-                "| `{}` | {} | {} | {} | [View]({}) |",
-                s.collection,
-                esc(&first_sentence(s.description.as_deref().unwrap_or(""))),
-                s.owner.as_deref().unwrap_or("-"),
-                if s.is_tenant_scoped() { "yes" } else { "no" },
-                page_path(s)
-            );
-        }
-    }
-    let _ = writeln!(
-        o,
-        "\n## Common conventions\n\n\
-         - Standard fields (unless a spec switches them off): `created_at` and `updated_at` (dates, required) and `__v` (version key for optimistic locking).\n\
-         - Tenant-scoped collections carry a required `tenant_id`. Where tenants share a collection, every index starts with `tenant_id`, so uniqueness is per tenant; in a collection set or a dedicated database the prefix is not needed and the validator accepts only that tenant's id.\n\
-         - Soft delete: `deleted_at` (null = active) and `deleted_by`, with optional retention through a partial TTL index; or a current `state` with a `state_history` array.\n\
-         - Money is stored in integer minor units with an ISO currency; secrets only as hashes.\n\
-         - Validators reject undeclared fields unless a spec allows them.\n"
-    );
-    o
 }
 
 fn capital(s: &str) -> String {
@@ -246,7 +268,13 @@ fn index_line(ix: &CompiledIndex) -> String {
     for (k, v) in &ix.options {
         opts.push(match k.as_str() {
             "unique" | "sparse" | "hidden" => k.clone(),
-            "expireAfterSeconds" => format!("TTL {v} s"),
+            "expireAfterSeconds" => format!(
+                "TTL {}",
+                v.as_i64()
+                    .or_else(|| v.as_i32().map(i64::from))
+                    .map(crate::compile::human_ttl)
+                    .unwrap_or_else(|| v.to_string())
+            ),
             "partialFilterExpression" => format!(
                 "partial {}",
                 crate::compile::to_json(v.as_document().unwrap_or(&Default::default()))
@@ -265,9 +293,10 @@ fn index_line(ix: &CompiledIndex) -> String {
     )
 }
 
-fn page(s: &CollectionSpec, config: &Config) -> String {
+fn page(s: &CollectionSpec, specs: &[&CollectionSpec], config: &Config) -> String {
     let mut o = String::new();
     summary(&mut o, s);
+    references(&mut o, s, specs);
     let _ = writeln!(
         o,
         "\n## Where it lives\n\n| Tier | Namespace |\n|------|-----------|"
@@ -406,17 +435,27 @@ fn soft_delete(o: &mut String, s: &CollectionSpec) {
 /// The compiled indexes of every form the collection takes, and why they exist.
 fn indexes(o: &mut String, s: &CollectionSpec, config: &Config) {
     let _ = writeln!(o, "\n## Indexes\n");
+    // Forms whose indexes agree (Pro sets and Enterprise databases, usually) share a table.
+    let mut tables: Vec<(Vec<String>, Vec<String>)> = Vec::new();
     for (label, target) in targets(s, config) {
         let c = compile_collection(s, target.place(s, &config.databases));
+        let lines: Vec<String> = c.indexes.iter().map(index_line).collect();
+        match tables.iter_mut().find(|(_, l)| *l == lines) {
+            Some((labels, _)) => labels.push(label),
+            None => tables.push((vec![label], lines)),
+        }
+    }
+    for (labels, lines) in tables {
         let _ = writeln!(
             o,
-            "### {label}\n\n| Name | Keys | Options |\n|------|------|---------|"
+            "### {}\n\n| Name | Keys | Options |\n|------|------|---------|",
+            labels.join("; ")
         );
-        if c.indexes.is_empty() {
+        if lines.is_empty() {
             let _ = writeln!(o, "| (only `_id`) | | |");
         }
-        for ix in &c.indexes {
-            let _ = writeln!(o, "{}", index_line(ix));
+        for line in lines {
+            let _ = writeln!(o, "{line}");
         }
         let _ = writeln!(o);
     }
