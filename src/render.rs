@@ -7,7 +7,7 @@ use serde_json::Value;
 /// A table with the house style.
 pub fn table(header: Vec<String>) -> Table {
     let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED)
+    t.load_style(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header(header);
     // Off a terminal (CI logs, pipes) there is no width to fit; keep lines readable.

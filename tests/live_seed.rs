@@ -1,6 +1,6 @@
 //! `caas seed` on the live test server.
 
-use argon2::password_hash::{PasswordHash, PasswordVerifier};
+use argon2::password_hash::{phc::PasswordHash, PasswordVerifier};
 use bson::{doc, Bson, Document};
 use futures::TryStreamExt;
 use mongodb::Database;

@@ -17,7 +17,7 @@ pub use reset::reset;
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Context, Result};
-use argon2::password_hash::{PasswordHasher, SaltString};
+use argon2::password_hash::PasswordHasher;
 use bson::oid::ObjectId;
 use bson::{doc, Bson, Document};
 use futures::{StreamExt, TryStreamExt};
@@ -97,9 +97,9 @@ pub fn selected<'a>(file: &'a SeedFile, opts: &SeedOptions) -> Result<Vec<&'a De
 /// would cost minutes and prove nothing more).
 pub fn password_hash(password: &str, seed: u64, tenant: &str) -> String {
     let mut r = rng::Rng::new(seed, &format!("salt:{tenant}"));
-    let salt = SaltString::encode_b64(&r.bytes(16)).expect("16-byte salt");
+    let salt = r.bytes(16);
     argon2::Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
+        .hash_password_with_salt(password.as_bytes(), &salt)
         .expect("argon2 hashes")
         .to_string()
 }
