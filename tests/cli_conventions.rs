@@ -271,3 +271,56 @@ fn colour_only_when_wanted() {
         assert!(!stdout(&out).contains('\u{1b}'), "{args:?}: {}", show(&out));
     }
 }
+
+/// `schema lint --format sarif`: a SARIF 2.1.0 log with one rule per finding code and a
+/// result per finding carrying its file, line and column.
+#[test]
+fn lint_findings_as_sarif() {
+    let root = crate::support::root();
+    let dir = crate::support::fixture("specs/broken/saas");
+    let out = caas(
+        &root,
+        &["schema", "lint", "--format", "sarif", dir.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let log: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(log["version"], "2.1.0");
+    let run = &log["runs"][0];
+    let rules: Vec<&str> = run["tool"]["driver"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    let results = run["results"].as_array().unwrap();
+    assert!(results.len() > 20, "{}", results.len());
+    for r in results {
+        assert!(rules.contains(&r["ruleId"].as_str().unwrap()), "{r}");
+        let loc = &r["locations"][0]["physicalLocation"];
+        assert!(
+            loc["artifactLocation"]["uri"]
+                .as_str()
+                .unwrap()
+                .ends_with(".yaml"),
+            "{r}"
+        );
+        assert!(loc["region"]["startLine"].as_u64().unwrap() >= 1, "{r}");
+    }
+    let geo = results
+        .iter()
+        .find(|r| {
+            r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+                .as_str()
+                .unwrap()
+                .ends_with("geo_not_point.yaml")
+        })
+        .unwrap();
+    assert_eq!(
+        geo["locations"][0]["physicalLocation"]["region"]["startLine"],
+        6
+    );
+    assert_eq!(
+        geo["locations"][0]["physicalLocation"]["region"]["startColumn"],
+        13
+    );
+}

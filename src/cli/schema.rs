@@ -170,6 +170,8 @@ pub enum LintFormat {
     Json,
     /// `::error file=...,line=...,col=...,title=...::message` lines for GitHub Actions.
     Github,
+    /// SARIF 2.1.0, for code-scanning tools (GitHub code scanning, GitLab, IDEs).
+    Sarif,
 }
 
 fn lint(
@@ -182,6 +184,10 @@ fn lint(
     let (errors, warnings) = (report.errors, report.warnings);
     match format {
         LintFormat::Json => super::print_json("schema lint", &report)?,
+        LintFormat::Sarif => println!(
+            "{}",
+            serde_json::to_string_pretty(&sarif(&report.findings))?
+        ),
         LintFormat::Github => {
             for f in &report.findings {
                 println!("{}", github_annotation(f));
@@ -205,6 +211,50 @@ fn lint(
         Outcome::Found
     } else {
         Outcome::Clean
+    })
+}
+
+/// Findings as a SARIF 2.1.0 log: one run of the `caas` tool, a rule per finding code,
+/// a result per finding with its file, line and column.
+fn sarif(findings: &[Finding]) -> Value {
+    let mut codes: Vec<&str> = findings.iter().map(|f| f.code).collect();
+    codes.sort_unstable();
+    codes.dedup();
+    let rules: Vec<Value> = codes
+        .iter()
+        .map(|c| json!({ "id": c, "name": c, "shortDescription": { "text": format!("caas lint: {c}") } }))
+        .collect();
+    let results: Vec<Value> = findings
+        .iter()
+        .map(|f| {
+            let at = if f.path.is_empty() {
+                String::new()
+            } else {
+                format!("{}: ", f.path)
+            };
+            json!({
+                "ruleId": f.code,
+                "level": match f.severity { Severity::Error => "error", Severity::Warning => "warning" },
+                "message": { "text": format!("{at}{} (fix: {})", f.message, f.fix) },
+                "locations": [{ "physicalLocation": {
+                    "artifactLocation": { "uri": f.file.display().to_string().replace('\\', "/") },
+                    "region": { "startLine": f.line.max(1), "startColumn": f.column.max(1) }
+                } }]
+            })
+        })
+        .collect();
+    json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": { "driver": {
+                "name": "caas",
+                "version": env!("CARGO_PKG_VERSION"),
+                "informationUri": "https://caas.dev",
+                "rules": rules
+            } },
+            "results": results
+        }]
     })
 }
 
