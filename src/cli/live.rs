@@ -262,6 +262,7 @@ pub struct ApplyFlags {
     /// Stop starting new targets after the first failure.
     #[arg(long)]
     pub fail_fast: bool,
+    /// Print the result as JSON (see docs/json-output.schema.json).
     #[arg(long)]
     pub json: bool,
 }

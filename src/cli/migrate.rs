@@ -37,6 +37,7 @@ pub enum MigrateCommand {
     Status {
         #[command(flatten)]
         targets: TargetOpts,
+        /// Print the result as JSON (see docs/json-output.schema.json).
         #[arg(long)]
         json: bool,
         /// Exit 1 if anything is pending or failed.
@@ -67,6 +68,7 @@ pub enum MigrateCommand {
         /// Lease length of a target's lock; a crashed runner's lock frees after this.
         #[arg(long, default_value_t = 15)]
         lease_seconds: u64,
+        /// Print the result as JSON (see docs/json-output.schema.json).
         #[arg(long)]
         json: bool,
     },

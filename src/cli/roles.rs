@@ -13,6 +13,7 @@ use caas_core::roles::{self, RoleChange};
 pub enum RolesCommand {
     /// Show the role changes `apply` would make.
     Plan {
+        /// Print the result as JSON (see docs/json-output.schema.json).
         #[arg(long)]
         json: bool,
     },
@@ -29,6 +30,7 @@ pub enum RolesCommand {
     Diff {
         #[arg(long)]
         exit_code: bool,
+        /// Print the result as JSON (see docs/json-output.schema.json).
         #[arg(long)]
         json: bool,
     },

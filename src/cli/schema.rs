@@ -77,6 +77,7 @@ pub enum SchemaCommand {
         /// Exit 1 when anything differs (0 in sync, 2 error).
         #[arg(long)]
         exit_code: bool,
+        /// Print the result as JSON (see docs/json-output.schema.json).
         #[arg(long)]
         json: bool,
     },

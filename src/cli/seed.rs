@@ -49,6 +49,7 @@ pub struct SeedArgs {
     /// Lease length of the seed lock; a killed seed's lock frees after this.
     #[arg(long, default_value_t = 15)]
     pub lease_seconds: u64,
+    /// Print the result as JSON (see docs/json-output.schema.json).
     #[arg(long)]
     pub json: bool,
 }

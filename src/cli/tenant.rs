@@ -30,6 +30,7 @@ pub enum TenantCommand {
     },
     /// List registered tenants and where their data lives.
     List {
+        /// Print the result as JSON (see docs/json-output.schema.json).
         #[arg(long)]
         json: bool,
     },
