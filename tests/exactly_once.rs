@@ -899,3 +899,84 @@ async fn unlock_never_removes_a_live_lease_unless_told_whose() {
     assert_eq!(counters, vec![1]);
     assert!(visits.iter().all(|v| *v == 1), "{visits:?}");
 }
+
+/// A fenced transaction that outlasts several renewal periods still commits, exactly once:
+/// the renewer never writes the document the transaction's fencing write checks. (On the
+/// fence that stamped the lease document itself, every attempt conflicted with a renewal
+/// and retried until the deadline: a slow server or a long `update_many` could never
+/// commit, which is how `faults::sigkill_...` failed with WriteConflict under load.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fenced_transaction_longer_than_the_renewal_interval_commits() {
+    use caas_core::migrate::lock;
+    let prefix = crate::support::unique_prefix("longtxn");
+    let c = client().await;
+    let db = c.database(&format!("{prefix}_db"));
+    let work = db.collection::<Document>("work");
+    work.insert_one(doc! { "_id": 1, "n": 0 }).await.unwrap();
+    let mut session = c.start_session().await.unwrap();
+    let lsid = session.id().clone();
+    // 600 ms lease: renewed every 200 ms; the body below takes 900 ms.
+    let lease = lock::acquire(
+        &db,
+        "t",
+        "tester",
+        Duration::from_secs(3),
+        Duration::from_millis(600),
+        lsid,
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let out = lease
+        .fence()
+        .txn(&mut session, async |s| {
+            work.update_one(doc! { "_id": 1 }, doc! { "$inc": { "n": 1 } })
+                .session(&mut *s)
+                .await?;
+            tokio::time::sleep(Duration::from_millis(900)).await;
+            Ok(Some(()))
+        })
+        .await;
+    assert!(
+        out.is_ok(),
+        "the long transaction did not commit after {:?}: {:?}",
+        started.elapsed(),
+        out.err()
+    );
+    let n = work
+        .find_one(doc! { "_id": 1 })
+        .await
+        .unwrap()
+        .unwrap()
+        .get_i32("n")
+        .unwrap();
+    assert_eq!(n, 1, "applied exactly once");
+    // The lease is still ours (renewed all along), and an eviction still fences it.
+    let ids = vec!["t".to_owned()];
+    let report = lock::unlock(&db, &ids, Some("tester")).await.unwrap();
+    assert_eq!(report.released.len(), 1);
+    let mut session2 = c.start_session().await.unwrap();
+    let after = lease
+        .fence()
+        .txn(&mut session2, async |s| {
+            work.update_one(doc! { "_id": 1 }, doc! { "$inc": { "n": 1 } })
+                .session(&mut *s)
+                .await?;
+            Ok(Some(()))
+        })
+        .await;
+    assert!(
+        after.is_err(),
+        "an evicted holder's transaction must not commit"
+    );
+    let n = work
+        .find_one(doc! { "_id": 1 })
+        .await
+        .unwrap()
+        .unwrap()
+        .get_i32("n")
+        .unwrap();
+    assert_eq!(n, 1, "the evicted write left nothing");
+    let _ = lease.release().await;
+    crate::support::drop_databases(&crate::support::uri(), &prefix);
+}

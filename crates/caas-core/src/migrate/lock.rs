@@ -4,10 +4,13 @@
 //! GC pause, SIGSTOP, a suspended VM, a partition) wakes up and writes as if it still held
 //! it. So every acquisition gets a token one higher than the last (the lease document is
 //! kept after release, so tokens never repeat), and every write that records progress runs
-//! in a transaction that also writes the lease document, matched on owner and token
-//! ([`Fence::txn`]; last, so the lease is held only for the commit). A runner that lost the lease therefore cannot commit anything after the
-//! takeover: either its transaction sees the new token and aborts, or it conflicts with
-//! the takeover's write to the same document and aborts.
+//! in a transaction whose last write is to the lease's fence document (`caas_fences`),
+//! matched on owner and token ([`Fence::txn`]). Only a takeover or an eviction writes the
+//! fence, before the new holder does any work; renewals write the lease document alone, so
+//! a transaction longer than the renewal interval never conflicts with its own renewer. A
+//! runner that lost the lease therefore cannot commit anything after the takeover: either
+//! its transaction sees the new token and aborts, or it conflicts with the takeover's
+//! write to the fence and aborts.
 //!
 //! Expiry is on server time (`hello.localTime`), so clocks of different hosts do not
 //! matter. The lease records the holder's session (`lsid`); whoever takes the lease next
@@ -21,14 +24,15 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use bson::{doc, DateTime, Document};
 use futures::TryStreamExt;
-use mongodb::error::{
-    ErrorKind, WriteFailure, TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT,
-};
+use mongodb::error::{TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT};
 use mongodb::options::ReturnDocument;
 use mongodb::{ClientSession, Collection, Database};
 use serde::Serialize;
 
 pub const LOCKS: &str = "caas_locks";
+
+pub use super::fence::FENCES;
+use super::fence::{close_fence, fences, is_duplicate, kill_session, raise_fence};
 
 /// How long a lease lasts without renewal, by default.
 pub const LEASE: Duration = Duration::from_secs(15);
@@ -43,14 +47,6 @@ fn locks(db: &Database) -> Collection<Document> {
 
 pub use crate::base::error::LockError;
 
-fn is_duplicate(e: &mongodb::error::Error) -> bool {
-    match e.kind.as_ref() {
-        ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == 11000,
-        ErrorKind::Command(c) => c.code == 11000,
-        _ => false,
-    }
-}
-
 /// The server's clock (`hello.localTime`), so lease expiry never depends on this host's.
 /// (Compared as a literal: some servers do not evaluate `$$NOW` inside a query's `$expr`.)
 pub async fn server_now(db: &Database) -> mongodb::error::Result<DateTime> {
@@ -59,15 +55,6 @@ pub async fn server_now(db: &Database) -> mongodb::error::Result<DateTime> {
         .get_datetime("localTime")
         .copied()
         .unwrap_or_else(|_| DateTime::now()))
-}
-
-/// End whatever the session is doing on the server (best effort: it may be gone already).
-async fn kill_session(db: &Database, lsid: &Document) -> bool {
-    db.client()
-        .database("admin")
-        .run_command(doc! { "killSessions": [lsid.clone()] })
-        .await
-        .is_ok()
 }
 
 /// A lease document as stored.
@@ -140,15 +127,17 @@ pub async fn holders(db: &Database, ids: &[String]) -> Result<Vec<LeaseInfo>> {
     Ok(docs.iter().map(LeaseInfo::from_doc).collect())
 }
 
-/// Try once: take the lease if it is free, expired, or ours. Returns the new token.
+/// Try once: take the lease if it is free, expired, or ours. Returns the new token and the
+/// previous holder's session, if the lease recorded one.
 async fn try_take(
     db: &Database,
     id: &str,
     owner: &str,
     lease: Duration,
     lsid: &Document,
-) -> mongodb::error::Result<Option<i64>> {
+) -> mongodb::error::Result<Option<(i64, Option<Document>)>> {
     let now = server_now(db).await?;
+    let mut previous = None;
     if let Some(current) = locks(db).find_one(doc! { "_id": id }).await? {
         let current = LeaseInfo::from_doc(&current);
         if current.is_live(now) && current.owner.as_deref() != Some(owner) {
@@ -159,6 +148,7 @@ async fn try_take(
         if let Some(dead) = current.lsid.as_ref().filter(|l| *l != lsid) {
             let ended = kill_session(db, dead).await;
             tracing::info!(lease = id, previous = ?current.owner, ended, "lease: ending the previous holder's session before taking over");
+            previous = Some(dead.clone());
         }
     }
     let filter = doc! {
@@ -180,7 +170,7 @@ async fn try_take(
         .return_document(ReturnDocument::After);
     match tokio::time::timeout(TAKE_TIMEOUT, attempt).await {
         Err(_) => Ok(None),
-        Ok(Ok(Some(d))) => Ok(Some(LeaseInfo::from_doc(&d).token)),
+        Ok(Ok(Some(d))) => Ok(Some((LeaseInfo::from_doc(&d).token, previous))),
         Ok(Ok(None)) => Ok(None),
         Ok(Err(e)) if is_duplicate(&e) => Ok(None),
         Ok(Err(e)) => Err(e),
@@ -240,10 +230,15 @@ pub async fn acquire(
     let deadline = tokio::time::Instant::now() + wait;
     let mut pause = Duration::from_millis(50);
     let token = loop {
-        if let Some(token) = try_take(db, id, owner, lease, &lsid)
+        if let Some((token, previous)) = try_take(db, id, owner, lease, &lsid)
             .await
             .with_context(|| format!("taking the lock {id} in {}.{LOCKS}", db.name()))?
         {
+            // The fence moves before any work: whatever the previous holder commits after
+            // this fails, and this runner reads the ledger only after it.
+            raise_fence(db, id, Some(owner), token, previous.as_ref())
+                .await
+                .with_context(|| format!("raising the fence of {id} in {}.{FENCES}", db.name()))?;
             tracing::info!(lease = id, owner, token, "lease taken");
             break token;
         }
@@ -395,9 +390,10 @@ impl Fence {
         }
     }
 
-    /// The fencing write: the last write of every fenced transaction.
+    /// The fencing write: the last write of every fenced transaction, to the fence document
+    /// (which only a takeover or an eviction changes, never a renewal).
     async fn stamp(&self, session: &mut ClientSession) -> mongodb::error::Result<bool> {
-        let r = locks(&self.db)
+        let r = fences(&self.db)
             .update_one(
                 doc! { "_id": &self.id, "owner": &self.owner, "token": self.token },
                 doc! { "$inc": { "writes": 1_i64 } },
@@ -549,16 +545,22 @@ pub async fn unlock(db: &Database, ids: &[String], evict: Option<&str>) -> Resul
             .with_context(|| format!("releasing the lock {} in {}.{LOCKS}", l.id, db.name()))?;
         if r.modified_count == 1 {
             // End its open transaction now; once ended, the id is nobody's to kill later
-            // (a live process may reuse a pooled session id).
-            if let Some(lsid) = &l.lsid {
-                if kill_session(db, lsid).await {
-                    let _ = locks(db)
-                        .update_one(
-                            doc! { "_id": &l.id, "owner": null },
-                            doc! { "$unset": { "lsid": "" } },
-                        )
-                        .await;
-                }
+            // (a live process may reuse a pooled session id). Then close its fence, so a
+            // transaction it starts later cannot commit either.
+            let ended = match &l.lsid {
+                Some(lsid) => kill_session(db, lsid).await,
+                None => true,
+            };
+            close_fence(db, &l.id, l.token).await.with_context(|| {
+                format!("closing the fence of {} in {}.{FENCES}", l.id, db.name())
+            })?;
+            if l.lsid.is_some() && ended {
+                let _ = locks(db)
+                    .update_one(
+                        doc! { "_id": &l.id, "owner": null },
+                        doc! { "$unset": { "lsid": "" } },
+                    )
+                    .await;
             }
             report.released.push((l.id.clone(), owner));
         }

@@ -5,6 +5,7 @@
 
 pub mod check;
 pub mod down;
+pub mod fence;
 pub mod ledger;
 pub mod lock;
 pub mod pipeline;
