@@ -413,3 +413,67 @@ async fn whole_catalogue_creates_in_every_target_form() {
         "{names:?}"
     );
 }
+
+/// The sample document `caas docs` shows for each collection is accepted by that
+/// collection's compiled validator (and, for time series, by the collection itself), for
+/// every spec of the catalogue and of every example project.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_documented_sample_document_passes_its_validator() {
+    use caas_core::compile::sample;
+    use caas_core::docs::SAMPLE_TENANT;
+    let prefix = support::unique_prefix("samples");
+    let c = client().await;
+    let db = c.database(&format!("{prefix}_samples"));
+    let mut projects = vec![support::root().join("schemas")];
+    for e in std::fs::read_dir(support::root().join("examples")).unwrap() {
+        let path = e.unwrap().path();
+        if path.is_dir() {
+            projects.push(path.join("schemas"));
+        }
+    }
+    let (mut checked, mut failures) = (0, Vec::new());
+    for dir in projects {
+        let report = load_project(&dir, &[]).expect("load specs");
+        assert!(
+            report.findings.is_empty(),
+            "{}: {:?}",
+            dir.display(),
+            report.findings
+        );
+        for loaded in report.specs {
+            let s = loaded.spec;
+            let target = if s.is_tenant_scoped() {
+                Target::for_tenant(SAMPLE_TENANT, Tier::Pro, Layout::CollectionSet)
+            } else {
+                Target::platform()
+            };
+            let mut c = compile_collection(&s, target.place(&s, &Default::default()));
+            checked += 1;
+            c.placement.collection = format!("c{checked}");
+            create(&db, &c).await;
+            let sample = sample::for_spec(&s, c.placement.tenant.as_deref());
+            if !sample.rules_met {
+                failures.push(format!(
+                    "{} ({}): an expression rule was not met",
+                    s.collection,
+                    dir.display()
+                ));
+            }
+            let d = sample.document;
+            if let Some(code) = insert(&db, &c.placement.collection, d.clone()).await {
+                failures.push(format!(
+                    "{} ({}): code {code}: {d}",
+                    s.collection,
+                    dir.display()
+                ));
+            }
+        }
+    }
+    support::drop_databases(&support::uri(), &prefix);
+    assert!(checked >= 40, "only {checked} specs checked");
+    assert!(
+        failures.is_empty(),
+        "samples refused by their validators:\n{}",
+        failures.join("\n")
+    );
+}

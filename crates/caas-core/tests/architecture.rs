@@ -50,7 +50,10 @@ const FOLDERS: &[(&str, &[&str])] = &[
             "across",
         ],
     ),
-    ("compile", &["validator", "index", "bsonify", "check"]),
+    (
+        "compile",
+        &["validator", "index", "bsonify", "check", "expr", "sample"],
+    ),
     ("inspect", &["normalize"]),
     ("plan", &["diff", "mongosh", "tests"]),
     ("apply", &["preflight"]),
@@ -59,8 +62,8 @@ const FOLDERS: &[(&str, &[&str])] = &[
     (
         "migrate",
         &[
-            "source", "pipeline", "check", "lock", "ledger", "steps", "status", "runner", "down",
-            "repair",
+            "source", "pipeline", "check", "fence", "lock", "ledger", "steps", "status", "runner",
+            "down", "repair",
         ],
     ),
     (

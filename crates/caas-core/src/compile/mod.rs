@@ -5,8 +5,10 @@
 
 mod bsonify;
 pub mod check;
+pub mod expr;
 pub mod forms;
 mod index;
+pub mod sample;
 mod validator;
 
 use bson::{doc, Bson, Document};

@@ -310,8 +310,31 @@ fn page(s: &CollectionSpec, specs: &[&CollectionSpec], config: &Config) -> Strin
     rules(&mut o, s);
     soft_delete(&mut o, s);
     indexes(&mut o, s, config);
+    sample_document(&mut o, s);
     o
 }
+
+/// A document the collection's validator accepts (generated; the test suite inserts each
+/// one under its validator on a live server).
+fn sample_document(o: &mut String, s: &CollectionSpec) {
+    let tenant = s.is_tenant_scoped().then_some(SAMPLE_TENANT);
+    let sample = crate::compile::sample::for_spec(s, tenant);
+    let json = bson::Bson::Document(sample.document).into_relaxed_extjson();
+    let text = serde_json::to_string_pretty(&json).unwrap_or_default();
+    let accepted = if sample.rules_met {
+        "with a value the validator accepts"
+    } else {
+        "with values for its types, patterns and ranges; an expression rule could not be met automatically, so check the rules above before using it"
+    };
+    let _ = writeln!(
+        o,
+        "\n## Sample document\n\nGenerated from the validator (relaxed Extended JSON{}): every field the spec declares, {accepted}.\n\n```json\n{text}\n```",
+        tenant.map(|t| format!(", tenant `{t}`")).unwrap_or_default()
+    );
+}
+
+/// The tenant that sample documents belong to.
+pub const SAMPLE_TENANT: &str = "acme";
 
 /// Title, description and the table of what the collection is.
 fn summary(o: &mut String, s: &CollectionSpec) {
