@@ -324,3 +324,69 @@ fn lint_findings_as_sarif() {
         13
     );
 }
+
+/// `caas migrate lint` finds, offline, what `migrate up` would refuse, and prints it in
+/// each format: text, JSON (the documented shape), GitHub annotations and SARIF, each with
+/// the same files, lines and columns.
+#[test]
+fn migrate_lint_reports_bad_migration_files_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::support::copy_dir(
+        &crate::support::fixture("migrate/schemas"),
+        &dir.path().join("schemas"),
+    );
+    crate::support::copy_dir(
+        &crate::support::fixture("migrate/bad"),
+        &dir.path().join("migrations"),
+    );
+    // No server anywhere: lint never connects.
+    let env = [(
+        "MONGODB_URI",
+        "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=200",
+    )];
+    let run = |args: &[&str]| crate::support::caas_env(dir.path(), args, &env);
+    let text = run(&["migrate", "lint"]);
+    assert_eq!(text.status.code(), Some(1), "{}", show(&text));
+    let text = stdout(&text);
+    assert!(text.contains("V0001__unknown_step.yaml:4:5"), "{text}");
+    assert!(text.contains("V0009__wrong_scope.yaml:4:32"), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&run(&["migrate", "lint", "--json"]))).unwrap();
+    assert_eq!(json["command"], "migrate lint");
+    let errors = json["errors"].as_u64().unwrap();
+    assert!(errors >= 9, "{json:#}");
+    let github = stdout(&run(&["migrate", "lint", "--format", "github"]));
+    let annotations: Vec<&str> = github
+        .lines()
+        .filter(|l| l.starts_with("::error file="))
+        .collect();
+    assert_eq!(annotations.len() as u64, errors, "{github}");
+    assert!(
+        annotations
+            .iter()
+            .any(|l| l.contains("V0001__unknown_step.yaml,line=4,col=5,")),
+        "{github}"
+    );
+    let sarif: serde_json::Value =
+        serde_json::from_str(&stdout(&run(&["migrate", "lint", "--format", "sarif"]))).unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len() as u64, errors);
+    assert!(results.iter().any(|r| {
+        let loc = &r["locations"][0]["physicalLocation"];
+        loc["artifactLocation"]["uri"]
+            .as_str()
+            .unwrap()
+            .ends_with("V0009__wrong_scope.yaml")
+            && loc["region"]["startLine"] == 4
+            && loc["region"]["startColumn"] == 32
+    }));
+    // And `up` refuses the same files before it connects.
+    let up = run(&["migrate", "up"]);
+    assert_eq!(up.status.code(), Some(2), "{}", show(&up));
+    assert!(
+        crate::support::stderr(&up).contains("nothing ran"),
+        "{}",
+        show(&up)
+    );
+}

@@ -20,6 +20,7 @@ fn every_command_prints_its_documented_json_shape() {
     let docs_out = docs_out.to_str().unwrap();
     let runs: Vec<(Vec<&str>, &str)> = vec![
         (vec!["schema", "lint", "--json"], "schema lint"),
+        (vec!["migrate", "lint", "--json"], "migrate lint"),
         (
             vec![
                 "schema",

@@ -106,7 +106,7 @@ async fn an_edited_applied_migration_is_named_by_version_and_target() {
     let config = p.config();
     let loaded = caas_core::project::load(&config).unwrap();
     let specs: Vec<_> = loaded.iter().map(|l| &l.spec).collect();
-    let (migrations, _) = caas_core::migrate::check::load_project(&config, &specs).unwrap();
+    let (migrations, _) = caas_core::migrate::project::load_project(&config, &specs).unwrap();
     let conn = caas_core::connect::connect(&p.uri, Duration::from_secs(5))
         .await
         .unwrap();

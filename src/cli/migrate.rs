@@ -7,6 +7,7 @@ use clap::Subcommand;
 
 use super::args::OnErrorArg;
 use super::live::TargetOpts;
+use super::schema::LintFormat;
 use super::style::{self, Tone};
 use super::Outcome;
 use caas_core::config::Config;
@@ -32,6 +33,20 @@ pub enum MigrateCommand {
         /// Print the result as JSON (see docs/json-output.schema.json).
         #[arg(long)]
         json: bool,
+    },
+    /// Check the migration files against the specs, offline (what `up` refuses before it
+    /// connects). Exit 1 on errors.
+    Lint {
+        /// Print findings as JSON (the same as --format json).
+        #[arg(long)]
+        json: bool,
+        /// How to print findings: text, json, github (annotations for GitHub Actions) or
+        /// sarif (SARIF 2.1.0 for code scanning).
+        #[arg(long, value_enum, default_value_t = LintFormat::Text)]
+        format: LintFormat,
+        /// Warnings count as findings too (exit 1).
+        #[arg(long)]
+        deny_warnings: bool,
     },
     /// Applied, pending and failed migrations per target, with lock holders.
     Status {
@@ -144,6 +159,24 @@ pub enum MigrateCommand {
     },
 }
 
+/// `caas migrate lint`: every finding of the migration files, in the chosen format. Specs
+/// that do not load stop it with their own findings (`schema lint` shows them).
+fn lint(config: &Config, format: LintFormat, deny_warnings: bool) -> Result<Outcome> {
+    let loaded = caas_core::project::load(config)?;
+    let specs: Vec<&caas_core::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
+    let (_, report) = mig::project::lint_project(config, &specs);
+    let counts = (report.files, report.errors, report.warnings);
+    super::schema::print_findings(
+        "migrate lint",
+        "migration files",
+        &report,
+        counts,
+        &report.findings,
+        format,
+        deny_warnings,
+    )
+}
+
 /// Specs and migrations, or the findings that stop everything before a connection.
 fn load(config: &Config) -> Result<(Vec<LoadedSpec>, Vec<Migration>)> {
     let loaded = caas_core::project::load(config)?;
@@ -157,7 +190,7 @@ pub(crate) fn load_migrations(
     config: &Config,
     specs: &[&caas_core::spec::CollectionSpec],
 ) -> Result<Vec<Migration>> {
-    let (migrations, warnings) = mig::check::load_project(config, specs)?;
+    let (migrations, warnings) = mig::project::load_project(config, specs)?;
     for w in &warnings {
         eprintln!("{w}");
     }
@@ -173,6 +206,18 @@ pub async fn run(
     if let MigrateCommand::New { name, scope, json } = &cmd {
         return new(config, name, scope, *json);
     }
+    if let MigrateCommand::Lint {
+        json,
+        format,
+        deny_warnings,
+    } = cmd
+    {
+        return lint(
+            config,
+            if json { LintFormat::Json } else { format },
+            deny_warnings,
+        );
+    }
     let (loaded, migrations) = load(config)?;
     let specs: Vec<&caas_core::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
     let conn = connect.connect(config).await?;
@@ -182,7 +227,7 @@ pub async fn run(
         async move { fleet::resolve(conn_ref, config, &sel).await }
     };
     match cmd {
-        MigrateCommand::New { .. } => unreachable!("handled above"),
+        MigrateCommand::New { .. } | MigrateCommand::Lint { .. } => unreachable!("handled above"),
         MigrateCommand::Status {
             targets,
             json,

@@ -182,30 +182,41 @@ fn lint(
     deny_warnings: bool,
 ) -> Result<Outcome> {
     let report = project::lint(config, paths)?;
-    let (errors, warnings) = (report.errors, report.warnings);
+    let counts = (report.files, report.errors, report.warnings);
+    print_findings(
+        "schema lint",
+        "spec files",
+        &report,
+        counts,
+        &report.findings,
+        format,
+        deny_warnings,
+    )
+}
+
+/// Lint findings in the chosen format, and the outcome: findings when there are errors
+/// (or warnings, with `deny_warnings`). Shared by `schema lint` and `migrate lint`.
+pub(crate) fn print_findings(
+    command: &str,
+    noun: &str,
+    report: &impl serde::Serialize,
+    (files, errors, warnings): (usize, usize, usize),
+    findings: &[Finding],
+    format: LintFormat,
+    deny_warnings: bool,
+) -> Result<Outcome> {
     match format {
-        LintFormat::Json => super::print_json("schema lint", &report)?,
-        LintFormat::Sarif => println!(
-            "{}",
-            serde_json::to_string_pretty(&sarif(&report.findings))?
-        ),
-        LintFormat::Github => {
-            for f in &report.findings {
-                println!("{}", github_annotation(f));
+        LintFormat::Json => super::print_json(command, report)?,
+        LintFormat::Sarif => println!("{}", serde_json::to_string_pretty(&sarif(findings))?),
+        LintFormat::Github | LintFormat::Text => {
+            for f in findings {
+                if format == LintFormat::Github {
+                    println!("{}", github_annotation(f));
+                } else {
+                    println!("{f}\n");
+                }
             }
-            println!(
-                "{} spec files: {errors} errors, {warnings} warnings",
-                report.files
-            );
-        }
-        LintFormat::Text => {
-            for f in &report.findings {
-                println!("{f}\n");
-            }
-            println!(
-                "{} spec files: {errors} errors, {warnings} warnings",
-                report.files
-            );
+            println!("{files} {noun}: {errors} errors, {warnings} warnings");
         }
     }
     Ok(if errors > 0 || (deny_warnings && warnings > 0) {

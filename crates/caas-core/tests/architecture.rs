@@ -62,8 +62,8 @@ const FOLDERS: &[(&str, &[&str])] = &[
     (
         "migrate",
         &[
-            "source", "pipeline", "check", "fence", "lock", "ledger", "steps", "status", "runner",
-            "down", "repair",
+            "source", "pipeline", "check", "project", "fence", "lock", "ledger", "steps", "status",
+            "runner", "down", "repair",
         ],
     ),
     (

@@ -6,12 +6,10 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::source::{Migration, MigrationFile, Scope, Step};
-use crate::base::diagnostic::{dotted, Finding, Severity};
-use crate::base::error::Error;
+use crate::base::diagnostic::{dotted, Finding};
 use crate::base::yaml::Document;
-use crate::config::Config;
 use crate::spec::CollectionSpec;
-use crate::tenancy::{Layout, Tier};
+use crate::tenancy::Tier;
 
 /// Stages allowed in an update pipeline (MongoDB's list).
 const UPDATE_STAGES: &[&str] = &[
@@ -40,33 +38,6 @@ impl Ctx<'_> {
             Finding::error("invalid-migration", self.file, pos, dotted(at)).says(message, fix),
         );
     }
-}
-
-/// The project's migrations, checked against its specs: the migrations and the warnings
-/// to show, or every error, refusing them all before anything connects.
-pub fn load_project(
-    config: &Config,
-    specs: &[&CollectionSpec],
-) -> Result<(Vec<Migration>, Vec<Finding>), Error> {
-    let shared: Vec<Tier> = Tier::ALL
-        .into_iter()
-        .filter(|t| config.tiers.layout(*t) == Layout::Shared)
-        .collect();
-    let (migrations, findings) = load(&config.migrations_dir(), specs, &shared);
-    let (errors, warnings): (Vec<_>, Vec<_>) = findings
-        .into_iter()
-        .partition(|f| f.severity == Severity::Error);
-    if errors.is_empty() {
-        return Ok((migrations, warnings));
-    }
-    Err(Error::Refused {
-        summary: format!(
-            "{} problem(s) in migration files; nothing ran",
-            errors.len()
-        ),
-        listed: errors.len(),
-        findings: errors,
-    })
 }
 
 /// Load every migration under `dir`, checked against the specs. Any finding means

@@ -9,6 +9,7 @@ pub mod fence;
 pub mod ledger;
 pub mod lock;
 pub mod pipeline;
+pub mod project;
 pub mod repair;
 pub mod runner;
 pub mod source;
