@@ -1,7 +1,9 @@
 //! Output forms shared by commands: YAML text for JSON values, and terminal tables.
 //! Nothing here decides anything; it only shows what the engine returned.
 
-use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
+use comfy_table::{
+    presets::UTF8_FULL_CONDENSED, ColumnConstraint, ContentArrangement, Table, Width,
+};
 use serde_json::Value;
 
 /// A table with the house style.
@@ -17,6 +19,37 @@ pub fn table(header: Vec<String>) -> Table {
     }
     if crate::cli::style::enabled() {
         t.enforce_styling();
+    }
+    t
+}
+
+/// The longest word a column may hold unbroken; longer ones (hashes, long messages) may
+/// still wrap inside.
+const LONGEST_UNBROKEN: usize = 48;
+
+/// The table, ready to print: no column is narrower than its longest word (up to
+/// [`LONGEST_UNBROKEN`]), so names like `caas_{tenant_id}.users` never split mid-word;
+/// the space comes from columns with spaces to wrap at.
+pub fn fitted(mut t: Table) -> Table {
+    let longest_word = |text: &str| {
+        text.split_whitespace()
+            .map(|w| w.chars().count())
+            .max()
+            .unwrap_or(0)
+    };
+    for i in 0..t.column_count() {
+        let mut widest = t
+            .header()
+            .and_then(|h| h.cell_iter().nth(i))
+            .map_or(0, |c| longest_word(&c.content()));
+        for cell in t.column_cells_iter(i).flatten() {
+            widest = widest.max(longest_word(&cell.content()));
+        }
+        // The boundary counts the cell's padding (one space each side).
+        let widest = widest.min(LONGEST_UNBROKEN) as u16 + 2;
+        if let Some(col) = t.column_mut(i) {
+            col.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(widest)));
+        }
     }
     t
 }
@@ -114,6 +147,23 @@ fn scalar_str(s: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn names_are_never_split_mid_word() {
+        let mut t = table(vec!["target".into(), "namespace".into(), "why".into()]);
+        t.set_width(70);
+        t.add_row(vec![
+            "pro:acme".to_owned(),
+            "caas_{tenant_id}.user_relationships".to_owned(),
+            "a validator loosened behind caas's back, caught by schema diff".to_owned(),
+        ]);
+        let text = fitted(t).to_string();
+        assert!(
+            text.contains("caas_{tenant_id}.user_relationships"),
+            "{text}"
+        );
+        assert!(text.lines().all(|l| l.chars().count() <= 70), "{text}");
+    }
 
     #[test]
     fn yaml_round_trips_through_our_parser() {

@@ -173,7 +173,7 @@ pub async fn diff(
         }
         if !json && !p.changes.is_empty() {
             println!("target {}: {} difference(s)", p.target, p.changes.len());
-            println!("{table}");
+            println!("{}", crate::render::fitted(table));
         }
     };
     let total = stream_plans(config, connect, targets, &mut print).await?;
@@ -227,7 +227,7 @@ impl PlanSummary {
                 super::style::cell(class, tone),
             ]);
         }
-        println!("{table}\n");
+        println!("{}\n", crate::render::fitted(table));
     }
 
     fn finish(self) {
@@ -409,7 +409,7 @@ fn print_reports(reports: &[TargetReport]) {
             super::style::cell(detail, Tone::Plain),
         ]);
     }
-    println!("{table}");
+    println!("{}", crate::render::fitted(table));
     let applied: usize = reports.iter().map(|r| r.applied.len()).sum();
     let failed = reports
         .iter()

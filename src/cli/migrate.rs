@@ -503,7 +503,7 @@ async fn status(
                 lock_note(s).unwrap_or_default(),
             ]);
         }
-        println!("{table}");
+        println!("{}", crate::render::fitted(table));
     }
     Ok(if exit_code && (st.behind > 0 || st.failed > 0) {
         Outcome::Found
@@ -602,7 +602,7 @@ fn report_runs(runs: &[TargetRun], json: bool, dry_run: bool, verb: &str) -> Res
                 style::cell(r.error.clone().unwrap_or_default(), Tone::Bad),
             ]);
         }
-        println!("{table}");
+        println!("{}", crate::render::fitted(table));
         let n: usize = runs.iter().map(|r| r.applied.len()).sum();
         println!("{n} migration(s) {verb} across {} target(s)", runs.len());
     }

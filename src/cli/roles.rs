@@ -216,5 +216,5 @@ fn print_changes(changes: &[RoleChange]) {
             style::cell(c.summary(), tone),
         ]);
     }
-    println!("{table}");
+    println!("{}", crate::render::fitted(table));
 }

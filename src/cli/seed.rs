@@ -212,7 +212,7 @@ async fn seed_locked(
                 r.failed.to_string(),
             ]);
         }
-        println!("{table}");
+        println!("{}", crate::render::fitted(table));
         for r in rows.iter().filter(|r| !r.errors.is_empty()) {
             for e in &r.errors {
                 println!("rejected: {e}");

@@ -103,7 +103,7 @@ pub async fn run(config: &Config, connect: &ConnectOpts, cmd: TenantCommand) -> 
                         t.database.clone(),
                     ]);
                 }
-                println!("{table}");
+                println!("{}", crate::render::fitted(table));
                 println!("{} tenant(s)", tenants.len());
             }
         }
