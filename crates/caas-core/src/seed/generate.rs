@@ -111,11 +111,15 @@ impl Gen<'_> {
         }
         for i in 0..3 {
             let created = out.at(i, 30);
+            // `blocked_until` carries a TTL index (expire at the date itself): a date near
+            // the fixed anchor is soon in the past, and the server deletes the block right
+            // after every seed (from December 2026 on, each rerun re-inserted it). Ten
+            // years out keeps seeded blocks alive and the data deterministic.
             let mut d = doc! {
                 "cidr": format!("203.0.113.{}/32", 10 + rng.below(200)),
                 "reason": *rng.pick(&["abuse", "brute_force", "spam", "scraping"]),
                 "source": "automatic", "hit_count": (rng.below(5_000) + 10) as i64, "blocked_by": Bson::Null,
-                "blocked_until": if i == 0 { Bson::Null } else { Bson::DateTime(out.at(60 + i, 0)) },
+                "blocked_until": if i == 0 { Bson::Null } else { Bson::DateTime(out.at(3_650 + i, 0)) },
             };
             stamps(&mut d, created, created);
             out.push("blocked_ips", created, d);
