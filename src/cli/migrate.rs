@@ -7,7 +7,7 @@ use clap::Subcommand;
 
 use super::args::OnErrorArg;
 use super::live::TargetOpts;
-use super::schema::LintFormat;
+use super::schema::{LintFormat, LintOutput};
 use super::style::{self, Tone};
 use super::Outcome;
 use caas_core::config::Config;
@@ -37,16 +37,8 @@ pub enum MigrateCommand {
     /// Check the migration files against the specs, offline (what `up` refuses before it
     /// connects). Exit 1 on errors.
     Lint {
-        /// Print findings as JSON (the same as --format json).
-        #[arg(long)]
-        json: bool,
-        /// How to print findings: text, json, github (annotations for GitHub Actions) or
-        /// sarif (SARIF 2.1.0 for code scanning).
-        #[arg(long, value_enum, default_value_t = LintFormat::Text)]
-        format: LintFormat,
-        /// Warnings count as findings too (exit 1).
-        #[arg(long)]
-        deny_warnings: bool,
+        #[command(flatten)]
+        output: LintOutput,
     },
     /// Applied, pending and failed migrations per target, with lock holders.
     Status {
@@ -206,17 +198,8 @@ pub async fn run(
     if let MigrateCommand::New { name, scope, json } = &cmd {
         return new(config, name, scope, *json);
     }
-    if let MigrateCommand::Lint {
-        json,
-        format,
-        deny_warnings,
-    } = cmd
-    {
-        return lint(
-            config,
-            if json { LintFormat::Json } else { format },
-            deny_warnings,
-        );
+    if let MigrateCommand::Lint { output } = &cmd {
+        return lint(config, output.format(), output.deny_warnings);
     }
     let (loaded, migrations) = load(config)?;
     let specs: Vec<&caas_core::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();

@@ -25,16 +25,8 @@ pub enum SchemaCommand {
     Lint {
         /// Spec files or folders. Default: the project's spec folder.
         paths: Vec<PathBuf>,
-        /// Print findings as JSON (the same as --format json).
-        #[arg(long)]
-        json: bool,
-        /// How to print findings: text, json, or github (workflow commands that GitHub
-        /// Actions shows as annotations on the pull request's files).
-        #[arg(long, value_enum, default_value_t = LintFormat::Text)]
-        format: LintFormat,
-        /// Warnings count as findings too (exit 1).
-        #[arg(long)]
-        deny_warnings: bool,
+        #[command(flatten)]
+        output: LintOutput,
     },
     /// Print each physical target's collection options, validator and indexes.
     Compile {
@@ -112,14 +104,8 @@ pub async fn run(
 ) -> Result<Outcome> {
     let config = project.load()?;
     match cmd {
-        SchemaCommand::Lint {
-            paths,
-            json,
-            format,
-            deny_warnings,
-        } => {
-            let format = if json { LintFormat::Json } else { format };
-            lint(&config, &paths, format, deny_warnings)
+        SchemaCommand::Lint { paths, output } => {
+            lint(&config, &paths, output.format(), output.deny_warnings)
         }
         SchemaCommand::Compile {
             tier,
@@ -164,7 +150,33 @@ pub async fn run(
     }
 }
 
-/// How `schema lint` prints its findings.
+/// How `schema lint` and `migrate lint` print their findings.
+#[derive(Debug, clap::Args)]
+pub struct LintOutput {
+    /// Print findings as JSON (the same as --format json).
+    #[arg(long)]
+    json: bool,
+    /// How to print findings: text, json, github (workflow commands that GitHub Actions
+    /// shows as annotations on the pull request's files) or sarif (SARIF 2.1.0 for code
+    /// scanning).
+    #[arg(long, value_enum, default_value_t = LintFormat::Text)]
+    format: LintFormat,
+    /// Warnings count as findings too (exit 1).
+    #[arg(long)]
+    pub deny_warnings: bool,
+}
+
+impl LintOutput {
+    pub fn format(&self) -> LintFormat {
+        if self.json {
+            LintFormat::Json
+        } else {
+            self.format
+        }
+    }
+}
+
+/// The formats of lint findings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LintFormat {
     Text,
