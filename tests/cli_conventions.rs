@@ -339,6 +339,7 @@ fn migrate_lint_reports_bad_migration_files_in_every_format() {
         &crate::support::fixture("migrate/bad"),
         &dir.path().join("migrations"),
     );
+    std::fs::write(dir.path().join("caas.toml"), "").unwrap();
     // No server anywhere: lint never connects.
     let env = [(
         "MONGODB_URI",
@@ -388,5 +389,73 @@ fn migrate_lint_reports_bad_migration_files_in_every_format() {
         crate::support::stderr(&up).contains("nothing ran"),
         "{}",
         show(&up)
+    );
+}
+
+/// `caas init` starts a project that lints clean; caas finds it from any folder inside it;
+/// outside one, the message names the folder and both ways out; a second init refuses and
+/// leaves every file as it was.
+#[test]
+fn init_then_lint_from_a_subfolder_and_no_project_outside() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = caas(dir.path(), &["init", "acme"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let project = dir.path().join("acme");
+    for file in [
+        "caas.toml",
+        "schemas/saas/notes.yaml",
+        "schemas/platform/saas_clients.yaml",
+        "schemas/caas-spec.schema.json",
+        "seeds/demo.yaml",
+        "ci/caas.yml",
+    ] {
+        assert!(project.join(file).is_file(), "{file} missing");
+    }
+    assert!(project.join("migrations").is_dir());
+    let toml = std::fs::read_to_string(project.join("caas.toml")).unwrap();
+    assert!(
+        toml.lines()
+            .filter(|l| l.contains(" = "))
+            .all(|l| l.trim_start().starts_with('#')),
+        "every key is commented:\n{toml}"
+    );
+    let spec = std::fs::read_to_string(project.join("schemas/saas/notes.yaml")).unwrap();
+    assert!(spec.starts_with("# yaml-language-server: $schema=../caas-spec.schema.json"));
+
+    let inside = project.join("schemas/saas");
+    let lint = caas(&inside, &["schema", "lint"]);
+    assert_eq!(lint.status.code(), Some(0), "{}", show(&lint));
+    assert!(
+        stdout(&lint).contains("6 spec files: 0 errors, 0 warnings"),
+        "{}",
+        show(&lint)
+    );
+    let migrations = caas(&inside, &["migrate", "lint"]);
+    assert_eq!(migrations.status.code(), Some(0), "{}", show(&migrations));
+
+    let outside = caas(dir.path(), &["schema", "lint"]);
+    assert_eq!(outside.status.code(), Some(2), "{}", show(&outside));
+    let err = crate::support::stderr(&outside);
+    let shown = dir.path().canonicalize().unwrap();
+    assert!(
+        err.contains(&format!("no caas.toml in {}", shown.display()))
+            || err.contains(&format!("no caas.toml in {}", dir.path().display())),
+        "{err}"
+    );
+    assert!(err.contains("caas init") && err.contains("-C"), "{err}");
+    let elsewhere = caas(
+        dir.path(),
+        &["-C", project.to_str().unwrap(), "schema", "lint"],
+    );
+    assert_eq!(elsewhere.status.code(), Some(0), "{}", show(&elsewhere));
+
+    std::fs::write(project.join("schemas/saas/notes.yaml"), "mine").unwrap();
+    let again = caas(dir.path(), &["init", "acme"]);
+    assert_eq!(again.status.code(), Some(2), "{}", show(&again));
+    assert!(crate::support::stderr(&again).contains("already holds a caas project"));
+    assert_eq!(
+        std::fs::read_to_string(project.join("schemas/saas/notes.yaml")).unwrap(),
+        "mine",
+        "nothing overwritten"
     );
 }

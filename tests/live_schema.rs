@@ -483,6 +483,7 @@ async fn reading_live_state_costs_one_round_trip_per_database_and_collection() {
 #[tokio::test(flavor = "multi_thread")]
 async fn unreachable_server_is_one_clear_error_and_passwords_never_show() {
     let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("caas.toml"), "").unwrap();
     let start = Instant::now();
     let out = caas_env(
         dir.path(),

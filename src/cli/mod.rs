@@ -176,7 +176,8 @@ impl OutputArgs {
 /// Which project to work on.
 #[derive(Debug, Clone, Args)]
 pub struct ProjectOpts {
-    /// Project directory (holds caas.toml, schemas/, migrations/).
+    /// Where to look for the project: caas.toml in this folder or the nearest one above it
+    /// (as git and cargo look). Default: the current folder.
     #[arg(short = 'C', long = "project-dir", global = true, default_value = ".")]
     pub project_dir: PathBuf,
     /// Config file, relative to the project directory. Default: caas.toml.
@@ -186,13 +187,17 @@ pub struct ProjectOpts {
 
 impl ProjectOpts {
     pub fn load(&self) -> Result<Config> {
-        Config::load(&self.project_dir, self.config.as_deref())
+        Config::discover(&self.project_dir, self.config.as_deref())
             .context("loading the project config")
     }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Start a project: caas.toml, example specs per domain, migrations/, seeds/, editor
+    /// schemas and an example CI job. Refuses to overwrite an existing project.
+    #[command(after_help = EXIT_CODES)]
+    Init(InitArgs),
     /// Collection specs: lint, compile, and the spec format's JSON Schema.
     #[command(subcommand, after_help = EXIT_CODES)]
     Schema(schema::SchemaCommand),
@@ -217,6 +222,29 @@ pub enum Command {
     Tenant(tenant::TenantCommand),
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct InitArgs {
+    /// The folder to start the project in (created if missing). Default: the current folder.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+}
+
+fn init(args: InitArgs) -> Result<Outcome> {
+    let written = caas_core::scaffold::write(&args.dir)?;
+    if !quiet() {
+        for path in &written {
+            println!("created {}", path.display());
+        }
+    }
+    let cd = if args.dir == std::path::Path::new(".") {
+        String::new()
+    } else {
+        format!("cd {} && ", args.dir.display())
+    };
+    println!("project ready; next: `{cd}caas schema lint`, then `caas schema pull` to adopt an existing deployment or `caas schema plan` to create one");
+    Ok(Outcome::Clean)
+}
+
 /// Run a parsed command line.
 pub async fn run(cli: Cli) -> Result<Outcome> {
     let connect = ConnectOpts::from(cli.connect);
@@ -229,6 +257,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Roles(cmd) => roles::run(&cli.project.load()?, &connect, &cli.guard, cmd).await,
         Command::Seed(args) => seed::run(&cli.project.load()?, &connect, &cli.guard, args).await,
         Command::Tenant(cmd) => tenant::run(&cli.project.load()?, &connect, cmd).await,
+        Command::Init(args) => init(args),
         Command::Completions(args) => shell::completions(args),
         Command::Man(args) => shell::man(args),
     }

@@ -169,6 +169,8 @@ pub enum ConfigError {
     },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    #[error("no caas.toml in {} or any folder above it\n  fix: run `caas init` to start a project here, or pass `-C <project folder>` to work on one elsewhere", start.display())]
+    NoProject { start: PathBuf },
 }
 
 impl Config {
@@ -206,6 +208,37 @@ impl Config {
             root
         };
         Ok(config)
+    }
+
+    /// Find the project as git and cargo do: the nearest folder, from `start` upward, that
+    /// holds `caas.toml`. With an explicit config file there is no search. Paths in messages
+    /// stay relative when `start` is the current folder (`../../schemas/saas/users.yaml`).
+    pub fn discover(start: &Path, explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        if explicit.is_some() {
+            return Config::load(start, explicit);
+        }
+        let absolute = std::path::absolute(start).map_err(|source| ConfigError::Read {
+            path: start.to_path_buf(),
+            source,
+        })?;
+        let found = absolute
+            .ancestors()
+            .position(|dir| std::fs::symlink_metadata(dir.join(CONFIG_FILE)).is_ok());
+        match found {
+            Some(0) => Config::load(start, None),
+            Some(depth) if start == Path::new(".") => {
+                let up: PathBuf = std::iter::repeat_n("..", depth).collect();
+                Config::load(&up, None)
+            }
+            Some(depth) => {
+                let dir = absolute
+                    .ancestors()
+                    .nth(depth)
+                    .expect("an ancestor we found");
+                Config::load(dir, None)
+            }
+            None => Err(ConfigError::NoProject { start: absolute }),
+        }
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
@@ -292,6 +325,29 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_project_is_found_upward_and_its_absence_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("schemas/saas");
+        std::fs::create_dir_all(&deep).unwrap();
+        let err = Config::discover(&deep, None).unwrap_err().to_string();
+        assert!(
+            err.contains("no caas.toml in") && err.contains("caas init") && err.contains("-C"),
+            "{err}"
+        );
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "[databases]\nshared = \"s\"\n",
+        )
+        .unwrap();
+        let found = Config::discover(&deep, None).unwrap();
+        assert_eq!(found.databases.shared, "s");
+        assert_eq!(
+            found.specs_dir().canonicalize().unwrap(),
+            dir.path().join("schemas").canonicalize().unwrap()
+        );
+    }
 
     #[test]
     fn empty_config_is_seed_001() {

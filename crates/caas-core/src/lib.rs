@@ -19,6 +19,7 @@ pub mod migrate;
 pub mod plan;
 pub mod project;
 pub mod roles;
+pub mod scaffold;
 pub mod schemas;
 pub mod seed;
 pub mod spec;

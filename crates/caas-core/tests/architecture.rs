@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 /// inspect -> plan -> apply, fleet orchestration above them, then the commands' engines.
 const LAYERS: &[&str] = &[
     "base", "tenancy", "config", "connect", "spec", "compile", "project", "inspect", "plan",
-    "apply", "fleet", "roles", "docs", "migrate", "seed", "schemas",
+    "apply", "fleet", "roles", "docs", "migrate", "seed", "schemas", "scaffold",
 ];
 
 /// The files inside each folder, lowest first.

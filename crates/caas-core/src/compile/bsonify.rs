@@ -25,7 +25,8 @@ pub fn json_to_bson(v: &Value) -> Bson {
 
 /// Give a document's values the BSON types its spec declares: YAML has one kind of
 /// integer, but a `long` field must hold an Int64, a `double` a Double, a `date` a Date
-/// (from an RFC 3339 string). Nested objects and array items follow their declared fields.
+/// (from an RFC 3339 string), an `object_id` an ObjectId (from 24 hex digits or
+/// `{$oid: ...}`). Nested objects and array items follow their declared fields.
 pub fn coerce(doc: &mut Document, fields: &indexmap::IndexMap<String, crate::spec::Field>) {
     for (name, field) in fields {
         if let Some(v) = doc.get_mut(name) {
@@ -55,6 +56,20 @@ fn coerce_value(v: &mut Bson, field: &crate::spec::Field) {
         (T::Date, Bson::String(s)) => {
             if let Ok(d) = bson::DateTime::parse_rfc3339_str(s) {
                 *v = Bson::DateTime(d);
+            }
+        }
+        (T::ObjectId, Bson::String(s)) => {
+            if let Ok(o) = bson::oid::ObjectId::parse_str(s) {
+                *v = Bson::ObjectId(o);
+            }
+        }
+        (T::ObjectId, Bson::Document(d)) if d.len() == 1 => {
+            if let Some(o) = d
+                .get_str("$oid")
+                .ok()
+                .and_then(|s| bson::oid::ObjectId::parse_str(s).ok())
+            {
+                *v = Bson::ObjectId(o);
             }
         }
         (T::Object, Bson::Document(_)) => {
@@ -107,6 +122,28 @@ mod tests {
             d.get("x"),
             Some(&Bson::Int32(3)),
             "undeclared fields are left alone"
+        );
+    }
+
+    #[test]
+    fn object_ids_come_from_hex_or_oid() {
+        let spec: crate::spec::CollectionSpec = serde_json::from_value(json!({
+            "collection": "c", "domain": "platform",
+            "fields": { "a": { "type": "object_id" }, "b": { "type": "object_id" }, "c": { "type": "object_id" } }
+        })).unwrap();
+        let hex = "000000000000000000000001";
+        let mut d = json_to_bson(&json!({ "a": hex, "b": { "$oid": hex }, "c": "not hex" }))
+            .as_document()
+            .cloned()
+            .unwrap();
+        coerce(&mut d, &spec.fields);
+        let oid = bson::oid::ObjectId::parse_str(hex).unwrap();
+        assert_eq!(d.get("a"), Some(&Bson::ObjectId(oid)));
+        assert_eq!(d.get("b"), Some(&Bson::ObjectId(oid)));
+        assert_eq!(
+            d.get_str("c").ok(),
+            Some("not hex"),
+            "left for the validator to refuse"
         );
     }
 
