@@ -1,6 +1,7 @@
 //! The command line: argument definitions and dispatch. Commands load config and specs,
 //! call the engine, and render what it returns.
 
+mod adopt;
 pub mod args;
 mod docs;
 mod guard;

@@ -1,4 +1,4 @@
-//! `caas schema ...`: lint, compile and json-schema.
+//! `caas schema ...`: lint, compile, json-schema; plan, apply and diff; pull and audit.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -73,6 +73,12 @@ pub enum SchemaCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Read a live deployment into specs: validators decompiled, fields inferred from a
+    /// sample where there is none, tenants recognised by the [databases] templates.
+    Pull(super::adopt::PullArgs),
+    /// Data drift: per target, the documents the current validators refuse, which rule they
+    /// break (with sample _ids) and the types fields hold. Exit 1 when any fail.
+    Audit(super::adopt::AuditArgs),
     /// Print the JSON Schema of the spec format (what editors and lint validate against),
     /// or of migration files, seed files or caas.toml.
     JsonSchema {
@@ -139,6 +145,8 @@ pub async fn run(
             };
             super::live::plan(&config, connect, &targets, format, prune).await
         }
+        SchemaCommand::Pull(args) => super::adopt::pull(&config, connect, args).await,
+        SchemaCommand::Audit(args) => super::adopt::audit(&config, connect, args).await,
         SchemaCommand::Apply { targets, flags } => {
             super::live::apply(&config, connect, &targets, &flags, guard).await
         }

@@ -7,6 +7,7 @@
 
 pub use base::error::{Error, Result};
 
+pub mod adopt;
 pub mod apply;
 pub mod base;
 pub mod compile;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 /// inspect -> plan -> apply, fleet orchestration above them, then the commands' engines.
 const LAYERS: &[&str] = &[
     "base", "tenancy", "config", "connect", "spec", "compile", "project", "inspect", "plan",
-    "apply", "fleet", "roles", "docs", "migrate", "seed", "schemas", "scaffold",
+    "apply", "fleet", "roles", "docs", "migrate", "seed", "schemas", "scaffold", "adopt",
 ];
 
 /// The files inside each folder, lowest first.
@@ -57,6 +57,21 @@ const FOLDERS: &[(&str, &[&str])] = &[
     ("inspect", &["normalize"]),
     ("plan", &["diff", "mongosh", "tests"]),
     ("apply", &["preflight"]),
+    (
+        "adopt",
+        &[
+            "decompile",
+            "indexes",
+            "infer",
+            "assemble",
+            "emit",
+            "layout",
+            "merge",
+            "audit",
+            "pull",
+            "write",
+        ],
+    ),
     ("docs", &["refs"]),
     ("fleet", &["registry", "apply"]),
     (

@@ -25,6 +25,7 @@ pub fn compile_validator(spec: &CollectionSpec, pinned_tenant: Option<&str>) -> 
     }
     let mut all_of = Vec::new();
     let mut exprs = Vec::new();
+    let mut queries = Vec::new();
     for rule in &spec.rules {
         match rule {
             Rule::AnyOfRequired(r) => {
@@ -49,6 +50,12 @@ pub fn compile_validator(spec: &CollectionSpec, pinned_tenant: Option<&str>) -> 
                 }));
             }
             Rule::Expr(r) => exprs.push(json_to_bson(&serde_json::Value::Object(r.expr.clone()))),
+            Rule::JsonSchema(r) => all_of.push(json_to_bson(&serde_json::Value::Object(
+                r.json_schema.clone(),
+            ))),
+            Rule::Query(r) => {
+                queries.push(json_to_bson(&serde_json::Value::Object(r.query.clone())))
+            }
         }
     }
     if !all_of.is_empty() {
@@ -62,6 +69,19 @@ pub fn compile_validator(spec: &CollectionSpec, pinned_tenant: Option<&str>) -> 
         }
         _ => {
             validator.insert("$expr", doc! { "$and": exprs });
+        }
+    }
+    // Query rules sit beside `$jsonSchema`; several are joined with `$and` so none can
+    // overwrite another's key.
+    match queries.len() {
+        0 => {}
+        1 => {
+            if let Some(Bson::Document(q)) = queries.pop() {
+                validator.extend(q);
+            }
+        }
+        _ => {
+            validator.insert("$and", queries);
         }
     }
     validator

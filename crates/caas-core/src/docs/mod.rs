@@ -421,12 +421,15 @@ fn rules(o: &mut String, s: &CollectionSpec) {
                 Rule::Expr(r) => {
                     format!("`$expr`: `{}`", serde_json::Value::Object(r.expr.clone()))
                 }
+                Rule::JsonSchema(r) => format!(
+                    "`$jsonSchema` also: `{}`",
+                    serde_json::Value::Object(r.json_schema.clone())
+                ),
+                Rule::Query(r) => {
+                    format!("Query: `{}`", serde_json::Value::Object(r.query.clone()))
+                }
             };
-            let desc = match r {
-                Rule::AnyOfRequired(r) => r.description.as_deref(),
-                Rule::Conditional(r) => r.description.as_deref(),
-                Rule::Expr(r) => r.description.as_deref(),
-            };
+            let desc = r.description();
             let _ = writeln!(
                 o,
                 "- {line}{}",

@@ -12,5 +12,5 @@ pub use effective::Origin;
 pub use index::*;
 pub use lint::lint;
 pub use load::{load_file, load_project, LoadReport, LoadedSpec};
-pub use meta::{meta_schema, meta_schema_json, META_SCHEMA_FILE};
+pub use meta::{check as check_meta, meta_schema, meta_schema_json, META_SCHEMA_FILE};
 pub use model::*;

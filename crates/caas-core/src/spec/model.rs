@@ -421,6 +421,8 @@ pub enum Rule {
     AnyOfRequired(AnyOfRequiredRule),
     Conditional(ConditionalRule),
     Expr(ExprRule),
+    JsonSchema(JsonSchemaRule),
+    Query(QueryRule),
 }
 
 /// At least one of these fields is present (seed 002: first/last name, email or phone).
@@ -450,6 +452,39 @@ pub struct ExprRule {
     pub expr: serde_json::Map<String, serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+}
+
+/// A raw `$jsonSchema` fragment every document must also satisfy (an `allOf` entry), for
+/// what the field language cannot say: `caas schema pull` keeps a live validator's
+/// `oneOf`, `patternProperties`, `exclusiveMinimum`... here rather than drop them.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JsonSchemaRule {
+    pub json_schema: serde_json::Map<String, serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// Raw query operators the validator holds beside `$jsonSchema` (MongoDB accepts a query
+/// filter as a validator, e.g. `{status: {$in: [a, b]}}`); kept by `caas schema pull`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueryRule {
+    pub query: serde_json::Map<String, serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+impl Rule {
+    pub fn description(&self) -> Option<&str> {
+        match self {
+            Rule::AnyOfRequired(r) => r.description.as_deref(),
+            Rule::Conditional(r) => r.description.as_deref(),
+            Rule::Expr(r) => r.description.as_deref(),
+            Rule::JsonSchema(r) => r.description.as_deref(),
+            Rule::Query(r) => r.description.as_deref(),
+        }
+    }
 }
 
 impl CollectionSpec {

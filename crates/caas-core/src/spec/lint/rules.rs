@@ -79,7 +79,108 @@ impl Linter<'_> {
                         }
                     }
                 }
+                Rule::JsonSchema(r) => self.json_schema_rule(&at, r),
+                Rule::Query(r) => self.query_rule(&at, r),
             }
+        }
+    }
+
+    fn json_schema_rule(&mut self, at: &str, r: &JsonSchemaRule) {
+        let p = format!("{at}/json_schema");
+        let mut bad = Vec::new();
+        unknown_keywords(&Value::Object(r.json_schema.clone()), &p, &mut bad);
+        for (kw_at, kw) in bad {
+            self.error(
+                            "rule",
+                            self.key(&kw_at),
+                            &kw_at,
+                            format!("`{kw}` is not a `$jsonSchema` keyword MongoDB supports; it refuses the validator"),
+                            "use the keywords of MongoDB's $jsonSchema (bsonType, properties, oneOf, ...); `$ref`, `format` and `default` are not supported",
+                        );
+        }
+    }
+
+    fn query_rule(&mut self, at: &str, r: &QueryRule) {
+        let p = format!("{at}/query");
+        for key in r.query.keys() {
+            let fix = match key.as_str() {
+                            "$jsonSchema" => "write the constraint as fields, or as a `json_schema` rule",
+                            "$expr" => "write it as an `expr` rule",
+                            "$where" | "$near" | "$nearSphere" | "$text" => "MongoDB refuses this operator in a validator; express the condition with `expr`",
+                            _ => continue,
+                        };
+            let kp = format!("{p}/{}", pointer_segment(key));
+            self.error(
+                "rule",
+                self.key(&kp),
+                &kp,
+                format!("`{key}` cannot be a query rule"),
+                fix,
+            );
+        }
+    }
+}
+
+/// The `$jsonSchema` keywords MongoDB supports (draft 4 without `$ref`, `format`,
+/// `default`, `definitions` and `integer`, plus `bsonType`).
+const JSON_SCHEMA_KEYWORDS: &[&str] = &[
+    "bsonType",
+    "type",
+    "required",
+    "properties",
+    "additionalProperties",
+    "patternProperties",
+    "minProperties",
+    "maxProperties",
+    "dependencies",
+    "enum",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "items",
+    "additionalItems",
+    "minItems",
+    "maxItems",
+    "uniqueItems",
+    "allOf",
+    "anyOf",
+    "oneOf",
+    "not",
+    "title",
+    "description",
+    "encrypt",
+    "encryptMetadata",
+];
+
+/// Keywords of a schema (and the schemas nested in it) that MongoDB does not support.
+fn unknown_keywords(schema: &Value, at: &str, out: &mut Vec<(String, String)>) {
+    let Value::Object(m) = schema else { return };
+    for (k, v) in m {
+        let p = format!("{at}/{}", pointer_segment(k));
+        if !JSON_SCHEMA_KEYWORDS.contains(&k.as_str()) {
+            out.push((p.clone(), k.clone()));
+            continue;
+        }
+        match (k.as_str(), v) {
+            ("properties" | "patternProperties", Value::Object(props)) => {
+                for (name, sub) in props {
+                    unknown_keywords(sub, &format!("{p}/{}", pointer_segment(name)), out);
+                }
+            }
+            ("allOf" | "anyOf" | "oneOf" | "items", Value::Array(list)) => {
+                for (i, sub) in list.iter().enumerate() {
+                    unknown_keywords(sub, &format!("{p}/{i}"), out);
+                }
+            }
+            ("not" | "items" | "additionalProperties" | "additionalItems", sub) => {
+                unknown_keywords(sub, &p, out)
+            }
+            _ => {}
         }
     }
 }
