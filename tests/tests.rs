@@ -2,6 +2,7 @@
 
 mod support;
 
+mod adopt;
 mod cli_conventions;
 mod compile_golden;
 mod exactly_once;

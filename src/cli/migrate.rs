@@ -135,6 +135,24 @@ pub enum MigrateCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Mark versions up to --version as applied on targets whose data already has them,
+    /// without running them (recorded `baselined`; `up` skips them, `down` leaves them).
+    Baseline {
+        #[command(flatten)]
+        targets: TargetOpts,
+        /// The newest version the deployment already has.
+        #[arg(long)]
+        version: u32,
+        /// Say what would be recorded, writing nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Seconds to wait for a target's lock held by a runner before refusing that target.
+        #[arg(long, default_value_t = 0)]
+        lock_timeout: u64,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Release expired locks of the selected targets; with --force --owner, evict a live one.
     Unlock {
         #[command(flatten)]
@@ -335,6 +353,36 @@ pub async fn run(
             let report = caas_core::migrate::repair::repair(&f, &fl.targets, &opts).await?;
             render_repair(&report, json)
         }
+        MigrateCommand::Baseline {
+            targets,
+            version,
+            dry_run,
+            lock_timeout,
+            json,
+        } => {
+            let fl = targets_of(&targets).await?;
+            if !dry_run {
+                let on: Vec<String> = fl.targets.iter().map(|t| t.to_string()).collect();
+                let what =
+                    format!("record versions up to V{version:04} as applied without running them");
+                guard.confirm(config, &what, &on)?;
+            }
+            let f = Fleetwide {
+                client: &conn.client,
+                config,
+                specs: &specs,
+                tenants: &fl.tenants,
+                migrations: &migrations,
+            };
+            let opts = caas_core::migrate::baseline::BaselineOptions {
+                version,
+                dry_run,
+                lock_wait: Duration::from_secs(lock_timeout),
+                lease: caas_core::migrate::lock::LEASE,
+            };
+            let report = caas_core::migrate::baseline::baseline(&f, &fl.targets, &opts).await?;
+            render_baseline(&report, version, dry_run, json)
+        }
         MigrateCommand::Unlock {
             targets,
             force,
@@ -384,6 +432,56 @@ fn render_unlock(report: &caas_core::migrate::lock::UnlockReport, json: bool) ->
             "{} live lease(s) left alone:\n  {}\na live runner holds them; to evict one on purpose, run `caas migrate unlock --force --owner <owner>` (its next write fails and it stops)",
             held.len(),
             held.join("\n  ")
+        );
+    }
+    Ok(Outcome::Clean)
+}
+
+fn render_baseline(
+    report: &[caas_core::migrate::baseline::TargetBaseline],
+    version: u32,
+    dry_run: bool,
+    json: bool,
+) -> Result<Outcome> {
+    let refused: Vec<&str> = report.iter().filter_map(|t| t.refused.as_deref()).collect();
+    if json {
+        super::print_json(
+            "migrate baseline",
+            serde_json::json!({ "version": version, "dry_run": dry_run, "targets": report }),
+        )?;
+    } else {
+        let (verb, done) = if dry_run {
+            ("would record", "would be recorded")
+        } else {
+            ("recorded", "recorded")
+        };
+        for t in report.iter().filter(|t| t.refused.is_none()) {
+            println!(
+                "{}: {verb} {} as baselined{}",
+                t.target,
+                if t.baselined.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    versions(&t.baselined, ", ")
+                },
+                if t.already.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({} already applied)", versions(&t.already, ", "))
+                }
+            );
+        }
+        let n: usize = report.iter().map(|t| t.baselined.len()).sum();
+        println!(
+            "{n} version(s) {done} as baselined on {} target(s)",
+            report.len() - refused.len()
+        );
+    }
+    if !refused.is_empty() {
+        bail!(
+            "{} target(s) refused, nothing written there:\n  {}",
+            refused.len(),
+            refused.join("\n  ")
         );
     }
     Ok(Outcome::Clean)
@@ -466,14 +564,26 @@ async fn status(
             st.failed
         );
         let mut table = crate::render::table(
-            ["target", "applied", "pending", "failed", "latest", "lock"]
-                .map(String::from)
-                .to_vec(),
+            [
+                "target",
+                "applied",
+                "baselined",
+                "pending",
+                "failed",
+                "latest",
+                "lock",
+            ]
+            .map(String::from)
+            .to_vec(),
         );
         for s in &st.states {
             table.add_row(vec![
                 s.target.to_string(),
                 s.applied.len().to_string(),
+                match s.baselined.iter().max() {
+                    Some(v) => format!("{} (to V{v:04})", s.baselined.len()),
+                    None => "-".into(),
+                },
                 versions(&s.pending, ", "),
                 s.failed
                     .iter()
@@ -633,16 +743,28 @@ async fn verify(
 ) -> Result<Outcome> {
     let states = status::states(&conn.client, config, targets, migrations).await?;
     let problems = status::verify(&states);
+    let baselined: Vec<serde_json::Value> = states
+        .iter()
+        .filter(|s| !s.baselined.is_empty())
+        .map(|s| serde_json::json!({ "target": s.target.to_string(), "versions": s.baselined }))
+        .collect();
     if json {
         super::print_json(
             "migrate verify",
-            serde_json::json!({ "ok": problems.is_empty(), "migrations": migrations.len(), "targets": states.len(), "problems": problems }),
+            serde_json::json!({ "ok": problems.is_empty(), "migrations": migrations.len(), "targets": states.len(), "problems": problems, "baselined": baselined }),
         )?;
         return Ok(if problems.is_empty() {
             Outcome::Clean
         } else {
             Outcome::Found
         });
+    }
+    for b in &baselined {
+        println!(
+            "{}: {} baselined (recorded as done, never run by caas); their checksums are verified too",
+            b["target"].as_str().unwrap_or(""),
+            b["versions"]
+        );
     }
     if problems.is_empty() {
         println!(

@@ -78,7 +78,7 @@ const FOLDERS: &[(&str, &[&str])] = &[
         "migrate",
         &[
             "source", "pipeline", "check", "project", "fence", "lock", "ledger", "steps", "status",
-            "runner", "down", "repair",
+            "runner", "down", "repair", "baseline",
         ],
     ),
     (

@@ -176,6 +176,16 @@ fn object_level(
             schema.insert("required", undeclared);
         }
     }
+    if schema.contains_key("patternProperties") && schema.contains_key("additionalProperties") {
+        // `additionalProperties` then depends on both maps: keep it raw, beside the names
+        // it must not count as extra.
+        let names: Document = properties
+            .keys()
+            .map(|k| (k.clone(), Bson::Document(Document::new())))
+            .collect();
+        schema.insert("properties", names);
+        return (fields, true);
+    }
     let allow_extra = match schema.remove("additionalProperties") {
         None | Some(Bson::Boolean(true)) => true,
         Some(Bson::Boolean(false)) => false,
@@ -237,6 +247,15 @@ fn field_of(
     } else if field.kind == FieldType::Object && !rest.contains_key("additionalProperties") {
         // `{bsonType: object}` alone: free-form data.
         field.allow_extra_fields = Some(true);
+    }
+    // `exclusiveMinimum`/`exclusiveMaximum` (draft 4 booleans) mean nothing without their
+    // bound: the raw part keeps a copy of it.
+    for (flag, bound) in [("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")] {
+        if rest.contains_key(flag) {
+            if let Some(b) = schema.get(bound) {
+                rest.insert(bound, b.clone());
+            }
+        }
     }
     if !rest.is_empty() {
         raws.push((path.to_vec(), rest));

@@ -39,6 +39,33 @@ pub fn tier_with(config: &Config, layout: Layout) -> Option<Tier> {
         .find(|t| config.tiers.layout(*t) == layout)
 }
 
+/// The databases the names can place (the domains', the shared one, Enterprise ones by
+/// the tenant template); every other is a skip note, and is not read at all.
+pub fn recognisable(
+    config: &Config,
+    databases: BTreeSet<String>,
+    skipped: &mut Vec<Note>,
+) -> BTreeSet<String> {
+    let dbs = &config.databases;
+    let fixed = [
+        &dbs.platform,
+        &dbs.billing,
+        &dbs.analytics,
+        &dbs.security,
+        &dbs.shared,
+    ];
+    databases
+        .into_iter()
+        .filter(|db| {
+            let known = fixed.contains(&db) || tenant_of_database(&dbs.tenant, db).is_some();
+            if !known && !SYSTEM_DATABASES.contains(&db.as_str()) {
+                skipped.push(Note::new(db, format!("database `{db}` is not named in [databases] and does not match the tenant template {:?}; skipped (name it in caas.toml to pull it)", dbs.tenant)));
+            }
+            known
+        })
+        .collect()
+}
+
 /// Recognise the layout. `collections` maps each database to its collection names (views,
 /// `system.*` and caas's own collections already left out); `known` holds the tenant ids
 /// the registry has, with their tiers.

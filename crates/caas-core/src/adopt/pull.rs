@@ -92,9 +92,10 @@ pub async fn pull(conn: &Connection, config: &Config, opts: &PullOptions) -> Res
     }
     let start = conn.commands();
     let client = &conn.client;
-    let databases = chosen_databases(client, &opts.databases).await?;
-    let listed = inspect::read(client, &databases, BTreeSet::new(), opts.concurrency).await?;
     let mut skipped = Vec::new();
+    let databases = chosen_databases(client, &opts.databases).await?;
+    let databases = super::layout::recognisable(config, databases, &mut skipped);
+    let listed = inspect::read(client, &databases, BTreeSet::new(), opts.concurrency).await?;
     let names = collection_names(&listed, &mut skipped);
     let known = registered_tenants(client, config).await;
     let recognised = recognise(config, &names, &known);

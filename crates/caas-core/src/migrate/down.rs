@@ -34,7 +34,10 @@ pub struct DownOptions {
 /// Whether an entry has changed data that undoing an older version would sit under.
 fn holds_changes(e: &Entry) -> bool {
     match e.status {
-        EntryStatus::Applied | EntryStatus::Running | EntryStatus::Reverting => true,
+        EntryStatus::Applied
+        | EntryStatus::Running
+        | EntryStatus::Reverting
+        | EntryStatus::Baselined => true,
         EntryStatus::Failed => e.checkpoint.step > 0 || e.checkpoint.last_id.is_some(),
         EntryStatus::Reverted => false,
     }
@@ -361,6 +364,7 @@ mod tests {
             missing: vec![],
             out_of_order: vec![],
             reverting: of(EntryStatus::Reverting),
+            baselined: of(EntryStatus::Baselined),
             latest: None,
         }
     }

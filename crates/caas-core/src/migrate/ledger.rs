@@ -28,6 +28,8 @@ pub enum EntryStatus {
     Reverting,
     /// Undone by `migrate down`; pending again.
     Reverted,
+    /// Marked done by `migrate baseline` without running: the deployment already had it.
+    Baselined,
 }
 
 /// Progress inside a migration, so a rerun resumes instead of starting over.
@@ -196,6 +198,23 @@ pub async fn start(
     )
     .await?;
     Ok(entry)
+}
+
+/// Write a whole entry (a baseline), fenced.
+pub async fn record(
+    fence: &Fence,
+    session: &mut ClientSession,
+    entry: Entry,
+) -> Result<(), FenceError> {
+    let id = entry.id.clone();
+    write(
+        fence,
+        session,
+        fence.db(),
+        &id,
+        Change::Replace(Box::new(entry)),
+    )
+    .await
 }
 
 /// Save progress inside the caller's (fenced) transaction.

@@ -3,6 +3,7 @@
 //! target) -> ledger (per target, beside the data, every write fenced) -> steps (one
 //! function per step kind) -> runner (the fleet, checkpoints) -> down, repair, status.
 
+pub mod baseline;
 pub mod check;
 pub mod down;
 pub mod fence;

@@ -156,6 +156,8 @@ pub struct TargetState {
     pub out_of_order: Vec<u32>,
     /// Versions an interrupted `migrate down` was undoing (finish with `migrate down`).
     pub reverting: Vec<u32>,
+    /// Marked done by `migrate baseline` (never run by caas; `down` leaves them).
+    pub baselined: Vec<u32>,
     pub latest: Option<u32>,
 }
 
@@ -198,6 +200,7 @@ pub fn state_of(
         missing: vec![],
         out_of_order: vec![],
         reverting: vec![],
+        baselined: vec![],
         latest: None,
     };
     for m in &mine {
@@ -218,16 +221,31 @@ pub fn state_of(
                 s.pending.push(m.version);
             }
             Some(e) if e.status == EntryStatus::Reverting => s.reverting.push(m.version),
+            Some(e) if e.status == EntryStatus::Baselined => {
+                s.baselined.push(m.version);
+                if e.checksum != m.checksum {
+                    s.edited.push((m.version, m.name.clone()));
+                }
+            }
             _ => s.pending.push(m.version),
         }
     }
     for (v, e) in entries {
-        let holds_changes = matches!(e.status, EntryStatus::Applied | EntryStatus::Reverting);
+        let holds_changes = matches!(
+            e.status,
+            EntryStatus::Applied | EntryStatus::Reverting | EntryStatus::Baselined
+        );
         if holds_changes && !mine.iter().any(|m| m.version == *v) {
             s.missing.push(*v);
         }
     }
-    s.latest = s.applied.iter().chain(s.missing.iter()).max().copied();
+    s.latest = s
+        .applied
+        .iter()
+        .chain(s.baselined.iter())
+        .chain(s.missing.iter())
+        .max()
+        .copied();
     if let Some(top) = s.latest {
         s.out_of_order = s.pending.iter().copied().filter(|v| *v < top).collect();
     }
@@ -356,6 +374,8 @@ pub struct TargetStatus {
     pub latest: Option<u32>,
     pub running: Vec<u32>,
     pub reverting: Vec<u32>,
+    /// Marked done by `migrate baseline`, never run by caas.
+    pub baselined: Vec<u32>,
     /// A `running` entry with no live lease: its runner is gone; `up` resumes it.
     pub interrupted: bool,
     /// The live lease, described (owner, token, expiry).
@@ -400,6 +420,7 @@ pub async fn fleet_status(
                 latest: s.latest,
                 running: s.running,
                 reverting: s.reverting,
+                baselined: s.baselined,
             }
         })
         .collect();
