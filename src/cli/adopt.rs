@@ -99,7 +99,7 @@ fn render_pull(
     register: bool,
 ) {
     let mut table = crate::render::table(
-        ["spec", "from", "copies", "how", "reproduces live"]
+        ["spec", "from", "copies", "how", "matches live"]
             .map(String::from)
             .to_vec(),
     );
@@ -112,7 +112,7 @@ fn render_pull(
         let exact = match (p.origin, p.differences.is_empty()) {
             (_, false) => format!("no: {}", p.differences.join(", ")),
             ("validator", true) => "yes".to_owned(),
-            (_, true) => "indexes yes; validator new".to_owned(),
+            (_, true) => "indexes yes; apply adds the validator".to_owned(),
         };
         table.add_row(vec![
             p.file.display().to_string(),

@@ -228,10 +228,14 @@ pub struct InitArgs {
     /// The folder to start the project in (created if missing). Default: the current folder.
     #[arg(default_value = ".")]
     pub dir: PathBuf,
+    /// No example specs or seed file: only the tenant registry's spec, for a project that
+    /// `caas schema pull` fills from an existing deployment.
+    #[arg(long)]
+    pub no_examples: bool,
 }
 
 fn init(args: InitArgs) -> Result<Outcome> {
-    let written = caas_core::scaffold::write(&args.dir)?;
+    let written = caas_core::scaffold::write(&args.dir, !args.no_examples)?;
     if !quiet() {
         for path in &written {
             println!("created {}", path.display());

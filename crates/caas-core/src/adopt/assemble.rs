@@ -425,7 +425,7 @@ pub fn differences(
     }
     for ix in &a {
         if !b.iter().any(|x| x.name == ix.name) {
-            out.push(format!("index {} (not live)", ix.name));
+            out.push(format!("apply adds index {}", ix.name));
         }
     }
     out

@@ -17,8 +17,9 @@ pub struct SkeletonFile {
 
 /// The files of a new project: caas.toml with every key commented, one example spec per
 /// domain, the editor schemas, a seed file, an example CI job; `migrations/` is created
-/// empty.
-pub fn files() -> Vec<SkeletonFile> {
+/// empty. Without `examples`, the specs are only the tenant registry's (for a project that
+/// `caas schema pull` fills from an existing deployment) and there is no seed file.
+pub fn files(examples: bool) -> Vec<SkeletonFile> {
     let spec = |domain: &str, name: &str, text: &str| SkeletonFile {
         path: PathBuf::from(format!("schemas/{domain}/{name}.yaml")),
         text: text.to_owned(),
@@ -64,6 +65,12 @@ pub fn files() -> Vec<SkeletonFile> {
             text: include_str!("templates/ci.yml").to_owned(),
         },
     ];
+    if !examples {
+        out.retain(|f| {
+            f.path.ends_with("saas_clients.yaml")
+                || !(f.path.starts_with("schemas") || f.path.starts_with("seeds"))
+        });
+    }
     out.extend(crate::schemas::all().into_iter().map(|s| SkeletonFile {
         path: s.file.into(),
         text: s.text,
@@ -76,8 +83,8 @@ pub const FOLDERS: &[&str] = &["migrations"];
 
 /// Write the skeleton into `dir` (created if missing). Refuses, writing nothing, when the
 /// folder already holds a caas.toml or any file of the skeleton.
-pub fn write(dir: &Path) -> Result<Vec<PathBuf>> {
-    let files = files();
+pub fn write(dir: &Path, examples: bool) -> Result<Vec<PathBuf>> {
+    let files = files(examples);
     let existing: Vec<String> = files
         .iter()
         .map(|f| dir.join(&f.path))
@@ -120,7 +127,7 @@ mod tests {
     #[test]
     fn the_skeleton_lints_clean_and_is_never_written_twice() {
         let dir = tempfile::tempdir().unwrap();
-        let written = write(dir.path()).unwrap();
+        let written = write(dir.path(), true).unwrap();
         assert!(written.iter().any(|p| p.ends_with("caas.toml")));
         let config = crate::config::Config::load(dir.path(), None).unwrap();
         let report = crate::project::lint(&config, &[]).unwrap();
@@ -130,7 +137,7 @@ mod tests {
             "{:#?}",
             report.findings
         );
-        let again = write(dir.path()).unwrap_err().to_string();
+        let again = write(dir.path(), false).unwrap_err().to_string();
         assert!(
             again.contains("already holds a caas project") && again.contains("caas.toml"),
             "{again}"
@@ -142,7 +149,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("seeds")).unwrap();
         std::fs::write(dir.path().join("seeds/demo.yaml"), "mine").unwrap();
-        assert!(write(dir.path()).is_err());
+        assert!(write(dir.path(), true).is_err());
         assert!(!dir.path().join(CONFIG_FILE).exists(), "nothing written");
         assert_eq!(
             std::fs::read_to_string(dir.path().join("seeds/demo.yaml")).unwrap(),
