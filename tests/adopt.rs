@@ -429,3 +429,96 @@ async fn audit_counts_refused_documents_per_rule_and_tenant() {
         .unwrap();
     assert_eq!(name["unexpected"], 1, "{name:#}");
 }
+
+/// Collection options come back too: a default collation, validation level and action, a
+/// time series with its expiry; the pulled specs diff clean, and a changed collation is a
+/// destructive conflict, not a silent collMod.
+#[tokio::test(flavor = "multi_thread")]
+async fn pull_reads_collation_validation_and_time_series_options() {
+    let p = TestProject::new("pull_opts", &crate::support::fixture("migrate/schemas"));
+    std::fs::remove_dir_all(p.path().join("schemas")).unwrap();
+    let db = client().await.database(&format!("{}_analytics", p.prefix));
+    db.run_command(doc! {
+        "create": "labels",
+        "collation": { "locale": "en", "strength": 2 },
+        "validator": { "$jsonSchema": { "bsonType": "object", "required": ["name"], "properties": { "name": { "bsonType": "string", "maxLength": 40 } } } },
+        "validationLevel": "moderate",
+        "validationAction": "warn",
+    })
+    .await
+    .unwrap();
+    db.run_command(doc! { "createIndexes": "labels", "indexes": [ { "key": { "name": 1 }, "name": "name_1", "unique": true } ] })
+        .await
+        .unwrap();
+    db.run_command(doc! {
+        "create": "readings",
+        "timeseries": { "timeField": "ts", "metaField": "sensor", "granularity": "minutes" },
+        "expireAfterSeconds": 86_400,
+    })
+    .await
+    .unwrap();
+    let now = bson::DateTime::now();
+    db.collection::<Document>("readings")
+        .insert_many(vec![
+            doc! { "ts": now, "sensor": { "id": "a" }, "value": 1.5 },
+            doc! { "ts": now, "sensor": { "id": "b" }, "value": 2.5 },
+        ])
+        .await
+        .unwrap();
+    let out = p.caas(&["schema", "pull", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    for s in json(&out)["specs"].as_array().unwrap() {
+        assert_eq!(s["differences"], serde_json::json!([]), "{s:#}");
+    }
+    let labels = std::fs::read_to_string(p.path().join("schemas/analytics/labels.yaml")).unwrap();
+    for expected in [
+        "collation:",
+        "strength: 2",
+        "level: moderate",
+        "action: warn",
+    ] {
+        assert!(labels.contains(expected), "{expected}:\n{labels}");
+    }
+    let lint = p.caas(&["schema", "lint"]);
+    assert_eq!(lint.status.code(), Some(0), "{}", show(&lint));
+    let diff = p.caas(&["schema", "diff", "--exit-code"]);
+    assert_eq!(diff.status.code(), Some(0), "{}", show(&diff));
+    std::fs::write(
+        p.path().join("schemas/analytics/labels.yaml"),
+        labels.replace("strength: 2", "strength: 1"),
+    )
+    .unwrap();
+    let plan = p.caas(&["schema", "plan", "--json"]);
+    let text = stdout(&plan);
+    assert!(
+        text.contains("default collation differs") && text.contains("destructive"),
+        "{}",
+        show(&plan)
+    );
+
+    // Re-pull with --merge: hand-written owner and description stay, live changes are told.
+    let edited = labels.replace(
+        "collection: labels\n",
+        "collection: labels\nowner: tagging-service\ndescription: Labels people put on things.\n",
+    );
+    std::fs::write(p.path().join("schemas/analytics/labels.yaml"), &edited).unwrap();
+    db.run_command(doc! { "createIndexes": "labels", "indexes": [ { "key": { "name": -1 }, "name": "name_-1" } ] })
+        .await
+        .unwrap();
+    let merged = p.caas(&["schema", "pull", "--merge", "--collection", "labels"]);
+    assert_eq!(merged.status.code(), Some(0), "{}", show(&merged));
+    assert!(
+        stdout(&merged).contains("index added on the live side: {\"name\":-1}"),
+        "{}",
+        show(&merged)
+    );
+    let after = std::fs::read_to_string(p.path().join("schemas/analytics/labels.yaml")).unwrap();
+    assert!(
+        after.contains("owner: tagging-service") && after.contains("Labels people put on things."),
+        "{after}"
+    );
+    assert!(
+        after.contains("keys: { name: -1 }"),
+        "the live index is in the spec now:\n{after}"
+    );
+}

@@ -20,6 +20,7 @@ use crate::tenancy::{Domain, Placement};
 
 /// Collection options caas reads or the server fills in; any other is a note.
 const KNOWN_OPTIONS: &[&str] = &[
+    "collation",
     "validator",
     "validationLevel",
     "validationAction",
@@ -33,6 +34,7 @@ pub fn empty_spec(logical: &str, domain: Domain) -> CollectionSpec {
     CollectionSpec {
         collection: logical.to_owned(),
         domain,
+        collation: None,
         description: None,
         owner: None,
         access: Vec::new(),
@@ -170,6 +172,11 @@ fn retention_index(field: &str, days: u32, shared: bool) -> crate::spec::IndexSp
 }
 
 fn options(spec: &mut CollectionSpec, options: &Document, notes: &mut Vec<Note>) {
+    if let Ok(c) = options.get_document("collation") {
+        if c.get_str("locale") != Ok("simple") {
+            spec.collation = Some(super::indexes::collation(c, "(collection)", notes));
+        }
+    }
     if let Ok(ts) = options.get_document("timeseries") {
         spec.time_series = Some(TimeSeries {
             time_field: ts.get_str("timeField").unwrap_or("ts").to_owned(),
@@ -397,6 +404,9 @@ pub fn differences(
         && spec.time_series.is_none()
     {
         out.push("validation level/action".to_owned());
+    }
+    if ours.collation != theirs.collation {
+        out.push("collation".to_owned());
     }
     if ours.timeseries != theirs.timeseries
         || ours.expire_after_seconds != theirs.expire_after_seconds

@@ -250,7 +250,10 @@ fn field_of(
     }
     // `exclusiveMinimum`/`exclusiveMaximum` (draft 4 booleans) mean nothing without their
     // bound: the raw part keeps a copy of it.
-    for (flag, bound) in [("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")] {
+    for (flag, bound) in [
+        ("exclusiveMinimum", "minimum"),
+        ("exclusiveMaximum", "maximum"),
+    ] {
         if rest.contains_key(flag) {
             if let Some(b) = schema.get(bound) {
                 rest.insert(bound, b.clone());

@@ -240,7 +240,7 @@ fn index_of(ix: &Document, placement: &Placement, notes: &mut Vec<Note>) -> Opti
 }
 
 /// The collation keys a spec sets; any other key with a non-default value is a note.
-fn collation(c: &Document, index: &str, notes: &mut Vec<Note>) -> Collation {
+pub fn collation(c: &Document, index: &str, notes: &mut Vec<Note>) -> Collation {
     let strength = c
         .get("strength")
         .and_then(canonical_number)

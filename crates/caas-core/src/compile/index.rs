@@ -104,6 +104,21 @@ pub fn takes_tenant_prefix(ix: &IndexSpec, placement: &Placement) -> bool {
         && ix.keys.keys().next().is_some_and(|k| k != "tenant_id")
 }
 
+/// A collation as MongoDB takes it.
+pub fn collation_document(c: &crate::spec::Collation) -> Document {
+    let mut d = doc! { "locale": &c.locale };
+    if let Some(s) = c.strength {
+        d.insert("strength", i32::from(s));
+    }
+    if let Some(b) = c.case_level {
+        d.insert("caseLevel", b);
+    }
+    if let Some(b) = c.numeric_ordering {
+        d.insert("numericOrdering", b);
+    }
+    d
+}
+
 /// One spec index in one placement (migrations' `create_index` steps use it too).
 pub fn compile_index(ix: &IndexSpec, placement: &Placement) -> CompiledIndex {
     let mut keys = Document::new();
@@ -130,17 +145,7 @@ pub fn compile_index(ix: &IndexSpec, placement: &Placement) -> CompiledIndex {
         options.insert("expireAfterSeconds", ttl as i64);
     }
     if let Some(c) = &ix.collation {
-        let mut d = doc! { "locale": &c.locale };
-        if let Some(s) = c.strength {
-            d.insert("strength", i32::from(s));
-        }
-        if let Some(b) = c.case_level {
-            d.insert("caseLevel", b);
-        }
-        if let Some(b) = c.numeric_ordering {
-            d.insert("numericOrdering", b);
-        }
-        options.insert("collation", d);
+        options.insert("collation", collation_document(c));
     }
     if ix.hidden {
         options.insert("hidden", true);

@@ -41,6 +41,9 @@ pub struct CollectionOptions {
     pub validation_action: Option<&'static str>,
     pub timeseries: Option<Document>,
     pub expire_after_seconds: Option<i64>,
+    /// The default collation, given to `create` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub collation: Option<Document>,
 }
 
 impl CollectionOptions {
@@ -61,6 +64,9 @@ impl CollectionOptions {
         }
         if let Some(a) = self.validation_action {
             d.insert("validationAction", a);
+        }
+        if let Some(c) = &self.collation {
+            d.insert("collation", c.clone());
         }
         d
     }
@@ -91,6 +97,7 @@ pub fn compile_collection(spec: &CollectionSpec, placement: Placement) -> Compil
                 validation_action: None,
                 timeseries: Some(t),
                 expire_after_seconds: ts.expire_after_seconds.map(|s| s as i64),
+                collation: spec.collation.as_ref().map(index::collation_document),
             }
         }
         None => CollectionOptions {
@@ -99,6 +106,7 @@ pub fn compile_collection(spec: &CollectionSpec, placement: Placement) -> Compil
             validation_action: Some(validation.action.as_str()),
             timeseries: None,
             expire_after_seconds: None,
+            collation: spec.collation.as_ref().map(index::collation_document),
         },
     };
     let indexes = compile_indexes(spec, &placement);

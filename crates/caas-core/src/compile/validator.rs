@@ -111,7 +111,12 @@ fn object_schema(fields: &IndexMap<String, Field>, allow_extra: bool) -> Documen
     }
     let mut properties = Document::new();
     for (name, field) in fields {
-        properties.insert(name, field_schema(field));
+        let schema = field_schema(field);
+        // `{}` constrains nothing; it only matters where it keeps a name from being extra.
+        if schema.is_empty() && allow_extra {
+            continue;
+        }
+        properties.insert(name, schema);
     }
     schema.insert("properties", properties);
     if !allow_extra {

@@ -69,6 +69,8 @@ pub struct CollectionShape {
     pub validation_action: String,
     pub timeseries: Option<Document>,
     pub expire_after_seconds: Option<Bson>,
+    /// The default collation, as the server fills it in.
+    pub collation: Option<Document>,
 }
 
 /// Normalise `create` options (ours) or `listCollections` options (the server's).
@@ -103,6 +105,11 @@ pub fn collection_shape(options: &Document) -> CollectionShape {
             .to_owned(),
         timeseries,
         expire_after_seconds: options.get("expireAfterSeconds").and_then(canonical_number),
+        collation: options
+            .get_document("collation")
+            .ok()
+            .filter(|c| c.get_str("locale") != Ok("simple"))
+            .map(full_collation),
     }
 }
 

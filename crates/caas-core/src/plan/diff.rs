@@ -25,6 +25,24 @@ pub(super) fn collection_changes(
     let live = collection_shape(&have.options);
     let want_ts = want.options.timeseries.is_some();
     let have_ts = crate::inspect::normalize::is_time_series(&have.kind, &have.options);
+    if desired.collation != live.collation {
+        let shown = |c: &Option<Document>| {
+            c.as_ref()
+                .map(|c| c.get_str("locale").unwrap_or("?").to_owned())
+                .unwrap_or_else(|| "simple".into())
+        };
+        let reason = format!(
+            "the default collation differs (live {}, spec {}); MongoDB cannot change it in place: copy the data into a new collection through a migration",
+            shown(&live.collation),
+            shown(&desired.collation)
+        );
+        out.push(change(
+            want,
+            Safety::Destructive,
+            Action::Conflict { reason },
+        ));
+        return;
+    }
     if want_ts != have_ts || (want_ts && desired.timeseries != live.timeseries) {
         let reason = kind_conflict(want_ts, have_ts);
         out.push(change(

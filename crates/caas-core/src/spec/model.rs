@@ -48,6 +48,10 @@ pub struct CollectionSpec {
     /// Time-series options. MongoDB rejects validators on time-series collections.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_series: Option<TimeSeries>,
+    /// The collection's default collation (queries and indexes inherit it). Set at creation:
+    /// MongoDB cannot change it in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collation: Option<super::index::Collation>,
     /// The document's fields, in order.
     #[serde(default)]
     pub fields: IndexMap<String, Field>,

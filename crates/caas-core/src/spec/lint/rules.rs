@@ -415,4 +415,14 @@ mod tests {
         assert_eq!(got.len(), 1, "{got:#?}");
         assert!(got[0].message.contains("ends_at"), "{}", got[0].message);
     }
+
+    #[test]
+    fn raw_rules_refuse_what_mongodb_refuses_and_say_where() {
+        let text = "collection: things\ndomain: saas\nfields:\n  a: { type: any }\nrules:\n  - json_schema: { properties: { a: { oneOf: [ { format: email } ] } } }\n  - query: { $where: 'true' }\n  - json_schema: { properties: { a: { oneOf: [ { bsonType: int } ] } } }\n";
+        let got = lint_text("saas/things.yaml", text);
+        assert_eq!(got.len(), 2, "{got:#?}");
+        assert!(got[0].message.contains("`format`"), "{}", got[0].message);
+        assert_eq!(got[0].line, 6, "{got:#?}");
+        assert!(got[1].message.contains("`$where`"), "{}", got[1].message);
+    }
 }
