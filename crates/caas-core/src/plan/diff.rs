@@ -25,22 +25,8 @@ pub(super) fn collection_changes(
     let live = collection_shape(&have.options);
     let want_ts = want.options.timeseries.is_some();
     let have_ts = crate::inspect::normalize::is_time_series(&have.kind, &have.options);
-    if desired.collation != live.collation {
-        let shown = |c: &Option<Document>| {
-            c.as_ref()
-                .map(|c| c.get_str("locale").unwrap_or("?").to_owned())
-                .unwrap_or_else(|| "simple".into())
-        };
-        let reason = format!(
-            "the default collation differs (live {}, spec {}); MongoDB cannot change it in place: copy the data into a new collection through a migration",
-            shown(&live.collation),
-            shown(&desired.collation)
-        );
-        out.push(change(
-            want,
-            Safety::Destructive,
-            Action::Conflict { reason },
-        ));
+    if let Some(c) = collation_conflict(want, &desired, &live) {
+        out.push(c);
         return;
     }
     if want_ts != have_ts || (want_ts && desired.timeseries != live.timeseries) {
@@ -252,6 +238,28 @@ fn identity_differences(
 
 /// Why a collection cannot become what the spec wants in place (time series or not, or
 /// other time-series options).
+/// A default collation that differs: MongoDB sets it at creation only.
+fn collation_conflict(
+    want: &CompiledCollection,
+    desired: &CollectionShape,
+    live: &CollectionShape,
+) -> Option<Change> {
+    if desired.collation == live.collation {
+        return None;
+    }
+    let shown = |c: &Option<Document>| {
+        c.as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "simple".into())
+    };
+    let reason = format!(
+        "the default collation differs (live {}, spec {}); MongoDB cannot change it in place: copy the data into a new collection through a migration",
+        shown(&live.collation),
+        shown(&desired.collation)
+    );
+    Some(change(want, Safety::Destructive, Action::Conflict { reason }))
+}
+
 fn kind_conflict(want_ts: bool, have_ts: bool) -> String {
     if want_ts && have_ts {
         "time-series options differ; MongoDB cannot change timeField/metaField/granularity in place: migrate the data to a new collection".to_string()
