@@ -184,6 +184,10 @@ fn collection_names(listed: &LiveState, skipped: &mut Vec<Note>) -> BTreeMap<Str
                         skipped.push(Note::new(&format!("{db}.{}", c.name), "a view: skipped (it holds no documents of its own; its pipeline is not a spec)".into()));
                         return false;
                     }
+                    if c.name.starts_with("system.") {
+                        skipped.push(Note::new(&format!("{db}.{}", c.name), "a system collection: skipped (the server's, not the application's)".into()));
+                        return false;
+                    }
                     !inspect::is_internal(&c.name)
                 })
                 .map(|c| c.name.clone())

@@ -257,7 +257,11 @@ fn collation_conflict(
         shown(&live.collation),
         shown(&desired.collation)
     );
-    Some(change(want, Safety::Destructive, Action::Conflict { reason }))
+    Some(change(
+        want,
+        Safety::Destructive,
+        Action::Conflict { reason },
+    ))
 }
 
 fn kind_conflict(want_ts: bool, have_ts: bool) -> String {
