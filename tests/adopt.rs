@@ -305,9 +305,30 @@ async fn unexpressible_validator_constructs_are_kept_as_raw_rules() {
     }
 }
 
-#[test]
-fn pull_refuses_bad_input_clearly() {
+#[tokio::test(flavor = "multi_thread")]
+async fn pull_refuses_bad_input_clearly() {
     let p = TestProject::new("pull_bad", &crate::support::fixture("migrate/schemas"));
+    // A collection name that would be a path outside the spec folder is not pulled.
+    let db = client().await.database(&format!("{}_platform", p.prefix));
+    db.collection::<Document>("x/../../../escape")
+        .insert_one(doc! { "a": 1 })
+        .await
+        .unwrap();
+    let out = p.caas(&["schema", "pull", "--out", "pulled", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        json(&out)["skipped"]
+            .to_string()
+            .contains("cannot be a spec file's name"),
+        "{}",
+        show(&out)
+    );
+    assert!(
+        !p.path().join("escape.yaml").exists()
+            && !p.path().parent().unwrap().join("escape.yaml").exists()
+    );
+    let huge = p.caas(&["schema", "pull", "--sample", "100000000"]);
+    assert_eq!(huge.status.code(), Some(2), "{}", show(&huge));
     let missing = p.caas(&["schema", "pull", "--database", "no_such_db_here"]);
     assert_eq!(missing.status.code(), Some(2), "{}", show(&missing));
     assert!(

@@ -21,6 +21,22 @@ use crate::inspect::{self, LiveState};
 use crate::spec::CollectionSpec;
 use crate::tenancy::{Domain, Layout, Placement, Target, Tier};
 
+/// A logical name that is safe as `<domain>/<name>.yaml`: no path separators, no `..`.
+fn file_safe(name: &str) -> bool {
+    name.len() <= 120
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        && !name.contains("..")
+}
+
+/// The largest `--sample`.
+pub const MAX_SAMPLE: usize = 100_000;
+
 /// What to pull.
 #[derive(Debug, Clone)]
 pub struct PullOptions {
@@ -87,6 +103,9 @@ pub async fn pull(conn: &Connection, config: &Config, opts: &PullOptions) -> Res
     if opts.sample == 0 {
         bail!("--sample 0 would infer nothing; give at least 1 (default 1000)");
     }
+    if opts.sample > MAX_SAMPLE {
+        bail!("--sample {} is more than {MAX_SAMPLE}; a sample that size says nothing a smaller one does not, and its ids are held in memory", opts.sample);
+    }
     if !(opts.required_ratio > 0.0 && opts.required_ratio <= 1.0) {
         bail!("--required-ratio must be above 0 and at most 1 (1 = present in every sampled document)");
     }
@@ -123,6 +142,18 @@ pub async fn pull(conn: &Connection, config: &Config, opts: &PullOptions) -> Res
     let mut shared_tenants: BTreeMap<String, usize> = BTreeMap::new();
     for ((domain, logical), copies) in &recognised.logical {
         if !opts.collections.is_empty() && !opts.collections.contains(logical) {
+            continue;
+        }
+        // The name becomes a file path and a spec's name: only names caas accepts.
+        let why = crate::tenancy::check_collection_name(&copies[0].database, logical)
+            .err()
+            .map(|e| e.to_string())
+            .or_else(|| (!file_safe(logical)).then(|| format!("`{logical}` cannot be a spec file's name (letters, digits, `_`, `-` and `.` only, not leading)")));
+        if let Some(why) = why {
+            skipped.push(Note::new(
+                &format!("{}.{}", copies[0].database, copies[0].collection),
+                format!("not pulled: {why}"),
+            ));
             continue;
         }
         let pulled = pull_one(
