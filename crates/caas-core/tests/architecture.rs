@@ -68,6 +68,7 @@ const FOLDERS: &[(&str, &[&str])] = &[
             "layout",
             "merge",
             "audit",
+            "read",
             "pull",
             "write",
         ],

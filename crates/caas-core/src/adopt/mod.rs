@@ -16,6 +16,7 @@ pub mod infer;
 pub mod layout;
 pub mod merge;
 pub mod pull;
+mod read;
 pub mod write;
 
 use serde::Serialize;
