@@ -151,6 +151,13 @@ async fn pull_infers_specs_that_accept_every_document_and_finds_the_tenants() {
     db.run_command(doc! { "create": "recent", "viewOn": "hand_made", "pipeline": [] })
         .await
         .unwrap();
+    // A peer tool's ledger (migrate-mongo's) is not application data.
+    db.collection::<Document>("changelog")
+        .insert_one(
+            doc! { "fileName": "20240101-add-status.js", "appliedAt": bson::DateTime::now() },
+        )
+        .await
+        .unwrap();
 
     let out = p.caas(&["schema", "pull", "--register", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
@@ -220,6 +227,14 @@ async fn pull_infers_specs_that_accept_every_document_and_finds_the_tenants() {
         report["skipped"].to_string().contains("recent"),
         "the view is skipped with a note"
     );
+    assert!(
+        report["skipped"]
+            .to_string()
+            .contains("migrate-mongo's migration ledger"),
+        "{}",
+        report["skipped"]
+    );
+    assert!(!specs.iter().any(|s| s["collection"] == "changelog"));
 
     // Apply the pulled validators, then audit: every existing document passes them.
     let lint = p.caas(&["schema", "lint"]);

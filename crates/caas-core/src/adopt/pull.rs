@@ -34,6 +34,17 @@ fn file_safe(name: &str) -> bool {
         && !name.contains("..")
 }
 
+/// The bookkeeping collections of other migration tools, by name.
+fn peer_ledger(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "changelog" | "changelog_lock" => "migrate-mongo",
+        "mongockChangeLog" | "mongockLock" => "Mongock",
+        "DATABASECHANGELOG" | "DATABASECHANGELOGLOCK" => "Liquibase",
+        "schema_migrations" => "golang-migrate",
+        _ => return None,
+    })
+}
+
 /// The largest `--sample`.
 pub const MAX_SAMPLE: usize = 100_000;
 
@@ -115,7 +126,7 @@ pub async fn pull(conn: &Connection, config: &Config, opts: &PullOptions) -> Res
     let databases = chosen_databases(client, &opts.databases).await?;
     let databases = super::layout::recognisable(config, databases, &mut skipped);
     let listed = inspect::read(client, &databases, BTreeSet::new(), opts.concurrency).await?;
-    let names = collection_names(&listed, &mut skipped);
+    let names = collection_names(&listed, &opts.collections, &mut skipped);
     let known = registered_tenants(client, config).await;
     let recognised = recognise(config, &names, &known);
     skipped.extend(recognised.notes);
@@ -204,7 +215,11 @@ async fn chosen_databases(client: &mongodb::Client, asked: &[String]) -> Result<
 
 /// Collection names per database, without views, `system.*` and caas's own collections
 /// (each view is a skip note: it holds no documents of its own).
-fn collection_names(listed: &LiveState, skipped: &mut Vec<Note>) -> BTreeMap<String, Vec<String>> {
+fn collection_names(
+    listed: &LiveState,
+    asked: &[String],
+    skipped: &mut Vec<Note>,
+) -> BTreeMap<String, Vec<String>> {
     listed
         .iter()
         .map(|(db, colls)| {
@@ -213,6 +228,10 @@ fn collection_names(listed: &LiveState, skipped: &mut Vec<Note>) -> BTreeMap<Str
                 .filter(|c| {
                     if c.kind == "view" {
                         skipped.push(Note::new(&format!("{db}.{}", c.name), "a view: skipped (it holds no documents of its own; its pipeline is not a spec)".into()));
+                        return false;
+                    }
+                    if let Some(tool) = peer_ledger(&c.name).filter(|_| !asked.contains(&c.name)) {
+                        skipped.push(Note::new(&format!("{db}.{}", c.name), format!("{tool}'s migration ledger, not application data: skipped (record what it applied with `caas migrate baseline --version V`; if it is your data, pull it with --collection {})", c.name)));
                         return false;
                     }
                     if c.name.starts_with("system.") {
