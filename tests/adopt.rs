@@ -235,6 +235,31 @@ async fn pull_infers_specs_that_accept_every_document_and_finds_the_tenants() {
         report["skipped"]
     );
     assert!(!specs.iter().any(|s| s["collection"] == "changelog"));
+    // Asked to, every tenant copy is sampled: 6 shared + 1 Pro set + 1 Enterprise document.
+    let every = p.caas(&[
+        "schema",
+        "pull",
+        "--dry-run",
+        "--sample-every-copy",
+        "--json",
+    ]);
+    assert_eq!(every.status.code(), Some(0), "{}", show(&every));
+    let every = json(&every);
+    let notes_every = every["specs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["collection"] == "notes")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (
+            notes_every["sampled"].clone(),
+            notes_every["refused"].clone()
+        ),
+        (8.into(), 0.into()),
+        "{notes_every:#}"
+    );
 
     // Apply the pulled validators, then audit: every existing document passes them.
     let lint = p.caas(&["schema", "lint"]);
@@ -557,4 +582,40 @@ async fn pull_reads_collation_validation_and_time_series_options() {
         after.contains("keys: { name: -1 }"),
         "the live index is in the spec now:\n{after}"
     );
+}
+
+/// Two pulls registering at once: both succeed, each tenant is registered exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_pulls_registering_at_once_register_each_tenant_once() {
+    let p = TestProject::new("pull_race", &crate::support::fixture("migrate/schemas"));
+    let shared = format!("{}_shared", p.prefix);
+    let docs = ["ann", "bea", "cid", "dot"]
+        .iter()
+        .map(|t| doc! { "tenant_id": *t, "v": 1 })
+        .collect();
+    insert(&shared, "items", docs).await;
+    let runs: Vec<_> = ["a", "b"]
+        .iter()
+        .map(|out| {
+            let (dir, uri, out) = (p.path().to_path_buf(), p.uri.clone(), out.to_string());
+            std::thread::spawn(move || {
+                run(&dir, &uri, &["schema", "pull", "--register", "--out", &out])
+            })
+        })
+        .collect();
+    for r in runs {
+        let out = r.join().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    }
+    let registry = client()
+        .await
+        .database(&format!("{}_platform", p.prefix))
+        .collection::<Document>("saas_clients");
+    for t in ["ann", "bea", "cid", "dot"] {
+        let n = registry
+            .count_documents(doc! { "tenant_id": t })
+            .await
+            .unwrap();
+        assert_eq!(n, 1, "{t}");
+    }
 }

@@ -24,6 +24,10 @@ pub struct PullArgs {
     /// A sampled field is required when present in at least this share of the sample.
     #[arg(long, default_value_t = 1.0)]
     pub required_ratio: f64,
+    /// Sample every tenant copy of a collection (Pro sets, Enterprise databases), not only
+    /// the first: one `$sample` per copy instead of per logical collection.
+    #[arg(long)]
+    pub sample_every_copy: bool,
     /// Folder to write `<domain>/<collection>.yaml` under. Default: the project's spec folder.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -51,6 +55,7 @@ pub async fn pull(config: &Config, connect: &ConnectOpts, args: PullArgs) -> Res
         collections: args.collections.clone(),
         sample: args.sample,
         required_ratio: args.required_ratio,
+        every_copy: args.sample_every_copy,
         concurrency: args.concurrency.max(1),
     };
     if opts.sample == 0 {

@@ -59,6 +59,8 @@ pub struct PullOptions {
     pub sample: usize,
     /// A sampled field is `required` when present in at least this share of documents.
     pub required_ratio: f64,
+    /// Sample every tenant copy of a logical collection, not only the first.
+    pub every_copy: bool,
     pub concurrency: usize,
 }
 
@@ -276,7 +278,18 @@ async fn pull_one(
     let sample = if has_validator {
         None
     } else {
-        Some(sample(conn, source, opts.sample).await?)
+        // One copy (the source) unless asked for every tenant copy.
+        let which = if opts.every_copy {
+            copies
+        } else {
+            &copies[..1]
+        };
+        let mut s = Sample::default();
+        let mut ids = Vec::new();
+        for c in which {
+            ids.push((c.clone(), sample(conn, c, opts.sample, &mut s).await?));
+        }
+        Some((s, ids))
     };
     let scoped = is_scoped(&live_coll, sample.as_ref().map(|(s, _)| s));
     let placement = place(config, domain, logical, scoped, &source.target);
@@ -302,8 +315,7 @@ async fn pull_one(
     if !has_validator {
         diffs.retain(|d| d != "validator");
     }
-    let refused =
-        check_sample(conn, source, &spec, &placement, sample.as_ref(), &mut notes).await?;
+    let refused = check_sample(conn, config, scoped, &spec, sample.as_ref(), &mut notes).await?;
     let copies_differing = check_copies(config, &spec, &copies[1..], live, scoped, has_validator);
     if scoped && matches!(source.target.kind, crate::tenancy::TargetKind::Shared) {
         for t in distinct_tenants(conn, source).await? {
@@ -340,17 +352,21 @@ fn origin(has_validator: bool, sample: Option<&Sample>) -> &'static str {
 /// decompiled validator or a time series, which has none).
 async fn check_sample(
     conn: &Connection,
-    source: &Copy,
+    config: &Config,
+    scoped: bool,
     spec: &CollectionSpec,
-    placement: &Placement,
-    sample: Option<&(Sample, Vec<Bson>)>,
+    sample: Option<&(Sample, Vec<(Copy, Vec<Bson>)>)>,
     notes: &mut Vec<Note>,
 ) -> Result<Option<u64>> {
-    let Some((_, ids)) = sample.filter(|(s, _)| s.documents > 0 && spec.time_series.is_none())
+    let Some((_, per_copy)) = sample.filter(|(s, _)| s.documents > 0 && spec.time_series.is_none())
     else {
         return Ok(None);
     };
-    let n = refused(conn, source, spec, placement, ids).await?;
+    let mut n = 0;
+    for (copy, ids) in per_copy {
+        let placement = place(config, spec.domain, &spec.collection, scoped, &copy.target);
+        n += refused(conn, copy, spec, &placement, ids).await?;
+    }
     if n > 0 {
         notes.push(Note::new("validator", format!("{n} sampled document(s) fail the inferred validator; `caas schema audit` names them")));
     }

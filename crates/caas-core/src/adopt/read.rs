@@ -14,8 +14,13 @@ use crate::connect::Connection;
 use crate::spec::CollectionSpec;
 use crate::tenancy::{Placement, Tier};
 
-/// `$sample` of the source copy, and the sampled `_id`s.
-pub async fn sample(conn: &Connection, copy: &Copy, size: usize) -> Result<(Sample, Vec<Bson>)> {
+/// `$sample` of one copy into `s`; the sampled `_id`s.
+pub async fn sample(
+    conn: &Connection,
+    copy: &Copy,
+    size: usize,
+    s: &mut Sample,
+) -> Result<Vec<Bson>> {
     let coll = conn
         .client
         .database(&copy.database)
@@ -25,7 +30,6 @@ pub async fn sample(conn: &Connection, copy: &Copy, size: usize) -> Result<(Samp
         .aggregate(vec![doc! { "$sample": { "size": size } }])
         .await
         .with_context(|| format!("$sample on {}.{}", copy.database, copy.collection))?;
-    let mut s = Sample::default();
     let mut ids = Vec::new();
     while let Some(d) = cursor
         .try_next()
@@ -37,7 +41,7 @@ pub async fn sample(conn: &Connection, copy: &Copy, size: usize) -> Result<(Samp
             ids.push(id.clone());
         }
     }
-    Ok((s, ids))
+    Ok(ids)
 }
 
 /// How many of the sampled documents the spec's compiled validator refuses.

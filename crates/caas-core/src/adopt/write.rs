@@ -54,7 +54,7 @@ pub fn write(report: &PullReport, out: &Path, merge: bool) -> Result<Vec<Written
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating {}", parent.display()))?;
         }
-        std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
+        put(&path, &text, changes.is_some())?;
         written.push(Written { path, changes });
     }
     let schema = out.join("caas-spec.schema.json");
@@ -64,6 +64,26 @@ pub fn write(report: &PullReport, out: &Path, merge: bool) -> Result<Vec<Written
             .with_context(|| format!("writing {}", schema.display()))?;
     }
     Ok(written)
+}
+
+/// Write a file whole or not at all: the text goes to a temporary file beside it first. A
+/// new file is linked into place only if nothing is there (another pull racing this one
+/// gets an error, not a mix); a merged one replaces the old by rename.
+fn put(path: &Path, text: &str, replace: bool) -> Result<()> {
+    let tmp = path.with_extension(format!("yaml.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    let placed = if replace {
+        std::fs::rename(&tmp, path)
+    } else {
+        std::fs::hard_link(&tmp, path)
+    };
+    let _ = std::fs::remove_file(&tmp);
+    placed.with_context(|| {
+        format!(
+            "writing {} (another pull may have written it meanwhile; rerun with --merge)",
+            path.display()
+        )
+    })
 }
 
 /// A file written, and for a merge, what the live side changed.
@@ -81,8 +101,18 @@ pub async fn register(
 ) -> Result<Vec<String>> {
     let db = conn.client.database(&config.databases.platform);
     let mut done = Vec::new();
+    let registry = db.collection::<bson::Document>(crate::fleet::registry::REGISTRY);
     for t in tenants.iter().filter(|t| !t.registered) {
-        crate::fleet::registry::add(&db, config, None, &t.id, t.tier, None, None).await?;
+        if let Err(e) =
+            crate::fleet::registry::add(&db, config, None, &t.id, t.tier, None, None).await
+        {
+            // Registered meanwhile (another pull, `tenant add`): not an error here.
+            let now = registry.find_one(bson::doc! { "tenant_id": &t.id }).await;
+            if matches!(now, Ok(Some(_))) {
+                continue;
+            }
+            return Err(e);
+        }
         done.push(t.id.clone());
     }
     Ok(done)
