@@ -270,3 +270,84 @@ pub fn collation(c: &Document, index: &str, notes: &mut Vec<Note>) -> Collation 
         numeric_ordering: yes("numericOrdering"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::doc;
+
+    fn shared() -> Placement {
+        Placement {
+            database: "caas_shared".into(),
+            collection: "posts".into(),
+            shared_by_tenants: true,
+            tenant: None,
+        }
+    }
+
+    /// listIndexes entries as mongod returns them (text indexes as `_fts`/`_ftsx` with
+    /// weights; collation filled in), read back into what the spec wrote.
+    #[test]
+    fn every_index_kind_reads_back_without_the_tenant_prefix() {
+        let live = vec![
+            doc! { "v": 2, "key": { "_id": 1 }, "name": "_id_" },
+            doc! { "v": 2, "key": { "tenant_id": 1, "_fts": "text", "_ftsx": 1 }, "name": "tenant_id_1_body_text_title_text",
+            "weights": { "body": 1, "title": 5 }, "default_language": "english", "language_override": "language", "textIndexVersion": 3 },
+            doc! { "v": 2, "key": { "tenant_id": 1, "loc": "2dsphere" }, "name": "tenant_id_1_loc_2dsphere", "2dsphereIndexVersion": 3 },
+            doc! { "v": 2, "key": { "shard": "hashed" }, "name": "shard_hashed" },
+            doc! { "v": 2, "key": { "expires_at": 1 }, "name": "expires_at_1", "expireAfterSeconds": 0 },
+            doc! { "v": 2, "key": { "tenant_id": 1, "email": 1 }, "name": "tenant_id_1_email_1", "unique": true,
+            "partialFilterExpression": { "email": { "$type": "string" } },
+            "collation": { "locale": "en", "caseLevel": false, "caseFirst": "off", "strength": 2, "numericOrdering": false,
+                           "alternate": "non-ignorable", "maxVariable": "punct", "normalization": false, "backwards": false, "version": "57.1" } },
+            doc! { "v": 2, "key": { "deleted_at": 1 }, "name": "deleted_at_1_retention", "partialFilterExpression": { "deleted_at": { "$type": "date" } }, "expireAfterSeconds": 7_776_000 },
+        ];
+        let got = from_indexes(&live, &shared());
+        assert!(got.notes.is_empty(), "{:?}", got.notes);
+        assert_eq!(got.retention, Some(("deleted_at".to_string(), 90)));
+        let keys: Vec<String> = got
+            .indexes
+            .iter()
+            .map(|i| serde_json::to_string(&i.keys).unwrap())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                r#"{"body":"text","title":"text"}"#,
+                r#"{"loc":"2dsphere"}"#,
+                r#"{"shard":"hashed"}"#,
+                r#"{"expires_at":1}"#,
+                r#"{"email":1}"#,
+            ]
+        );
+        let text = &got.indexes[0];
+        assert_eq!(text.weights.as_ref().map(|w| w["title"]), Some(5));
+        assert!(
+            !got.indexes[2].per_tenant,
+            "no prefix on a shared collection: spans tenants"
+        );
+        assert_eq!(got.indexes[3].ttl_seconds, Some(0));
+        let email = &got.indexes[4];
+        assert!(email.unique && email.partial.is_some());
+        assert_eq!(email.collation.as_ref().map(|c| c.strength), Some(Some(2)));
+        // Compiled again for the same placement, every index has its live name back.
+        let mut spec: crate::spec::CollectionSpec =
+            serde_json::from_value(serde_json::json!({ "collection": "posts", "domain": "saas" }))
+                .unwrap();
+        spec.indexes = got.indexes;
+        let names: Vec<String> = crate::compile::compile_indexes(&spec, &shared())
+            .into_iter()
+            .map(|i| i.name)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "tenant_id_1_body_text_title_text",
+                "tenant_id_1_loc_2dsphere",
+                "shard_hashed",
+                "expires_at_1",
+                "tenant_id_1_email_1",
+            ]
+        );
+    }
+}
