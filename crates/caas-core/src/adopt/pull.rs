@@ -278,18 +278,7 @@ async fn pull_one(
     let sample = if has_validator {
         None
     } else {
-        // One copy (the source) unless asked for every tenant copy.
-        let which = if opts.every_copy {
-            copies
-        } else {
-            &copies[..1]
-        };
-        let mut s = Sample::default();
-        let mut ids = Vec::new();
-        for c in which {
-            ids.push((c.clone(), sample(conn, c, opts.sample, &mut s).await?));
-        }
-        Some((s, ids))
+        Some(sample_copies(conn, copies, opts).await?)
     };
     let scoped = is_scoped(&live_coll, sample.as_ref().map(|(s, _)| s));
     let placement = place(config, domain, logical, scoped, &source.target);
@@ -348,6 +337,24 @@ fn origin(has_validator: bool, sample: Option<&Sample>) -> &'static str {
     }
 }
 
+/// A sample, and the `_id`s it took from each copy.
+type Sampled = (Sample, Vec<(Copy, Vec<Bson>)>);
+
+/// Sample the source copy, or every tenant copy when asked, into one sample.
+async fn sample_copies(conn: &Connection, copies: &[Copy], opts: &PullOptions) -> Result<Sampled> {
+    let which = if opts.every_copy {
+        copies
+    } else {
+        &copies[..1]
+    };
+    let mut s = Sample::default();
+    let mut ids = Vec::new();
+    for c in which {
+        ids.push((c.clone(), sample(conn, c, opts.sample, &mut s).await?));
+    }
+    Ok((s, ids))
+}
+
 /// How many sampled documents the inferred validator refuses (none checked for a
 /// decompiled validator or a time series, which has none).
 async fn check_sample(
@@ -355,7 +362,7 @@ async fn check_sample(
     config: &Config,
     scoped: bool,
     spec: &CollectionSpec,
-    sample: Option<&(Sample, Vec<(Copy, Vec<Bson>)>)>,
+    sample: Option<&Sampled>,
     notes: &mut Vec<Note>,
 ) -> Result<Option<u64>> {
     let Some((_, per_copy)) = sample.filter(|(s, _)| s.documents > 0 && spec.time_series.is_none())
