@@ -619,3 +619,66 @@ async fn two_pulls_registering_at_once_register_each_tenant_once() {
         assert_eq!(n, 1, "{t}");
     }
 }
+
+/// Two baselines at once: each (target, version) is recorded by exactly one of them (the
+/// other finds it already there, or waits for the lease and then does), and both succeed.
+#[test]
+fn two_baselines_at_once_record_each_version_once() {
+    let p = TestProject::new("baseline_race", &root().join("schemas"))
+        .with_migrations(&root().join("migrations"));
+    for (id, tier) in [("acme", "pro"), ("bolt", "enterprise")] {
+        assert!(p
+            .caas(&["tenant", "add", id, "--tier", tier])
+            .status
+            .success());
+    }
+    let planned = json(&p.caas(&[
+        "migrate",
+        "baseline",
+        "--version",
+        "2",
+        "--dry-run",
+        "--json",
+    ]));
+    let count = |v: &serde_json::Value| -> usize {
+        v["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["baselined"].as_array().unwrap().len())
+            .sum()
+    };
+    let expected = count(&planned);
+    assert!(expected >= 4, "{planned:#}");
+    let runs: Vec<_> = (0..2)
+        .map(|_| {
+            let (dir, uri) = (p.path().to_path_buf(), p.uri.clone());
+            std::thread::spawn(move || {
+                run(
+                    &dir,
+                    &uri,
+                    &[
+                        "migrate",
+                        "baseline",
+                        "--version",
+                        "2",
+                        "--yes",
+                        "--lock-timeout",
+                        "10",
+                        "--json",
+                    ],
+                )
+            })
+        })
+        .collect();
+    let mut recorded = 0;
+    for r in runs {
+        let out = r.join().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+        recorded += count(&json(&out));
+    }
+    assert_eq!(
+        recorded, expected,
+        "every (target, version) recorded exactly once"
+    );
+}

@@ -227,6 +227,14 @@ pub async fn run(
         let sel = t.selection();
         async move { fleet::resolve(conn_ref, config, &sel).await }
     };
+    // What every fleet-wide command shares; each adds the tenants it resolved.
+    let base = Fleetwide {
+        client: &conn.client,
+        config,
+        specs: &specs,
+        tenants: &[],
+        migrations: &migrations,
+    };
     match cmd {
         MigrateCommand::New { .. } | MigrateCommand::Lint { .. } => unreachable!("handled above"),
         MigrateCommand::Status {
@@ -251,11 +259,8 @@ pub async fn run(
             let fl = targets_of(&targets).await?;
             status::refuse_partial_shared(&targets.selection(), &fl.tenants, config)?;
             let f = Fleetwide {
-                client: &conn.client,
-                config,
-                specs: &specs,
                 tenants: &fl.tenants,
-                migrations: &migrations,
+                ..base
             };
             let opts = UpOptions {
                 to,
@@ -283,11 +288,8 @@ pub async fn run(
             let fl = targets_of(&targets).await?;
             status::refuse_partial_shared(&targets.selection(), &fl.tenants, config)?;
             let f = Fleetwide {
-                client: &conn.client,
-                config,
-                specs: &specs,
                 tenants: &fl.tenants,
-                migrations: &migrations,
+                ..base
             };
             let opts = DownOptions {
                 steps,
@@ -337,11 +339,8 @@ pub async fn run(
             }
             let fl = targets_of(&targets).await?;
             let f = Fleetwide {
-                client: &conn.client,
-                config,
-                specs: &specs,
                 tenants: &fl.tenants,
-                migrations: &migrations,
+                ..base
             };
             let opts = RepairOptions {
                 accept_checksum,
@@ -368,11 +367,8 @@ pub async fn run(
                 guard.confirm(config, &what, &on)?;
             }
             let f = Fleetwide {
-                client: &conn.client,
-                config,
-                specs: &specs,
                 tenants: &fl.tenants,
-                migrations: &migrations,
+                ..base
             };
             let opts = caas_core::migrate::baseline::BaselineOptions {
                 version,
