@@ -33,6 +33,8 @@ shared=${shared:-caas_shared}
 step() { printf '\n== %s\n' "$*"; }
 # Run caas; print its output whole with --verbose, else only the lines the filter keeps
 # (progress on stderr too with --verbose). A failing command prints everything and stops.
+# Filters read their whole input (sed -n 1,4p, not head -4): under pipefail a writer cut off
+# by an early reader dies of SIGPIPE (exit 141) once its output passes a pipe buffer.
 show() {
   local filter=$1 out err rc=0
   shift
@@ -66,8 +68,8 @@ mongo "db.users.create_index([('display_name', 1)], name='adhoc_display_name')"
 show "grep -o 'caas_shared.users: undeclared index adhoc_display_name[^(]*(undeclared' | sed 's/ (undeclared/: held back, not dropped/'" schema apply --tier free
 show "tail -1" schema apply --tier free --prune --allow-destructive --yes
 step "7. The plan for a new Pro tenant, as a mongosh script a reviewer can read or run"
-"$caas" tenant add corvid --tier pro --name "Corvid Labs" | head -1 || true
-show "grep '^// \\[' | head -4; echo '// ...'" schema plan --tenant corvid --format mongosh
+"$caas" tenant add corvid --tier pro --name "Corvid Labs" | sed -n 1p || true
+show "grep '^// \\[' | sed -n 1,4p; echo '// ...'" schema plan --tenant corvid --format mongosh
 step "8. Least privilege: one role per owning service, derived from the specs"
 show "tail -1" roles apply
 show "tail -1" roles diff
