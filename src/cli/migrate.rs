@@ -188,7 +188,7 @@ fn lint(config: &Config, format: LintFormat, deny_warnings: bool) -> Result<Outc
 }
 
 /// Specs and migrations, or the findings that stop everything before a connection.
-fn load(config: &Config) -> Result<(Vec<LoadedSpec>, Vec<Migration>)> {
+pub(crate) fn load(config: &Config) -> Result<(Vec<LoadedSpec>, Vec<Migration>)> {
     let loaded = caas_core::project::load(config)?;
     let specs: Vec<&caas_core::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
     let migrations = load_migrations(config, &specs)?;

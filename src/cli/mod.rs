@@ -12,6 +12,7 @@ mod schema;
 mod seed;
 mod shell;
 pub mod style;
+mod lifecycle;
 mod tenant;
 
 use std::path::PathBuf;
@@ -261,7 +262,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         }
         Command::Roles(cmd) => roles::run(&cli.project.load()?, &connect, &cli.guard, cmd).await,
         Command::Seed(args) => seed::run(&cli.project.load()?, &connect, &cli.guard, args).await,
-        Command::Tenant(cmd) => tenant::run(&cli.project.load()?, &connect, cmd).await,
+        Command::Tenant(cmd) => tenant::run(&cli.project.load()?, &connect, &cli.guard, cmd).await,
         Command::Init(args) => init(args),
         Command::Completions(args) => shell::completions(args),
         Command::Man(args) => shell::man(args),

@@ -34,9 +34,47 @@ pub enum TenantCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Move a tenant to another tier online: copy, catch up, fence, verify, flip.
+    Move(super::lifecycle::MoveArgs),
+    /// Moves in progress, with their phase and lag.
+    Moves {
+        /// Print the result as JSON (see docs/json-output.schema.json).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a tenant read-only (the server refuses its writes) and mark it suspended.
+    Suspend {
+        id: String,
+        /// Print the result as JSON (see docs/json-output.schema.json).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lift a suspension.
+    Resume {
+        id: String,
+        /// Print the result as JSON (see docs/json-output.schema.json).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
-pub async fn run(config: &Config, connect: &ConnectOpts, cmd: TenantCommand) -> Result<Outcome> {
+pub async fn run(
+    config: &Config,
+    connect: &ConnectOpts,
+    _guard: &super::guard::GuardArgs,
+    cmd: TenantCommand,
+) -> Result<Outcome> {
+    let cmd = match cmd {
+        TenantCommand::Move(args) => return super::lifecycle::run_move(config, connect, args).await,
+        TenantCommand::Moves { json } => return super::lifecycle::run_moves(config, connect, json).await,
+        TenantCommand::Suspend { id, json } => {
+            return super::lifecycle::run_suspend(config, connect, &id, true, json).await
+        }
+        TenantCommand::Resume { id, json } => {
+            return super::lifecycle::run_suspend(config, connect, &id, false, json).await
+        }
+        other => other,
+    };
     // Check the id before connecting: bad input never reaches the server.
     if let TenantCommand::Add { id, tier, .. } = &cmd {
         caas_core::tenancy::check_tenant_id(id).map_err(anyhow::Error::msg)?;
@@ -80,6 +118,10 @@ pub async fn run(config: &Config, connect: &ConnectOpts, cmd: TenantCommand) -> 
                 );
             }
         }
+        TenantCommand::Move(_)
+        | TenantCommand::Moves { .. }
+        | TenantCommand::Suspend { .. }
+        | TenantCommand::Resume { .. } => unreachable!("handled above"),
         TenantCommand::List { json } => {
             let tenants = registry::list(&db, config).await?;
             if json {

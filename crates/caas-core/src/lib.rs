@@ -8,6 +8,7 @@
 pub use base::error::{Error, Result};
 
 pub mod adopt;
+pub mod lifecycle;
 pub mod apply;
 pub mod base;
 pub mod compile;

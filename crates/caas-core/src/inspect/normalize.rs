@@ -6,7 +6,7 @@
 //! `v`, `ns`, `background`, `2dsphereIndexVersion` and server-filled collation keys are
 //! ignored; text indexes are rebuilt from `weights`.
 
-use bson::{Bson, Document};
+use bson::{doc, Bson, Document};
 use serde::Serialize;
 
 /// A number in one canonical BSON type: Int64 when integral, Double otherwise.
@@ -71,15 +71,85 @@ pub struct CollectionShape {
     pub expire_after_seconds: Option<Bson>,
     /// The default collation, as the server fills it in.
     pub collation: Option<Document>,
+    /// Tenants whose documents a caas write fence makes read-only here (a move's cutover,
+    /// a suspension): the fence is left out of `validator`, level and action.
+    pub fenced: Vec<String>,
+}
+
+/// What every caas write fence's title starts with (applications can recognise it in the
+/// `errInfo` of a refused write on servers that report it).
+pub const WRITE_FENCE_TITLE: &str = "caas write fence";
+
+/// The validator clause that refuses every insert and update of these tenants' documents
+/// (code 121), remembering the level and action to restore when it is lifted.
+pub fn write_fence_clause(tenants: &[String], level: &str, action: &str) -> Document {
+    doc! { "$jsonSchema": {
+        "title": format!("{WRITE_FENCE_TITLE}; restores validationLevel={level} validationAction={action}"),
+        "description": "These tenants are read-only while caas moves or suspends them: re-read the tenant's registry entry (saas_clients) and retry at its location.",
+        "not": { "required": ["tenant_id"], "properties": { "tenant_id": { "enum": tenants.to_vec() } } },
+    } }
+}
+
+/// The validator with `tenants` fenced in it (none: the validator alone).
+pub fn fenced_validator(original: Option<&Document>, tenants: &[String], level: &str, action: &str) -> Document {
+    let original = original.filter(|v| !v.is_empty());
+    if tenants.is_empty() {
+        return original.cloned().unwrap_or_default();
+    }
+    let fence = write_fence_clause(tenants, level, action);
+    match original {
+        Some(v) => doc! { "$and": [v.clone(), fence] },
+        None => fence,
+    }
+}
+
+/// Split a live validator into the one caas (or a person) declared and its write fence:
+/// `(validator, fenced tenants, level and action the fence restores)`.
+pub fn split_write_fence(v: &Document) -> (Option<Document>, Vec<String>, Option<(String, String)>) {
+    let fence_of = |d: &Document| -> Option<(Vec<String>, (String, String))> {
+        let js = d.get_document("$jsonSchema").ok()?;
+        let title = js.get_str("title").ok()?.strip_prefix(WRITE_FENCE_TITLE)?;
+        let word = |k: &str| {
+            title
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix(k))
+                .map(str::to_owned)
+        };
+        let restore = (word("validationLevel=")?, word("validationAction=")?);
+        let tenants = js
+            .get_document("not")
+            .ok()?
+            .get_document("properties")
+            .ok()?
+            .get_document("tenant_id")
+            .ok()?
+            .get_array("enum")
+            .ok()?
+            .iter()
+            .filter_map(|b| b.as_str().map(str::to_owned))
+            .collect();
+        Some((tenants, restore))
+    };
+    if let Some((tenants, restore)) = fence_of(v) {
+        return (None, tenants, Some(restore));
+    }
+    if let Ok(and) = v.get_array("$and") {
+        if let [Bson::Document(first), Bson::Document(second)] = and.as_slice() {
+            if let Some((tenants, restore)) = fence_of(second) {
+                return (Some(first.clone()), tenants, Some(restore));
+            }
+        }
+    }
+    (Some(v.clone()), Vec::new(), None)
 }
 
 /// Normalise `create` options (ours) or `listCollections` options (the server's).
 pub fn collection_shape(options: &Document) -> CollectionShape {
-    let validator = options
-        .get_document("validator")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .map(canonical_query);
+    let (validator, fenced, restore) = match options.get_document("validator") {
+        Ok(v) => split_write_fence(v),
+        Err(_) => (None, Vec::new(), None),
+    };
+    let validator = validator.filter(|v| !v.is_empty()).map(|v| canonical_query(&v));
     let timeseries = options.get_document("timeseries").ok().map(|ts| {
         // The server adds bucket settings derived from granularity; compare what a spec sets.
         let mut d = Document::new();
@@ -93,16 +163,17 @@ pub fn collection_shape(options: &Document) -> CollectionShape {
         }
         d
     });
+    let (validation_level, validation_action) = restore.unwrap_or_else(|| {
+        (
+            options.get_str("validationLevel").unwrap_or("strict").to_owned(),
+            options.get_str("validationAction").unwrap_or("error").to_owned(),
+        )
+    });
     CollectionShape {
         validator,
-        validation_level: options
-            .get_str("validationLevel")
-            .unwrap_or("strict")
-            .to_owned(),
-        validation_action: options
-            .get_str("validationAction")
-            .unwrap_or("error")
-            .to_owned(),
+        validation_level,
+        validation_action,
+        fenced,
         timeseries,
         expire_after_seconds: options.get("expireAfterSeconds").and_then(canonical_number),
         collation: options

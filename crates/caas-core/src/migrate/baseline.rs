@@ -158,6 +158,7 @@ fn baselined_entry(target: &str, m: &super::Migration, token: i64) -> Entry {
         checkpoint: Checkpoint::default(),
         resumed: 0,
         token: Some(token),
+        moved_from: None,
     }
 }
 
@@ -184,6 +185,7 @@ mod tests {
                 checkpoint: Checkpoint::default(),
                 resumed: 0,
                 token: None,
+                moved_from: None,
             },
         )
     }

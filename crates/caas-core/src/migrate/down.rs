@@ -342,6 +342,7 @@ mod tests {
                 },
                 resumed: 0,
                 token: None,
+                moved_from: None,
             },
         )
     }

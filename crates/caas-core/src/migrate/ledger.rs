@@ -70,6 +70,10 @@ pub struct Entry {
     /// The lease token of the run that last wrote this entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<i64>,
+    /// Copied by `caas tenant move` from the tenant's previous target (its label): the
+    /// moved data already had this version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved_from: Option<String>,
 }
 
 pub fn entry_id(target: &str, version: u32) -> String {
@@ -188,6 +192,7 @@ pub async fn start(
         },
         resumed: previous.map_or(0, |p| p.resumed) + u32::from(resumes),
         token: Some(fence.token()),
+        moved_from: None,
     };
     write(
         fence,

@@ -76,6 +76,16 @@ pub(super) fn collection_changes(
     if differences.is_empty() {
         return;
     }
+    if !live.fenced.is_empty() {
+        // A collMod now would lift the fence of a move's cutover or a suspension.
+        let reason = format!(
+            "{} while tenant(s) {} are fenced read-only (a move or a suspension); finish the move (`caas tenant move ID --finish` or `--abort`) or `caas tenant resume ID`, then apply",
+            differences.join(", "),
+            live.fenced.join(", ")
+        );
+        out.push(change(want, Safety::Destructive, Action::Conflict { reason }));
+        return;
+    }
     let safety = if tightens {
         Safety::DataDependent
     } else {

@@ -1,0 +1,495 @@
+//! `caas tenant move`: the phases up to the cutover (refusals, the new target, the copy,
+//! catching up). [`super::cutover`] has the cutover, the flip, `--finish` and `--abort`.
+//!
+//! Everything runs under the tenant's lease (`tenant:<id>` in the platform database's
+//! `caas_locks`), and every write that records progress commits in one transaction with
+//! the data it records, fenced by that lease: a rerun after `kill -9` continues from the
+//! last commit, and a runner that lost its lease commits nothing more.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Result};
+use bson::{doc, DateTime};
+use mongodb::{ClientSession, Database};
+use tokio::sync::Mutex;
+
+use super::route::{self, Route};
+use super::state::{self, MoveState, Phase, Progress};
+use super::sync;
+use crate::config::Config;
+use crate::connect::Connection;
+use crate::fleet::registry::{self, Selection, Tenant};
+use crate::migrate::lock::{self, FenceError, Lease};
+use crate::migrate::Migration;
+use crate::plan::Action;
+use crate::spec::CollectionSpec;
+use crate::tenancy::Tier;
+
+/// What to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Start or continue a move to this tier (and finish it at once with `finish`).
+    To { tier: Tier, finish: bool },
+    /// Remove the kept source of a flipped move.
+    Finish,
+    /// Undo a move that has not flipped: drop the new copy, lift the fence.
+    Abort,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct MoveOptions {
+    pub batch: usize,
+    pub lock_wait: Duration,
+    pub lease: Duration,
+    /// Cut over once a catch-up round finds no more than this many changes.
+    pub cutover_at: u64,
+    /// Stop (as if killed) once this phase is reached: for tests of resumption.
+    pub stop_after: Option<Phase>,
+}
+
+impl Default for MoveOptions {
+    fn default() -> Self {
+        MoveOptions {
+            batch: 500,
+            lock_wait: Duration::from_secs(5),
+            lease: lock::LEASE,
+            cutover_at: 50,
+            stop_after: None,
+        }
+    }
+}
+
+/// The engine of one move command.
+pub struct Mover<'a> {
+    pub conn: &'a Connection,
+    pub config: &'a Config,
+    pub specs: &'a [&'a CollectionSpec],
+    pub migrations: &'a [Migration],
+    pub opts: MoveOptions,
+    pub progress: &'a (dyn Fn(&str) + Sync),
+}
+
+/// The tenant's lease and the session its fenced transactions run on.
+pub(super) struct Held {
+    pub lease: Lease,
+    pub session: Mutex<ClientSession>,
+}
+
+/// How a move command ended.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    pub tenant: String,
+    pub from: Tier,
+    pub to: Tier,
+    pub phase: Phase,
+    pub copied: u64,
+    pub changes_applied: u64,
+    pub verified: Vec<state::Verified>,
+    pub fence_ms: Option<i64>,
+    pub lag_ms: i64,
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    pub(super) fn of(s: &MoveState, notes: Vec<String>) -> Report {
+        Report {
+            tenant: s.tenant.clone(),
+            from: s.from_tier,
+            to: s.to_tier,
+            phase: s.phase,
+            copied: s.progress.iter().map(|p| p.copied).sum(),
+            changes_applied: s.changes_applied,
+            verified: s.verified.clone(),
+            fence_ms: s.fence_ms,
+            lag_ms: s.lag_ms,
+            notes,
+        }
+    }
+}
+
+impl Mover<'_> {
+    pub(super) fn platform(&self) -> Database {
+        self.conn.client.database(&self.config.databases.platform)
+    }
+
+    pub async fn run(&self, tenant: &str, cmd: Command) -> Result<Report> {
+        crate::tenancy::check_tenant_id(tenant).map_err(anyhow::Error::msg)?;
+        let platform = self.platform();
+        let session = self.conn.client.start_session().await?;
+        let lsid = session.id().clone();
+        let lease = lock::acquire(
+            &platform,
+            &format!("tenant:{tenant}"),
+            &crate::migrate::runner::new_owner(),
+            self.opts.lock_wait,
+            self.opts.lease,
+            lsid,
+        )
+        .await
+        .map_err(|e| anyhow!("tenant `{tenant}`: another caas run is moving, suspending or removing it: {e:#}"))?;
+        let held = Held {
+            lease,
+            session: Mutex::new(session),
+        };
+        let result = self.run_held(&held, tenant, cmd).await;
+        let released = held.lease.release().await;
+        let report = result?;
+        released?;
+        Ok(report)
+    }
+
+    async fn run_held(&self, held: &Held, tenant: &str, cmd: Command) -> Result<Report> {
+        let platform = self.platform();
+        let current = state::read(&platform, tenant).await?.filter(|s| s.phase.is_open());
+        match (cmd, current) {
+            (Command::Finish, Some(s)) => self.finish(held, s).await,
+            (Command::Abort, Some(s)) => self.abort(held, s).await,
+            (Command::Finish | Command::Abort, None) => {
+                bail!("tenant `{tenant}` has no move in progress; `caas tenant moves` lists them")
+            }
+            (Command::To { tier, finish }, Some(s)) => {
+                if s.to_tier != tier {
+                    bail!(
+                        "tenant `{tenant}` is already being moved {} -> {} (phase {:?}); continue it with `caas tenant move {tenant} --to {}`, or undo it with `--abort`",
+                        s.from_tier, s.to_tier, s.phase, s.to_tier
+                    );
+                }
+                self.drive(held, s, finish).await
+            }
+            (Command::To { tier, finish }, None) => {
+                let Some(s) = self.begin(held, tenant, tier).await? else {
+                    return Ok(self.registry_only_report(tenant, tier).await?);
+                };
+                self.drive(held, s, finish).await
+            }
+        }
+    }
+
+    /// Run the phases from where the state stands.
+    async fn drive(&self, held: &Held, mut s: MoveState, finish: bool) -> Result<Report> {
+        let stop = self.opts.stop_after;
+        while s.phase < Phase::Flipped {
+            if stop.is_some_and(|p| s.phase > p) {
+                return Ok(Report::of(&s, vec![format!("stopped after phase {:?} (--stop-after)", stop.expect("some"))]));
+            }
+            s = match s.phase {
+                Phase::Copy => self.copy(held, s).await?,
+                Phase::Catchup => self.catch_up(held, s).await?,
+                _ => self.cutover(held, s).await?,
+            };
+        }
+        if finish {
+            return self.finish(held, s).await;
+        }
+        let note = format!(
+            "the source is kept read-only until `caas tenant move {} --finish` removes it",
+            s.tenant
+        );
+        Ok(Report::of(&s, vec![note]))
+    }
+
+    /// A fenced transaction that writes `s` last (with whatever `body` wrote before it).
+    pub(super) async fn commit<F>(&self, held: &Held, s: &MoveState, body: F) -> Result<()>
+    where
+        F: AsyncFn(&mut ClientSession) -> mongodb::error::Result<()>,
+    {
+        let platform = self.platform();
+        let mut session = held.session.lock().await;
+        held.lease
+            .fence()
+            .txn(&mut session, async |ses: &mut ClientSession| {
+                body(&mut *ses).await?;
+                state::save(&platform, s, ses).await?;
+                Ok(Some(()))
+            })
+            .await
+            .map_err(|e| match e {
+                FenceError::Lost(l) => anyhow::Error::new(l),
+                FenceError::Server(e) => anyhow!("recording the move of `{}`: {}", s.tenant, crate::base::driver::describe(&e)),
+            })?;
+        Ok(())
+    }
+
+    async fn tenant(&self, id: &str) -> Result<Tenant> {
+        let (live, _) = registry::list_all(&self.platform(), self.config).await?;
+        live.into_iter().find(|t| t.id == id).ok_or_else(|| {
+            anyhow!("tenant `{id}` is not registered; `caas tenant list` shows who is")
+        })
+    }
+
+    /// Check everything, create the new target's collections, open the change stream and
+    /// record the move. None: a registry change was enough (both tiers share a layout).
+    async fn begin(&self, held: &Held, id: &str, to: Tier) -> Result<Option<MoveState>> {
+        let t = self.tenant(id).await?;
+        if t.status == "suspended" {
+            bail!("tenant `{id}` is suspended; `caas tenant resume {id}` first, then move it");
+        }
+        registry::check_placement(self.config, id, to).map_err(anyhow::Error::msg)?;
+        let r = route::route(self.config, self.specs, id, t.tier, to).map_err(anyhow::Error::msg)?;
+        if r.registry_only() {
+            self.flip_registry(held, &r, None).await?;
+            return Ok(None);
+        }
+        self.refuse_occupied(&r).await?;
+        self.refuse_over_budget(&r).await?;
+        self.check_ledgers(&r).await?;
+        self.create_target(&r, false).await?;
+        let mut stream = sync::open_stream(&self.conn.client, &r.pairs[0].from.database, &r.pairs, None).await?;
+        // The driver learns the stream's position from its first reply; a change read
+        // here is harmless, since the copy that follows reads every document as it is now.
+        let _ = stream.next_if_any().await?;
+        if sync::token_of(&stream).is_none() {
+            bail!("the change stream on {} gave no resume token; caas needs one to move a tenant online", r.pairs[0].from.database);
+        }
+        let now = DateTime::now();
+        let s = MoveState {
+            tenant: id.to_owned(),
+            move_id: bson::oid::ObjectId::new().to_hex(),
+            from_tier: r.from_tier,
+            to_tier: to,
+            from_target: r.from.to_string(),
+            to_target: r.to.to_string(),
+            phase: Phase::Copy,
+            progress: vec![Progress::default(); r.pairs.len()],
+            pairs: r.pairs.clone(),
+            resume_token: sync::token_of(&stream),
+            flip_token: None,
+            changes_applied: 0,
+            lag_ms: 0,
+            verified: vec![],
+            fence_raised_at: None,
+            fence_ms: None,
+            owner: held.lease.fence().id().to_owned(),
+            started_at: now,
+            updated_at: now,
+            flipped_at: None,
+            ended_at: None,
+        };
+        self.commit(held, &s, async |_: &mut ClientSession| Ok(())).await?;
+        (self.progress)(&format!("{id}: moving {} -> {} ({} collection(s))", r.from, r.to, r.pairs.len()));
+        Ok(Some(s))
+    }
+
+    async fn registry_only_report(&self, id: &str, to: Tier) -> Result<Report> {
+        let t = self.tenant(id).await?;
+        Ok(Report {
+            tenant: id.to_owned(),
+            from: t.tier,
+            to,
+            phase: Phase::Finished,
+            copied: 0,
+            changes_applied: 0,
+            verified: vec![],
+            fence_ms: Some(0),
+            lag_ms: 0,
+            notes: vec![format!("{} and {to} share a layout: only the registry changed", t.tier)],
+        })
+    }
+
+    /// Refuse a target namespace that already holds documents of (or for) the tenant.
+    async fn refuse_occupied(&self, r: &Route) -> Result<()> {
+        for p in &r.pairs {
+            let n = sync::count(&self.conn.client, &p.to, &r.tenant).await?;
+            if n > 0 {
+                bail!(
+                    "{} already holds {n} document(s){}; caas will not move tenant `{}` on top of them (remove them, or `caas tenant move {} --abort` if an earlier move left them)",
+                    p.to.label(),
+                    if p.to.shared { format!(" of tenant `{}`", r.tenant) } else { String::new() },
+                    r.tenant,
+                    r.tenant
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuse a move whose new target would take the deployment over its namespace budget.
+    async fn refuse_over_budget(&self, r: &Route) -> Result<()> {
+        let mut fleet = crate::fleet::resolve(self.conn, self.config, &Selection::default()).await?;
+        for t in fleet.tenants.iter_mut().filter(|t| t.id == r.tenant) {
+            t.tier = r.to_tier;
+        }
+        fleet.targets = registry::resolve_targets(&fleet.tenants, self.config, &Selection::default())?;
+        let live = crate::fleet::read_live(self.conn, self.config, &fleet, self.specs, 4).await?;
+        let after = crate::fleet::namespace_estimate(self.config, &fleet, self.specs, &live);
+        let budget = self.config.connection.namespace_budget;
+        if after as u64 > budget {
+            bail!(
+                "moving tenant `{}` to {} would bring the databases caas manages to about {after} collections and indexes, over the budget of {budget} (connection.namespace_budget in caas.toml); raise the budget or move the tenant to a tier without its own collections",
+                r.tenant, r.to_tier
+            );
+        }
+        Ok(())
+    }
+
+    /// The ledgers of both targets, compared before anything is written.
+    pub(super) async fn ledger_copies(&self, r: &Route) -> Result<Vec<crate::migrate::ledger::Entry>> {
+        use crate::migrate::status::{applies_to, ledger_db};
+        let client = &self.conn.client;
+        let (from, to) = (r.from.to_string(), r.to.to_string());
+        let mut source = crate::migrate::ledger::read(&client.database(&ledger_db(&r.from, self.config)), std::slice::from_ref(&from)).await?;
+        let mut dest = crate::migrate::ledger::read(&client.database(&ledger_db(&r.to, self.config)), std::slice::from_ref(&to)).await?;
+        let versions: Vec<u32> = self
+            .migrations
+            .iter()
+            .filter(|m| applies_to(m, &r.to, self.config) && applies_to(m, &r.from, self.config))
+            .map(|m| m.version)
+            .collect();
+        route::ledger_for_destination(r, &versions, &source.remove(&from).unwrap_or_default(), &dest.remove(&to).unwrap_or_default())
+            .map_err(anyhow::Error::msg)
+    }
+
+    async fn check_ledgers(&self, r: &Route) -> Result<()> {
+        self.ledger_copies(r).await.map(drop)
+    }
+
+    /// Create the new target from the specs: its collections with their validators first
+    /// (`indexes: false`), then, after the copy, everything else (a bulk load into
+    /// collections without secondary indexes is faster; BENCHMARKS.md has the figures).
+    pub(super) async fn create_target(&self, r: &Route, indexes: bool) -> Result<()> {
+        let mut fleet = crate::fleet::resolve(self.conn, self.config, &Selection { tenants: vec![r.tenant.clone()], tiers: vec![] }).await?;
+        for t in fleet.tenants.iter_mut().filter(|t| t.id == r.tenant) {
+            t.tier = r.to_tier;
+        }
+        fleet.targets = vec![r.to.clone()];
+        let compiled = crate::fleet::desired(self.specs, &fleet, self.config);
+        let mut plans = crate::fleet::plan(self.conn, self.config, &fleet, self.specs, &compiled, 4).await?.plans;
+        for p in &mut plans {
+            p.changes.retain(|c| !c.undeclared && (indexes || matches!(c.action, Action::CreateCollection { .. })));
+        }
+        let opts = crate::apply::ApplyOptions { concurrency: 1, ..Default::default() };
+        for report in crate::apply::apply(&self.conn.client, plans, opts, &|_| {}).await {
+            if let Some(e) = report.error {
+                bail!("creating {} for tenant `{}`: {e}", report.target, r.tenant);
+            }
+        }
+        Ok(())
+    }
+
+    /// Copy every collection in checkpointed batches, then build the indexes.
+    async fn copy(&self, held: &Held, mut s: MoveState) -> Result<MoveState> {
+        let client = &self.conn.client;
+        let started = Instant::now();
+        for i in 0..s.pairs.len() {
+            while !s.progress[i].done {
+                let docs = sync::read_batch(client, &s.pairs[i], &s.tenant, s.progress[i].last_id.as_ref(), self.opts.batch as i64).await?;
+                let pair = s.pairs[i].clone();
+                let mut next = s.clone();
+                next.progress[i].copied += docs.len() as u64;
+                next.progress[i].done = docs.len() < self.opts.batch;
+                let last = docs.last().and_then(|d| d.get("_id").ok().flatten()).and_then(|v| bson::Bson::try_from(v.to_raw_bson()).ok());
+                if last.is_some() {
+                    next.progress[i].last_id = last;
+                }
+                self.commit(held, &next, async |ses: &mut ClientSession| {
+                    sync::write_batch(client, &pair, &docs, ses).await.map(drop)
+                })
+                .await?;
+                s = next;
+            }
+        }
+        let copied: u64 = s.progress.iter().map(|p| p.copied).sum();
+        (self.progress)(&format!("{}: copied {copied} document(s) in {:.2} s; building indexes", s.tenant, started.elapsed().as_secs_f64()));
+        let r = route::route(self.config, self.specs, &s.tenant, s.from_tier, s.to_tier).map_err(anyhow::Error::msg)?;
+        self.create_target(&r, true).await?;
+        s.phase = Phase::Catchup;
+        self.commit(held, &s, async |_: &mut ClientSession| Ok(())).await?;
+        Ok(s)
+    }
+
+    /// Apply captured changes in rounds until a round finds few; then compare everything
+    /// once (while writes go on) and re-sync what differs; then the cutover.
+    async fn catch_up(&self, held: &Held, mut s: MoveState) -> Result<MoveState> {
+        loop {
+            let n = self.apply_round(held, &mut s, None, &mut Vec::new()).await?.0;
+            if n <= self.opts.cutover_at {
+                break;
+            }
+        }
+        for p in s.pairs.clone() {
+            let c = sync::compare(&self.conn.client, &p, &s.tenant, None).await?;
+            if !c.differing.is_empty() {
+                let next = s.clone();
+                self.commit(held, &next, async |ses: &mut ClientSession| {
+                    sync::sync_ids(&self.conn.client, &p, &next.tenant, &c.differing, ses).await.map(drop)
+                })
+                .await?;
+            }
+        }
+        (self.progress)(&format!("{}: caught up (lag {} ms); cutting over", s.tenant, s.lag_ms));
+        s.phase = Phase::Cutover;
+        Ok(s)
+    }
+
+    /// One round of captured changes: apply them and record the new resume token. Returns
+    /// the events seen and whether the marker `mark` was among them; the `_id`s touched are
+    /// added to `touched` (per pair).
+    pub(super) async fn apply_round(
+        &self,
+        held: &Held,
+        s: &mut MoveState,
+        mark: Option<&str>,
+        touched: &mut Vec<(usize, Vec<bson::Bson>)>,
+    ) -> Result<(u64, bool)> {
+        let client = &self.conn.client;
+        let db = s.pairs[0].from.database.clone();
+        let mut stream = sync::open_stream(client, &db, &s.pairs, s.resume_token.as_ref()).await?;
+        let got = sync::capture(&mut stream, 1000, mark).await?;
+        let mut next = s.clone();
+        next.resume_token = sync::token_of(&stream).or(next.resume_token);
+        next.changes_applied += got.events;
+        if let Some(t) = got.newest {
+            let now = lock::server_now(&self.platform()).await?.timestamp_millis();
+            next.lag_ms = (now - t).max(0);
+        } else {
+            next.lag_ms = 0;
+        }
+        let work: Vec<(usize, Vec<bson::Bson>)> = got
+            .ids
+            .iter()
+            .filter_map(|(coll, ids)| Some((s.pairs.iter().position(|p| &p.from.collection == coll)?, ids.clone())))
+            .collect();
+        let pairs = s.pairs.clone();
+        let tenant = s.tenant.clone();
+        self.commit(held, &next, async |ses: &mut ClientSession| {
+            for (i, ids) in &work {
+                sync::sync_ids(client, &pairs[*i], &tenant, ids, ses).await?;
+            }
+            Ok(())
+        })
+        .await?;
+        touched.extend(work);
+        *s = next;
+        Ok((got.events, got.saw_mark))
+    }
+
+    /// Point the registry at the tenant's new tier (and data location) in one write, with
+    /// the move's state when there is one.
+    pub(super) async fn flip_registry(&self, held: &Held, r: &Route, s: Option<&MoveState>) -> Result<()> {
+        let platform = self.platform();
+        let location = registry::data_location(self.config, &r.tenant, r.to_tier);
+        let filter = doc! { "tenant_id": &r.tenant, "tier": r.from_tier.as_str() };
+        let update = doc! { "$set": { "tier": r.to_tier.as_str(), "data_location": location, "updated_at": DateTime::now() } };
+        let reg = platform.collection::<bson::Document>(registry::REGISTRY);
+        let mut session = held.session.lock().await;
+        let wrote = held
+            .lease
+            .fence()
+            .txn(&mut session, async |ses: &mut ClientSession| {
+                let u = reg.update_one(filter.clone(), update.clone()).session(&mut *ses).await?;
+                if u.matched_count != 1 {
+                    return Ok(None);
+                }
+                if let Some(s) = s {
+                    state::save(&platform, s, ses).await?;
+                }
+                Ok(Some(()))
+            })
+            .await
+            .map_err(|e| anyhow!("flipping the registry entry of `{}`: {e}", r.tenant))?;
+        if wrote.is_none() {
+            bail!("the registry entry of `{}` is no longer tier {}: someone changed it during the move; nothing was flipped", r.tenant, r.from_tier);
+        }
+        Ok(())
+    }
+}

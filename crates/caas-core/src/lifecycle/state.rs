@@ -1,0 +1,157 @@
+//! A move's state, one document per tenant in `caas_tenant_moves` (platform database):
+//! phase, change-stream resume token, copy checkpoints, what was verified. Written only in
+//! transactions fenced by the tenant's lease, together with the data writes they record,
+//! so a runner that lost its lease (paused past it, killed) cannot record or copy anything
+//! after the next runner took over; a rerun continues from the last committed write.
+
+use anyhow::{Context, Result};
+use bson::{doc, Bson, DateTime, Document};
+use mongodb::{ClientSession, Collection, Database};
+use serde::{Deserialize, Serialize};
+
+use super::route::Pair;
+use crate::tenancy::Tier;
+
+pub const MOVES: &str = "caas_tenant_moves";
+
+/// Where a move is. Every phase before `Flipped` can be aborted; from `Flipped` on, the
+/// tenant's applications write at its new location.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Documents are copied in checkpointed batches while changes are captured.
+    Copy,
+    /// Captured changes are applied until the lag is small.
+    Catchup,
+    /// The source is fenced read-only; the last changes drain, counts and digests compare.
+    Cutover,
+    /// The registry points at the new location; the source is kept, fenced, until `--finish`.
+    Flipped,
+    Finished,
+    Aborted,
+}
+
+impl Phase {
+    pub fn is_open(self) -> bool {
+        !matches!(self, Phase::Finished | Phase::Aborted)
+    }
+}
+
+/// Copy progress of one logical collection.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Documents with `_id` up to this one are copied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_id: Option<Bson>,
+    pub copied: u64,
+    pub done: bool,
+}
+
+/// One collection's verification: equal in source and target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verified {
+    pub collection: String,
+    pub count: u64,
+    /// sha256 over the tenant's documents' BSON bytes in `_id` order.
+    pub digest: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MoveState {
+    /// The tenant id: one open move per tenant.
+    #[serde(rename = "_id")]
+    pub tenant: String,
+    pub move_id: String,
+    pub from_tier: Tier,
+    pub to_tier: Tier,
+    pub from_target: String,
+    pub to_target: String,
+    pub phase: Phase,
+    pub pairs: Vec<Pair>,
+    pub progress: Vec<Progress>,
+    /// Resume token of the change stream on the source database: changes after it are
+    /// not applied yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_token: Option<Bson>,
+    /// Where the stream stood at the flip: deletes after it are replayed by `--finish`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flip_token: Option<Bson>,
+    #[serde(default)]
+    pub changes_applied: u64,
+    /// Milliseconds between the newest applied change and the server's clock.
+    #[serde(default)]
+    pub lag_ms: i64,
+    #[serde(default)]
+    pub verified: Vec<Verified>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fence_raised_at: Option<DateTime>,
+    /// How long the tenant's writes were refused (fence raised to registry flipped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fence_ms: Option<i64>,
+    pub owner: String,
+    pub started_at: DateTime,
+    pub updated_at: DateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flipped_at: Option<DateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<DateTime>,
+}
+
+pub fn moves(db: &Database) -> Collection<MoveState> {
+    db.collection(MOVES)
+}
+
+/// The tenant's move document (open or the last one that ended).
+pub async fn read(platform: &Database, tenant: &str) -> Result<Option<MoveState>> {
+    moves(platform)
+        .find_one(doc! { "_id": tenant })
+        .await
+        .with_context(|| format!("reading the move of tenant `{tenant}` in {}.{MOVES}", platform.name()))
+}
+
+/// Every open move.
+pub async fn open(platform: &Database) -> Result<Vec<MoveState>> {
+    use futures::TryStreamExt;
+    let open: Vec<Bson> = ["copy", "catchup", "cutover", "flipped"].map(Bson::from).to_vec();
+    moves(platform)
+        .find(doc! { "phase": { "$in": open } })
+        .sort(doc! { "_id": 1 })
+        .await
+        .with_context(|| format!("reading {}.{MOVES}", platform.name()))?
+        .try_collect()
+        .await
+        .with_context(|| format!("reading {}.{MOVES}", platform.name()))
+}
+
+/// Write the whole state inside the caller's transaction.
+pub async fn save(
+    platform: &Database,
+    state: &MoveState,
+    session: &mut ClientSession,
+) -> mongodb::error::Result<()> {
+    let mut s = state.clone();
+    s.updated_at = DateTime::now();
+    moves(platform)
+        .replace_one(doc! { "_id": &s.tenant }, &s)
+        .upsert(true)
+        .session(session)
+        .await
+        .map(drop)
+}
+
+/// A short description for `tenant moves` and messages.
+pub fn describe(s: &MoveState) -> String {
+    let copied: u64 = s.progress.iter().map(|p| p.copied).sum();
+    format!(
+        "{} -> {} ({} -> {}), phase {:?}, {copied} document(s) copied, {} change(s) applied, lag {} ms",
+        s.from_tier, s.to_tier, s.from_target, s.to_target, s.phase, s.changes_applied, s.lag_ms
+    )
+}
+
+/// The fields of a state worth showing in JSON.
+pub fn summary(s: &MoveState) -> Document {
+    doc! {
+        "tenant": &s.tenant, "from": s.from_tier.as_str(), "to": s.to_tier.as_str(),
+        "phase": bson::to_bson(&s.phase).unwrap_or_default(),
+    }
+}

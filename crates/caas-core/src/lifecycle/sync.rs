@@ -1,0 +1,320 @@
+//! Moving documents: the checkpointed copy, the change stream on the source database,
+//! applying captured changes, and the count-and-digest comparison.
+//!
+//! A captured change is applied by `_id`, never by replaying its operation: the document's
+//! current state is read from the source (the tenant's filter included) and written to
+//! the target, or deleted there when the source no longer has it. Applying a change twice,
+//! out of order, or after the copy already saw it gives the same result, so a rerun after
+//! `kill -9` may replay from the last recorded resume token without harm.
+
+use std::collections::{BTreeMap, HashSet};
+
+use anyhow::{Context, Result};
+use bson::{doc, Bson, Document, RawDocumentBuf};
+use futures::TryStreamExt;
+use mongodb::change_stream::event::ResumeToken;
+use mongodb::change_stream::ChangeStream;
+use mongodb::{Client, ClientSession, Collection};
+use sha2::{Digest, Sha256};
+
+use super::route::{Namespace, Pair};
+
+/// Where markers go: an internal collection of the source database whose insert, seen in
+/// the change stream, proves every write acknowledged before it has been seen too.
+pub const MARKS: &str = "caas_move_marks";
+
+fn raw(client: &Client, ns: &Namespace) -> Collection<RawDocumentBuf> {
+    client.database(&ns.database).collection(&ns.collection)
+}
+
+fn id_of(d: &RawDocumentBuf) -> Option<Bson> {
+    let v = d.get("_id").ok()??;
+    Bson::try_from(v.to_raw_bson()).ok()
+}
+
+/// The next batch of the tenant's documents after `after`, in `_id` order.
+pub async fn read_batch(
+    client: &Client,
+    pair: &Pair,
+    tenant: &str,
+    after: Option<&Bson>,
+    limit: i64,
+) -> Result<Vec<RawDocumentBuf>> {
+    let mut filter = pair.from.filter(tenant);
+    if let Some(a) = after {
+        filter.insert("_id", doc! { "$gt": a.clone() });
+    }
+    raw(client, &pair.from)
+        .find(filter)
+        .sort(doc! { "_id": 1 })
+        .limit(limit)
+        .await
+        .with_context(|| format!("reading {}", pair.from.label()))?
+        .try_collect()
+        .await
+        .with_context(|| format!("reading {}", pair.from.label()))
+}
+
+/// Write a copied batch into the target inside the caller's transaction. Returns the last
+/// `_id` written.
+pub async fn write_batch(
+    client: &Client,
+    pair: &Pair,
+    docs: &[RawDocumentBuf],
+    session: &mut ClientSession,
+) -> mongodb::error::Result<Option<Bson>> {
+    if docs.is_empty() {
+        return Ok(None);
+    }
+    raw(client, &pair.to)
+        .insert_many(docs)
+        .session(&mut *session)
+        .await?;
+    Ok(docs.last().and_then(id_of))
+}
+
+/// The change stream on the source database, from `token` (or from now).
+pub async fn open_stream(
+    client: &Client,
+    database: &str,
+    pairs: &[Pair],
+    token: Option<&Bson>,
+) -> Result<ChangeStream<Document>> {
+    let mut colls: Vec<&str> = pairs.iter().map(|p| p.from.collection.as_str()).collect();
+    colls.push(MARKS);
+    let pipeline = vec![doc! { "$match": { "ns.coll": { "$in": colls } } }];
+    let db = client.database(database);
+    // A getMore that finds nothing returns after this, not the server's default second:
+    // the drain during the cutover waits on it.
+    let watch = db
+        .watch()
+        .pipeline(pipeline)
+        .max_await_time(std::time::Duration::from_millis(20))
+        .batch_size(1000);
+    let watch = match token {
+        Some(t) => watch.start_after(bson::from_bson::<ResumeToken>(t.clone())?),
+        None => watch,
+    };
+    Ok(watch
+        .await
+        .with_context(|| format!("opening a change stream on {database}"))?
+        .with_type::<Document>())
+}
+
+pub fn token_of(stream: &ChangeStream<Document>) -> Option<Bson> {
+    stream.resume_token().and_then(|t| bson::to_bson(&t).ok())
+}
+
+/// The `_id`s changed in a batch of events, per collection of the source, and whether the
+/// marker `mark` was among them.
+#[derive(Debug, Default)]
+pub struct Captured {
+    pub ids: BTreeMap<String, Vec<Bson>>,
+    /// `_id`s of deleted documents only (what a fenced source can still see).
+    pub deleted: BTreeMap<String, Vec<Bson>>,
+    pub events: u64,
+    pub saw_mark: bool,
+    /// When the newest event was written (milliseconds since the epoch, server clock).
+    pub newest: Option<i64>,
+}
+
+/// Read up to `max` events that are ready now (one round trip when none are).
+pub async fn capture(stream: &mut ChangeStream<Document>, max: usize, mark: Option<&str>) -> Result<Captured> {
+    let mut out = Captured::default();
+    let mut seen: HashSet<Vec<u8>> = HashSet::new();
+    // A stream's first reply may be empty with changes waiting for the next getMore: only
+    // an empty reply after a non-empty or a second one means "nothing more right now".
+    let mut empty = 0;
+    while out.events < max as u64 {
+        let Some(ev) = stream.next_if_any().await.context("reading the change stream")? else {
+            empty += 1;
+            if empty >= 2 || out.events > 0 {
+                break;
+            }
+            continue;
+        };
+        out.events += 1;
+        if let Ok(at) = ev.get_datetime("wallTime") {
+            out.newest = Some(at.timestamp_millis());
+        } else if let Ok(ts) = ev.get_timestamp("clusterTime") {
+            out.newest = Some(i64::from(ts.time) * 1000);
+        }
+        let coll = ev
+            .get_document("ns")
+            .ok()
+            .and_then(|n| n.get_str("coll").ok())
+            .unwrap_or("")
+            .to_owned();
+        let Some(id) = ev.get_document("documentKey").ok().and_then(|k| k.get("_id")).cloned() else {
+            continue;
+        };
+        if coll == MARKS {
+            out.saw_mark |= mark.is_some_and(|m| id.as_str() == Some(m));
+            continue;
+        }
+        if ev.get_str("operationType") == Ok("delete") {
+            out.deleted.entry(coll.clone()).or_default().push(id.clone());
+        }
+        let key = bson::to_vec(&doc! { "c": &coll, "i": &id }).unwrap_or_default();
+        if seen.insert(key) {
+            out.ids.entry(coll).or_default().push(id);
+        }
+    }
+    Ok(out)
+}
+
+/// Make the target's copies of `ids` equal the source's, in the caller's transaction:
+/// upsert what the source has (for this tenant), delete what it does not.
+pub async fn sync_ids(
+    client: &Client,
+    pair: &Pair,
+    tenant: &str,
+    ids: &[Bson],
+    session: &mut ClientSession,
+) -> mongodb::error::Result<u64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let mut filter = pair.from.filter(tenant);
+    filter.insert("_id", doc! { "$in": ids.to_vec() });
+    let found: Vec<RawDocumentBuf> = raw(client, &pair.from).find(filter).await?.try_collect().await?;
+    let mut present: Vec<Bson> = Vec::with_capacity(found.len());
+    let target = raw(client, &pair.to);
+    for d in &found {
+        let Some(id) = id_of(d) else { continue };
+        target
+            .replace_one(doc! { "_id": id.clone() }, d)
+            .upsert(true)
+            .session(&mut *session)
+            .await?;
+        present.push(id);
+    }
+    let gone: Vec<Bson> = ids.iter().filter(|i| !present.contains(i)).cloned().collect();
+    if !gone.is_empty() {
+        target
+            .delete_many(doc! { "_id": { "$in": gone } })
+            .session(&mut *session)
+            .await?;
+    }
+    Ok(ids.len() as u64)
+}
+
+/// Delete `ids` from the target (deletes that reached the fenced source after the flip).
+pub async fn delete_ids(
+    client: &Client,
+    pair: &Pair,
+    ids: &[Bson],
+    session: &mut ClientSession,
+) -> mongodb::error::Result<u64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let r = raw(client, &pair.to)
+        .delete_many(doc! { "_id": { "$in": ids.to_vec() } })
+        .session(session)
+        .await?;
+    Ok(r.deleted_count)
+}
+
+/// Count and digest of one side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Side {
+    pub count: u64,
+    pub digest: String,
+}
+
+/// One collection compared: both sides, and the `_id`s that differ (at most 1,000).
+#[derive(Debug, Clone)]
+pub struct Comparison {
+    pub source: Side,
+    pub target: Side,
+    pub differing: Vec<Bson>,
+}
+
+impl Comparison {
+    pub fn equal(&self) -> bool {
+        self.source == self.target && self.differing.is_empty()
+    }
+}
+
+/// Compare the tenant's documents in source and target (only `ids`, when given), streaming
+/// both in `_id` order: memory holds one batch of each side.
+pub async fn compare(client: &Client, pair: &Pair, tenant: &str, ids: Option<&[Bson]>) -> Result<Comparison> {
+    let (mut sf, mut tf) = (pair.from.filter(tenant), pair.to.filter(tenant));
+    if let Some(ids) = ids {
+        sf.insert("_id", doc! { "$in": ids.to_vec() });
+        tf.insert("_id", doc! { "$in": ids.to_vec() });
+    }
+    let open = |ns: &Namespace, f: Document| {
+        let c = raw(client, ns);
+        async move { c.find(f).sort(doc! { "_id": 1 }).batch_size(1000).await }
+    };
+    let mut s = open(&pair.from, sf).await.with_context(|| format!("reading {}", pair.from.label()))?;
+    let mut t = open(&pair.to, tf).await.with_context(|| format!("reading {}", pair.to.label()))?;
+    let (mut hs, mut ht) = (Sha256::new(), Sha256::new());
+    let (mut ns, mut nt) = (0u64, 0u64);
+    let mut differing = Vec::new();
+    let (mut a, mut b) = (s.try_next().await?, t.try_next().await?);
+    loop {
+        let (ia, ib) = (a.as_ref().and_then(id_of), b.as_ref().and_then(id_of));
+        let (take_a, take_b, odd) = match (&a, &b) {
+            (None, None) => break,
+            (Some(_), None) => (true, false, ia),
+            (None, Some(_)) => (false, true, ib),
+            (Some(x), Some(y)) if ia == ib => (true, true, (x.as_bytes() != y.as_bytes()).then_some(ia).flatten()),
+            (Some(_), Some(_)) if before(ia.as_ref(), ib.as_ref()) => (true, false, ia),
+            (Some(_), Some(_)) => (false, true, ib),
+        };
+        if let Some(id) = odd.filter(|_| differing.len() < 1000) {
+            differing.push(id);
+        }
+        if take_a {
+            hs.update(a.as_ref().expect("a").as_bytes());
+            ns += 1;
+            a = s.try_next().await?;
+        }
+        if take_b {
+            ht.update(b.as_ref().expect("b").as_bytes());
+            nt += 1;
+            b = t.try_next().await?;
+        }
+    }
+    Ok(Comparison {
+        source: Side { count: ns, digest: hex::encode(hs.finalize()) },
+        target: Side { count: nt, digest: hex::encode(ht.finalize()) },
+        differing,
+    })
+}
+
+/// Whether `_id` `a` sorts before `b` as the server orders them (the server sorted both
+/// streams; ties in type order are decided by comparing their BSON encodings).
+fn before(a: Option<&Bson>, b: Option<&Bson>) -> bool {
+    match (a, b) {
+        (Some(Bson::ObjectId(x)), Some(Bson::ObjectId(y))) => x.bytes() < y.bytes(),
+        (Some(Bson::String(x)), Some(Bson::String(y))) => x < y,
+        (Some(x), Some(y)) => match (number(x), number(y)) {
+            (Some(p), Some(q)) => p < q,
+            _ => bson::to_vec(&doc! { "v": x }).ok() < bson::to_vec(&doc! { "v": y }).ok(),
+        },
+        _ => false,
+    }
+}
+
+fn number(b: &Bson) -> Option<f64> {
+    match b {
+        Bson::Int32(i) => Some(f64::from(*i)),
+        Bson::Int64(i) => Some(*i as f64),
+        Bson::Double(d) => Some(*d),
+        _ => None,
+    }
+}
+
+/// Count the tenant's documents on one side (a server-side count).
+pub async fn count(client: &Client, ns: &Namespace, tenant: &str) -> Result<u64> {
+    client
+        .database(&ns.database)
+        .collection::<Document>(&ns.collection)
+        .count_documents(ns.filter(tenant))
+        .await
+        .with_context(|| format!("counting in {}", ns.label()))
+}
