@@ -12,6 +12,7 @@ mod guards;
 mod hostile;
 mod isolation;
 mod json_output;
+mod lifecycle;
 mod lint_fixtures;
 mod live_migrate;
 mod live_roles;

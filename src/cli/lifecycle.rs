@@ -48,7 +48,10 @@ pub async fn run_move(config: &Config, connect: &ConnectOpts, args: MoveArgs) ->
     let conn = connect.connect(config).await?;
     let cmd = match (args.to, args.abort) {
         (_, true) => Command::Abort,
-        (Some(t), _) => Command::To { tier: t.into(), finish: args.finish },
+        (Some(t), _) => Command::To {
+            tier: t.into(),
+            finish: args.finish,
+        },
         (None, _) => Command::Finish,
     };
     let quiet = args.json || super::quiet();
@@ -66,7 +69,13 @@ pub async fn run_move(config: &Config, connect: &ConnectOpts, args: MoveArgs) ->
             batch: args.batch as usize,
             lock_wait: std::time::Duration::from_secs(args.lock_timeout),
             lease: std::time::Duration::from_secs(args.lease_seconds),
-            stop_after: args.stop_after.as_deref().map(|p| if p == "copy" { Phase::Copy } else { Phase::Catchup }),
+            stop_after: args.stop_after.as_deref().map(|p| {
+                if p == "copy" {
+                    Phase::Copy
+                } else {
+                    Phase::Catchup
+                }
+            }),
             ..Default::default()
         },
         progress: &progress,
@@ -84,10 +93,18 @@ pub async fn run_move(config: &Config, connect: &ConnectOpts, args: MoveArgs) ->
         serde_json::to_value(report.phase)?.as_str().unwrap_or("?")
     );
     if report.copied > 0 || report.changes_applied > 0 {
-        println!("  {} document(s) copied, {} change(s) applied, lag at the flip {} ms", report.copied, report.changes_applied, report.lag_ms);
+        println!(
+            "  {} document(s) copied, {} change(s) applied, lag at the flip {} ms",
+            report.copied, report.changes_applied, report.lag_ms
+        );
     }
     for v in &report.verified {
-        println!("  verified {}: {} document(s), sha256 {}", v.collection, v.count, &v.digest[..16]);
+        println!(
+            "  verified {}: {} document(s), sha256 {}",
+            v.collection,
+            v.count,
+            &v.digest[..16]
+        );
     }
     if let Some(ms) = report.fence_ms.filter(|_| report.phase >= Phase::Flipped) {
         println!("  the tenant's writes were refused for {ms} ms");
@@ -124,7 +141,13 @@ pub async fn run_moves(config: &Config, connect: &ConnectOpts, json: bool) -> Re
     Ok(Outcome::Clean)
 }
 
-pub async fn run_suspend(config: &Config, connect: &ConnectOpts, id: &str, suspend: bool, json: bool) -> Result<Outcome> {
+pub async fn run_suspend(
+    config: &Config,
+    connect: &ConnectOpts,
+    id: &str,
+    suspend: bool,
+    json: bool,
+) -> Result<Outcome> {
     caas_core::tenancy::check_tenant_id(id).map_err(anyhow::Error::msg)?;
     let loaded = caas_core::project::load(config)?;
     let specs: Vec<&caas_core::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
@@ -132,10 +155,24 @@ pub async fn run_suspend(config: &Config, connect: &ConnectOpts, id: &str, suspe
     let changed = lifecycle::suspend::set_suspended(&conn, config, &specs, id, suspend).await?;
     let status = if suspend { "suspended" } else { "active" };
     if json {
-        let name = if suspend { "tenant suspend" } else { "tenant resume" };
-        super::print_json(name, serde_json::json!({ "tenant": id, "status": status, "changed": changed }))?;
+        let name = if suspend {
+            "tenant suspend"
+        } else {
+            "tenant resume"
+        };
+        super::print_json(
+            name,
+            serde_json::json!({ "tenant": id, "status": status, "changed": changed }),
+        )?;
     } else if changed {
-        println!("tenant {id} is {status}{}", if suspend { ": its documents are read-only (the server refuses inserts and updates)" } else { "" });
+        println!(
+            "tenant {id} is {status}{}",
+            if suspend {
+                ": its documents are read-only (the server refuses inserts and updates)"
+            } else {
+                ""
+            }
+        );
     } else {
         println!("tenant {id} was already {status}; nothing changed");
     }

@@ -5,6 +5,7 @@ mod adopt;
 pub mod args;
 mod docs;
 mod guard;
+mod lifecycle;
 mod live;
 mod migrate;
 mod roles;
@@ -12,7 +13,6 @@ mod schema;
 mod seed;
 mod shell;
 pub mod style;
-mod lifecycle;
 mod tenant;
 
 use std::path::PathBuf;

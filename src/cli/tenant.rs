@@ -65,8 +65,12 @@ pub async fn run(
     cmd: TenantCommand,
 ) -> Result<Outcome> {
     let cmd = match cmd {
-        TenantCommand::Move(args) => return super::lifecycle::run_move(config, connect, args).await,
-        TenantCommand::Moves { json } => return super::lifecycle::run_moves(config, connect, json).await,
+        TenantCommand::Move(args) => {
+            return super::lifecycle::run_move(config, connect, args).await
+        }
+        TenantCommand::Moves { json } => {
+            return super::lifecycle::run_moves(config, connect, json).await
+        }
         TenantCommand::Suspend { id, json } => {
             return super::lifecycle::run_suspend(config, connect, &id, true, json).await
         }

@@ -8,7 +8,6 @@
 pub use base::error::{Error, Result};
 
 pub mod adopt;
-pub mod lifecycle;
 pub mod apply;
 pub mod base;
 pub mod compile;
@@ -17,6 +16,7 @@ pub mod connect;
 pub mod docs;
 pub mod fleet;
 pub mod inspect;
+pub mod lifecycle;
 pub mod migrate;
 pub mod plan;
 pub mod project;

@@ -12,8 +12,25 @@ use std::path::{Path, PathBuf};
 /// The top-level modules, lowest first: base -> tenancy and config -> spec -> compile ->
 /// inspect -> plan -> apply, fleet orchestration above them, then the commands' engines.
 const LAYERS: &[&str] = &[
-    "base", "tenancy", "config", "connect", "spec", "compile", "project", "inspect", "plan",
-    "apply", "fleet", "roles", "docs", "migrate", "seed", "schemas", "scaffold", "adopt",
+    "base",
+    "tenancy",
+    "config",
+    "connect",
+    "spec",
+    "compile",
+    "project",
+    "inspect",
+    "plan",
+    "apply",
+    "fleet",
+    "roles",
+    "docs",
+    "migrate",
+    "seed",
+    "schemas",
+    "scaffold",
+    "adopt",
+    "lifecycle",
 ];
 
 /// The files inside each folder, lowest first.
@@ -74,6 +91,12 @@ const FOLDERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("docs", &["refs"]),
+    (
+        "lifecycle",
+        &[
+            "route", "wfence", "state", "sync", "mover", "cutover", "suspend",
+        ],
+    ),
     ("fleet", &["registry", "apply"]),
     (
         "migrate",

@@ -16,6 +16,10 @@ use crate::tenancy::{check_database_name, check_tenant_id, Layout, Target, Targe
 /// The registry's logical collection.
 pub const REGISTRY: &str = "saas_clients";
 
+/// Open tenant moves (see `lifecycle::state`), read with the registry in one round trip:
+/// while a tenant moves, the side it is not registered at is still its own.
+pub const MOVES: &str = "caas_tenant_moves";
+
 /// A registered tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Tenant {
@@ -274,15 +278,30 @@ pub async fn list(db: &Database, config: &Config) -> Result<Vec<Tenant>> {
 /// `data_location` (a tier edited by hand) is an error: applying the new tier would give it
 /// a second, empty home and leave its data unowned.
 pub async fn list_all(db: &Database, config: &Config) -> Result<(Vec<Tenant>, Vec<Tenant>)> {
+    let open: Vec<bson::Bson> = ["copy", "catchup", "cutover", "flipped"]
+        .map(bson::Bson::from)
+        .to_vec();
+    let pipeline = vec![
+        doc! { "$sort": { "tenant_id": 1 } },
+        doc! { "$unionWith": { "coll": MOVES, "pipeline": [
+            { "$match": { "phase": { "$in": open } } },
+            { "$project": { "_id": 0, "__caas_move": "$_id", "from_tier": 1, "to_tier": 1 } },
+        ] } },
+    ];
     let cursor = registry(db)
-        .find(doc! {})
-        .sort(doc! { "tenant_id": 1 })
+        .aggregate(pipeline)
         .await
         .with_context(|| format!("reading the tenant registry {}.{REGISTRY}", db.name()))?;
-    let docs: Vec<Document> = cursor
+    let mut docs: Vec<Document> = cursor
         .try_collect()
         .await
         .context("reading the tenant registry")?;
+    let moves: Vec<Document> = docs
+        .iter()
+        .filter(|d| d.contains_key("__caas_move"))
+        .cloned()
+        .collect();
+    docs.retain(|d| !d.contains_key("__caas_move"));
     let (mut live, mut retired) = (Vec::with_capacity(docs.len()), Vec::new());
     for d in &docs {
         let t = match to_tenant(config, d) {
@@ -306,6 +325,26 @@ pub async fn list_all(db: &Database, config: &Config) -> Result<(Vec<Tenant>, Ve
             live.push(t);
         } else {
             retired.push(t);
+        }
+    }
+    // A tenant in the middle of a move keeps the side it is not registered at (the copy
+    // before the flip, the kept source after it): nobody else claims or prunes it.
+    for m in &moves {
+        let id = m.get_str("__caas_move").unwrap_or_default();
+        let Some(t) = live
+            .iter()
+            .chain(retired.iter())
+            .find(|t| t.id == id)
+            .cloned()
+        else {
+            continue;
+        };
+        for key in ["from_tier", "to_tier"] {
+            if let Some(tier) = m.get_str(key).ok().and_then(|s| s.parse::<Tier>().ok()) {
+                if tier != t.tier {
+                    retired.push(Tenant { tier, ..t.clone() });
+                }
+            }
         }
     }
     Ok((live, retired))

@@ -91,7 +91,12 @@ pub fn write_fence_clause(tenants: &[String], level: &str, action: &str) -> Docu
 }
 
 /// The validator with `tenants` fenced in it (none: the validator alone).
-pub fn fenced_validator(original: Option<&Document>, tenants: &[String], level: &str, action: &str) -> Document {
+pub fn fenced_validator(
+    original: Option<&Document>,
+    tenants: &[String],
+    level: &str,
+    action: &str,
+) -> Document {
     let original = original.filter(|v| !v.is_empty());
     if tenants.is_empty() {
         return original.cloned().unwrap_or_default();
@@ -105,7 +110,9 @@ pub fn fenced_validator(original: Option<&Document>, tenants: &[String], level: 
 
 /// Split a live validator into the one caas (or a person) declared and its write fence:
 /// `(validator, fenced tenants, level and action the fence restores)`.
-pub fn split_write_fence(v: &Document) -> (Option<Document>, Vec<String>, Option<(String, String)>) {
+pub fn split_write_fence(
+    v: &Document,
+) -> (Option<Document>, Vec<String>, Option<(String, String)>) {
     let fence_of = |d: &Document| -> Option<(Vec<String>, (String, String))> {
         let js = d.get_document("$jsonSchema").ok()?;
         let title = js.get_str("title").ok()?.strip_prefix(WRITE_FENCE_TITLE)?;
@@ -149,7 +156,9 @@ pub fn collection_shape(options: &Document) -> CollectionShape {
         Ok(v) => split_write_fence(v),
         Err(_) => (None, Vec::new(), None),
     };
-    let validator = validator.filter(|v| !v.is_empty()).map(|v| canonical_query(&v));
+    let validator = validator
+        .filter(|v| !v.is_empty())
+        .map(|v| canonical_query(&v));
     let timeseries = options.get_document("timeseries").ok().map(|ts| {
         // The server adds bucket settings derived from granularity; compare what a spec sets.
         let mut d = Document::new();
@@ -165,8 +174,14 @@ pub fn collection_shape(options: &Document) -> CollectionShape {
     });
     let (validation_level, validation_action) = restore.unwrap_or_else(|| {
         (
-            options.get_str("validationLevel").unwrap_or("strict").to_owned(),
-            options.get_str("validationAction").unwrap_or("error").to_owned(),
+            options
+                .get_str("validationLevel")
+                .unwrap_or("strict")
+                .to_owned(),
+            options
+                .get_str("validationAction")
+                .unwrap_or("error")
+                .to_owned(),
         )
     });
     CollectionShape {

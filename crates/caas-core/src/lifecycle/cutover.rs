@@ -38,117 +38,209 @@ impl Mover<'_> {
         let client = &self.conn.client;
         let platform = self.platform();
         // Migrations of both targets wait while the ledger is compared and copied.
-        let (from_db, to_db) = (
-            client.database(&ledger_db(&r.from, self.config)),
-            client.database(&ledger_db(&r.to, self.config)),
-        );
-        let from_lease = crate::migrate::runner::lease_target(client, &from_db, &r.from.to_string(), self.opts.lock_wait, self.opts.lease).await?;
-        let to_lease = match r.to.kind {
-            TargetKind::Shared => None,
-            _ => Some(crate::migrate::runner::lease_target(client, &to_db, &r.to.to_string(), self.opts.lock_wait, self.opts.lease).await?),
-        };
+        let (from_lease, to_lease) = self.lease_both(&r).await?;
         let resumed = s.phase == Phase::Cutover && s.fence_raised_at.is_some();
         if !resumed {
             s.phase = Phase::Cutover;
             s.fence_raised_at = Some(DateTime::now());
-            self.commit(held, &s, async |_: &mut ClientSession| Ok(())).await?;
+            self.commit(held, &s, async |_: &mut ClientSession| Ok(()))
+                .await?;
         }
         let fenced_at = Instant::now();
         for p in &s.pairs {
             wfence::raise(client, &platform, &p.from, &s.tenant).await?;
         }
-        tracing::info!(ms = fenced_at.elapsed().as_millis() as u64, "move: fence raised");
+        tracing::info!(
+            ms = fenced_at.elapsed().as_millis() as u64,
+            "move: fence raised"
+        );
         let verified = self.drain_and_verify(held, &mut s, resumed).await;
-        tracing::info!(ms = fenced_at.elapsed().as_millis() as u64, "move: drained and verified");
+        tracing::info!(
+            ms = fenced_at.elapsed().as_millis() as u64,
+            "move: drained and verified"
+        );
         let verified = match verified {
             Ok(v) => v,
             Err(e) => {
-                // Writes go on at the old location; the next run cuts over again.
-                for p in &s.pairs {
-                    wfence::lift(client, &platform, &p.from, &s.tenant).await?;
-                }
-                s.phase = Phase::Catchup;
-                s.fence_raised_at = None;
-                self.commit(held, &s, async |_: &mut ClientSession| Ok(())).await?;
+                let lifted = self.back_to_catchup(held, &mut s).await;
                 release(from_lease, to_lease).await;
+                lifted?;
                 return Err(e.context(format!("tenant `{}`: the cutover did not verify; the fence is lifted and writes go on at the old location; rerun to try again", s.tenant)));
             }
         };
-        let result = async {
-            let copies = self.ledger_copies(&r).await?;
-            tracing::info!(ms = fenced_at.elapsed().as_millis() as u64, "move: ledger read");
-            if let Some((lease, session)) = &to_lease {
-                let mut ses = session.lock().await;
-                for e in copies {
-                    ledger::record(lease.fence(), &mut ses, e).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-                }
-            }
-            let mut next = s.clone();
-            next.verified = verified;
-            next.phase = Phase::Flipped;
-            next.flipped_at = Some(DateTime::now());
-            next.flip_token = next.resume_token.clone();
-            next.fence_ms = Some(fenced_at.elapsed().as_millis() as i64);
-            self.flip_registry(held, &r, Some(&next)).await?;
-            anyhow::Ok(next)
-        }
-        .await;
+        let mut next = s.clone();
+        next.verified = verified;
+        next.phase = Phase::Flipped;
+        next.flipped_at = Some(DateTime::now());
+        next.flip_token = next.resume_token.clone();
+        let result = self
+            .ledger_and_flip(held, &r, &to_lease, next, fenced_at)
+            .await;
         release(from_lease, to_lease).await;
         let next = result?;
         (self.progress)(&format!(
             "{}: flipped to {} ({}); writes were refused for {} ms",
-            next.tenant, next.to_tier, next.to_target, next.fence_ms.unwrap_or(0)
+            next.tenant,
+            next.to_tier,
+            next.to_target,
+            next.fence_ms.unwrap_or(0)
         ));
         Ok(next)
     }
 
-    /// Drain changes up to a marker written after the fence, then compare: counts of every
-    /// collection, and the documents touched since the full comparison (all of them when
-    /// the run resumed a cutover and does not know which were touched).
-    async fn drain_and_verify(&self, held: &Held, s: &mut MoveState, full: bool) -> Result<Vec<Verified>> {
+    /// The migration leases of the source target and, unless it is the shared target
+    /// (whose ledger a tenant does not own), of the destination.
+    async fn lease_both(&self, r: &Route) -> Result<(TargetLease, Option<TargetLease>)> {
         let client = &self.conn.client;
-        let mut touched = Vec::new();
-        for attempt in 0..3 {
-            let mark = format!("{}:{attempt}:{}", s.move_id, bson::oid::ObjectId::new().to_hex());
-            client
-                .database(&s.pairs[0].from.database)
-                .collection::<bson::Document>(sync::MARKS)
-                .insert_one(doc! { "_id": &mark, "tenant": &s.tenant, "at": DateTime::now() })
-                .await?;
-            tracing::info!("move: marker written");
-            let mut rounds = 0;
-            while !self.apply_round(held, s, Some(&mark), &mut touched).await?.1 {
-                rounds += 1;
-                if rounds > 200 {
-                    bail!("the change stream did not show the marker {mark} after 200 rounds");
+        let lease = |t: &crate::tenancy::Target| {
+            let db = client.database(&ledger_db(t, self.config));
+            let name = t.to_string();
+            async move {
+                crate::migrate::runner::lease_target(
+                    client,
+                    &db,
+                    &name,
+                    self.opts.lock_wait,
+                    self.opts.lease,
+                )
+                .await
+            }
+        };
+        let from = lease(&r.from).await?;
+        let to = match r.to.kind {
+            TargetKind::Shared => None,
+            _ => match lease(&r.to).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    release(from, None).await;
+                    return Err(e.into());
                 }
-            }
-            let mut out = Vec::new();
-            let mut differing = Vec::new();
-            for (i, p) in s.pairs.iter().enumerate() {
-                let ids: Vec<Bson> = touched.iter().filter(|(j, _)| *j == i).flat_map(|(_, v)| v.clone()).collect();
-                let c = sync::compare(client, p, &s.tenant, if full { None } else { Some(&ids) }).await?;
-                let (a, b) = (sync::count(client, &p.from, &s.tenant).await?, sync::count(client, &p.to, &s.tenant).await?);
-                if !c.equal() || a != b {
-                    differing.push((i, c.differing.clone(), p.collection.clone(), a, b));
-                }
-                out.push(Verified { collection: p.collection.clone(), count: a, digest: c.source.digest });
-            }
-            if differing.is_empty() {
-                return Ok(out);
-            }
-            // A delete that landed after the marker: sync what differs and drain again.
-            for (i, ids, ..) in &differing {
-                let (pair, tenant) = (s.pairs[*i].clone(), s.tenant.clone());
-                let now = s.clone();
-                self.commit(held, &now, async |ses: &mut ClientSession| sync::sync_ids(client, &pair, &tenant, ids, ses).await.map(drop)).await?;
-            }
-            if attempt == 2 {
-                let (_, _, coll, a, b) = &differing[0];
-                bail!("{coll}: {a} document(s) at the source, {b} at the target after three drains");
+            },
+        };
+        Ok((from, to))
+    }
+
+    /// A cutover that did not verify: lift the fence so writes go on at the old location,
+    /// and record the move as catching up again.
+    async fn back_to_catchup(&self, held: &Held, s: &mut MoveState) -> Result<()> {
+        let platform = self.platform();
+        for p in &s.pairs {
+            wfence::lift(&self.conn.client, &platform, &p.from, &s.tenant).await?;
+        }
+        s.phase = Phase::Catchup;
+        s.fence_raised_at = None;
+        self.commit(held, s, async |_: &mut ClientSession| Ok(()))
+            .await
+    }
+
+    /// Copy the ledger entries the destination lacks, then flip the registry and record
+    /// the flip in one fenced transaction.
+    async fn ledger_and_flip(
+        &self,
+        held: &Held,
+        r: &Route,
+        to_lease: &Option<TargetLease>,
+        mut next: MoveState,
+        fenced_at: Instant,
+    ) -> Result<MoveState> {
+        let copies = self.ledger_copies(r).await?;
+        tracing::info!(
+            ms = fenced_at.elapsed().as_millis() as u64,
+            "move: ledger read"
+        );
+        if let Some((lease, session)) = to_lease {
+            let mut ses = session.lock().await;
+            for e in copies {
+                ledger::record(lease.fence(), &mut ses, e)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
             }
         }
-        unreachable!("the loop returns or fails")
+        next.fence_ms = Some(fenced_at.elapsed().as_millis() as i64);
+        self.flip_registry(held, r, Some(&next)).await?;
+        Ok(next)
+    }
+
+    /// Drain changes up to a marker written after the fence, then compare each collection:
+    /// its counts, and the documents touched since the full comparison (all of them when
+    /// the run resumed a cutover and does not know which were touched). The fence stops
+    /// inserts and updates, not deletes (MongoDB does not validate them): a collection
+    /// whose counts differ because a delete landed after the marker is drained again and
+    /// compared again. A delete after the last drain is replayed by `--finish`.
+    async fn drain_and_verify(
+        &self,
+        held: &Held,
+        s: &mut MoveState,
+        full: bool,
+    ) -> Result<Vec<Verified>> {
+        let client = &self.conn.client;
+        let mut touched = Vec::new();
+        self.drain(held, s, &mut touched).await?;
+        let mut out = Vec::new();
+        for i in 0..s.pairs.len() {
+            let p = s.pairs[i].clone();
+            let mut attempt = 0;
+            loop {
+                let ids: Vec<Bson> = touched
+                    .iter()
+                    .filter(|(j, _)| *j == i)
+                    .flat_map(|(_, v)| v.clone())
+                    .collect();
+                let b = sync::count(client, &p.to, &s.tenant).await?;
+                let a = sync::count(client, &p.from, &s.tenant).await?;
+                let c = sync::compare(client, &p, &s.tenant, if full { None } else { Some(&ids) })
+                    .await?;
+                if c.equal() && a == b {
+                    out.push(Verified {
+                        collection: p.collection.clone(),
+                        count: a,
+                        digest: c.source.digest,
+                    });
+                    break;
+                }
+                attempt += 1;
+                if attempt == 20 {
+                    bail!(
+                        "{}: {a} document(s) at the source, {b} at the target after 20 drains",
+                        p.collection
+                    );
+                }
+                if !c.differing.is_empty() {
+                    let (tenant, now) = (s.tenant.clone(), s.clone());
+                    let differing = c.differing.clone();
+                    self.commit(held, &now, async |ses: &mut ClientSession| {
+                        sync::sync_ids(client, &p, &tenant, &differing, ses)
+                            .await
+                            .map(drop)
+                    })
+                    .await?;
+                }
+                self.drain(held, s, &mut touched).await?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Write a marker into the source database and apply changes until it shows up.
+    async fn drain(
+        &self,
+        held: &Held,
+        s: &mut MoveState,
+        touched: &mut Vec<(usize, Vec<Bson>)>,
+    ) -> Result<()> {
+        let mark = format!("{}:{}", s.move_id, bson::oid::ObjectId::new().to_hex());
+        self.conn
+            .client
+            .database(&s.pairs[0].from.database)
+            .collection::<bson::Document>(sync::MARKS)
+            .insert_one(doc! { "_id": &mark, "tenant": &s.tenant, "at": DateTime::now() })
+            .await?;
+        for _ in 0..200 {
+            if self.apply_round(held, s, Some(&mark), touched).await?.1 {
+                return Ok(());
+            }
+        }
+        bail!("the change stream did not show the marker {mark} after 200 rounds")
     }
 
     /// Replay deletes that reached the fenced source after the flip, then remove the source.
@@ -163,14 +255,20 @@ impl Mover<'_> {
         let db = s.pairs[0].from.database.clone();
         let mut replayed = 0;
         loop {
-            let mut stream = sync::open_stream(client, &db, &s.pairs, s.resume_token.as_ref()).await?;
+            let mut stream =
+                sync::open_stream(client, &db, &s.pairs, s.resume_token.as_ref()).await?;
             let got = sync::capture(&mut stream, 1000, None).await?;
             let mut next = s.clone();
             next.resume_token = sync::token_of(&stream).or(next.resume_token);
             let work: Vec<(usize, Vec<Bson>)> = got
                 .deleted
                 .iter()
-                .filter_map(|(c, ids)| Some((s.pairs.iter().position(|p| &p.from.collection == c)?, ids.clone())))
+                .filter_map(|(c, ids)| {
+                    Some((
+                        s.pairs.iter().position(|p| &p.from.collection == c)?,
+                        ids.clone(),
+                    ))
+                })
                 .collect();
             let pairs = s.pairs.clone();
             self.commit(held, &next, async |ses: &mut ClientSession| {
@@ -190,7 +288,8 @@ impl Mover<'_> {
         self.remove_side(&r, true).await?;
         s.phase = Phase::Finished;
         s.ended_at = Some(DateTime::now());
-        self.commit(held, &s, async |_: &mut ClientSession| Ok(())).await?;
+        self.commit(held, &s, async |_: &mut ClientSession| Ok(()))
+            .await?;
         let mut notes = vec![format!("removed the source {}", r.from)];
         if replayed > 0 {
             notes.push(format!("{replayed} delete(s) sent to the old location after the flip were applied at the new one"));
@@ -211,8 +310,15 @@ impl Mover<'_> {
         self.remove_side(&r, false).await?;
         s.phase = Phase::Aborted;
         s.ended_at = Some(DateTime::now());
-        self.commit(held, &s, async |_: &mut ClientSession| Ok(())).await?;
-        Ok(Report::of(&s, vec![format!("dropped the copy in {}; {} is as before", r.to, r.from)]))
+        self.commit(held, &s, async |_: &mut ClientSession| Ok(()))
+            .await?;
+        Ok(Report::of(
+            &s,
+            vec![format!(
+                "dropped the copy in {}; {} is as before",
+                r.to, r.from
+            )],
+        ))
     }
 
     /// Remove the tenant's data from one side of the move (the source on finish, the
@@ -223,7 +329,9 @@ impl Mover<'_> {
         let target = if source { &r.from } else { &r.to };
         for p in &r.pairs {
             let ns = if source { &p.from } else { &p.to };
-            let coll = client.database(&ns.database).collection::<bson::Document>(&ns.collection);
+            let coll = client
+                .database(&ns.database)
+                .collection::<bson::Document>(&ns.collection);
             if ns.shared {
                 coll.delete_many(ns.filter(&r.tenant)).await?;
             } else if matches!(target.kind, TargetKind::CollectionSet { .. }) {
@@ -231,7 +339,12 @@ impl Mover<'_> {
             }
         }
         match &target.kind {
-            TargetKind::Database { tenant, .. } => client.database(&self.config.databases.tenant_database(tenant)).drop().await?,
+            TargetKind::Database { tenant, .. } => {
+                client
+                    .database(&self.config.databases.tenant_database(tenant))
+                    .drop()
+                    .await?
+            }
             TargetKind::CollectionSet { .. } => {
                 client
                     .database(&ledger_db(target, self.config))
@@ -248,7 +361,10 @@ impl Mover<'_> {
     }
 }
 
-type TargetLease = (crate::migrate::lock::Lease, tokio::sync::Mutex<mongodb::ClientSession>);
+type TargetLease = (
+    crate::migrate::lock::Lease,
+    tokio::sync::Mutex<mongodb::ClientSession>,
+);
 
 async fn release(a: TargetLease, b: Option<TargetLease>) {
     let _ = a.0.release().await;

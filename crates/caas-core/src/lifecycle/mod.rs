@@ -3,13 +3,13 @@
 //! wfence (the server-enforced write fence) -> state (the move's record) -> sync (copy,
 //! change stream, digests) -> mover and cutover (the phases).
 
-pub mod route;
-pub mod wfence;
-pub mod state;
-pub mod sync;
-pub mod mover;
 mod cutover;
+pub mod mover;
+pub mod route;
+pub mod state;
 pub mod suspend;
+pub mod sync;
+pub mod wfence;
 
 pub use mover::{Command, MoveOptions, Mover, Report};
 pub use state::Phase;

@@ -126,7 +126,11 @@ impl Mover<'_> {
             lsid,
         )
         .await
-        .map_err(|e| anyhow!("tenant `{tenant}`: another caas run is moving, suspending or removing it: {e:#}"))?;
+        .map_err(|e| {
+            anyhow!(
+                "tenant `{tenant}`: another caas run is moving, suspending or removing it: {e:#}"
+            )
+        })?;
         let held = Held {
             lease,
             session: Mutex::new(session),
@@ -140,7 +144,9 @@ impl Mover<'_> {
 
     async fn run_held(&self, held: &Held, tenant: &str, cmd: Command) -> Result<Report> {
         let platform = self.platform();
-        let current = state::read(&platform, tenant).await?.filter(|s| s.phase.is_open());
+        let current = state::read(&platform, tenant)
+            .await?
+            .filter(|s| s.phase.is_open());
         match (cmd, current) {
             (Command::Finish, Some(s)) => self.finish(held, s).await,
             (Command::Abort, Some(s)) => self.abort(held, s).await,
@@ -158,7 +164,7 @@ impl Mover<'_> {
             }
             (Command::To { tier, finish }, None) => {
                 let Some(s) = self.begin(held, tenant, tier).await? else {
-                    return Ok(self.registry_only_report(tenant, tier).await?);
+                    return self.registry_only_report(tenant, tier).await;
                 };
                 self.drive(held, s, finish).await
             }
@@ -170,7 +176,13 @@ impl Mover<'_> {
         let stop = self.opts.stop_after;
         while s.phase < Phase::Flipped {
             if stop.is_some_and(|p| s.phase > p) {
-                return Ok(Report::of(&s, vec![format!("stopped after phase {:?} (--stop-after)", stop.expect("some"))]));
+                return Ok(Report::of(
+                    &s,
+                    vec![format!(
+                        "stopped after phase {:?} (--stop-after)",
+                        stop.expect("some")
+                    )],
+                ));
             }
             s = match s.phase {
                 Phase::Copy => self.copy(held, s).await?,
@@ -205,7 +217,11 @@ impl Mover<'_> {
             .await
             .map_err(|e| match e {
                 FenceError::Lost(l) => anyhow::Error::new(l),
-                FenceError::Server(e) => anyhow!("recording the move of `{}`: {}", s.tenant, crate::base::driver::describe(&e)),
+                FenceError::Server(e) => anyhow!(
+                    "recording the move of `{}`: {}",
+                    s.tenant,
+                    crate::base::driver::describe(&e)
+                ),
             })?;
         Ok(())
     }
@@ -225,7 +241,8 @@ impl Mover<'_> {
             bail!("tenant `{id}` is suspended; `caas tenant resume {id}` first, then move it");
         }
         registry::check_placement(self.config, id, to).map_err(anyhow::Error::msg)?;
-        let r = route::route(self.config, self.specs, id, t.tier, to).map_err(anyhow::Error::msg)?;
+        let r =
+            route::route(self.config, self.specs, id, t.tier, to).map_err(anyhow::Error::msg)?;
         if r.registry_only() {
             self.flip_registry(held, &r, None).await?;
             return Ok(None);
@@ -234,7 +251,8 @@ impl Mover<'_> {
         self.refuse_over_budget(&r).await?;
         self.check_ledgers(&r).await?;
         self.create_target(&r, false).await?;
-        let mut stream = sync::open_stream(&self.conn.client, &r.pairs[0].from.database, &r.pairs, None).await?;
+        let mut stream =
+            sync::open_stream(&self.conn.client, &r.pairs[0].from.database, &r.pairs, None).await?;
         // The driver learns the stream's position from its first reply; a change read
         // here is harmless, since the copy that follows reads every document as it is now.
         let _ = stream.next_if_any().await?;
@@ -265,8 +283,14 @@ impl Mover<'_> {
             flipped_at: None,
             ended_at: None,
         };
-        self.commit(held, &s, async |_: &mut ClientSession| Ok(())).await?;
-        (self.progress)(&format!("{id}: moving {} -> {} ({} collection(s))", r.from, r.to, r.pairs.len()));
+        self.commit(held, &s, async |_: &mut ClientSession| Ok(()))
+            .await?;
+        (self.progress)(&format!(
+            "{id}: moving {} -> {} ({} collection(s))",
+            r.from,
+            r.to,
+            r.pairs.len()
+        ));
         Ok(Some(s))
     }
 
@@ -282,7 +306,10 @@ impl Mover<'_> {
             verified: vec![],
             fence_ms: Some(0),
             lag_ms: 0,
-            notes: vec![format!("{} and {to} share a layout: only the registry changed", t.tier)],
+            notes: vec![format!(
+                "{} and {to} share a layout: only the registry changed",
+                t.tier
+            )],
         })
     }
 
@@ -305,11 +332,13 @@ impl Mover<'_> {
 
     /// Refuse a move whose new target would take the deployment over its namespace budget.
     async fn refuse_over_budget(&self, r: &Route) -> Result<()> {
-        let mut fleet = crate::fleet::resolve(self.conn, self.config, &Selection::default()).await?;
+        let mut fleet =
+            crate::fleet::resolve(self.conn, self.config, &Selection::default()).await?;
         for t in fleet.tenants.iter_mut().filter(|t| t.id == r.tenant) {
             t.tier = r.to_tier;
         }
-        fleet.targets = registry::resolve_targets(&fleet.tenants, self.config, &Selection::default())?;
+        fleet.targets =
+            registry::resolve_targets(&fleet.tenants, self.config, &Selection::default())?;
         let live = crate::fleet::read_live(self.conn, self.config, &fleet, self.specs, 4).await?;
         let after = crate::fleet::namespace_estimate(self.config, &fleet, self.specs, &live);
         let budget = self.config.connection.namespace_budget;
@@ -323,20 +352,36 @@ impl Mover<'_> {
     }
 
     /// The ledgers of both targets, compared before anything is written.
-    pub(super) async fn ledger_copies(&self, r: &Route) -> Result<Vec<crate::migrate::ledger::Entry>> {
+    pub(super) async fn ledger_copies(
+        &self,
+        r: &Route,
+    ) -> Result<Vec<crate::migrate::ledger::Entry>> {
         use crate::migrate::status::{applies_to, ledger_db};
         let client = &self.conn.client;
         let (from, to) = (r.from.to_string(), r.to.to_string());
-        let mut source = crate::migrate::ledger::read(&client.database(&ledger_db(&r.from, self.config)), std::slice::from_ref(&from)).await?;
-        let mut dest = crate::migrate::ledger::read(&client.database(&ledger_db(&r.to, self.config)), std::slice::from_ref(&to)).await?;
+        let mut source = crate::migrate::ledger::read(
+            &client.database(&ledger_db(&r.from, self.config)),
+            std::slice::from_ref(&from),
+        )
+        .await?;
+        let mut dest = crate::migrate::ledger::read(
+            &client.database(&ledger_db(&r.to, self.config)),
+            std::slice::from_ref(&to),
+        )
+        .await?;
         let versions: Vec<u32> = self
             .migrations
             .iter()
             .filter(|m| applies_to(m, &r.to, self.config) && applies_to(m, &r.from, self.config))
             .map(|m| m.version)
             .collect();
-        route::ledger_for_destination(r, &versions, &source.remove(&from).unwrap_or_default(), &dest.remove(&to).unwrap_or_default())
-            .map_err(anyhow::Error::msg)
+        route::ledger_for_destination(
+            r,
+            &versions,
+            &source.remove(&from).unwrap_or_default(),
+            &dest.remove(&to).unwrap_or_default(),
+        )
+        .map_err(anyhow::Error::msg)
     }
 
     async fn check_ledgers(&self, r: &Route) -> Result<()> {
@@ -347,17 +392,33 @@ impl Mover<'_> {
     /// (`indexes: false`), then, after the copy, everything else (a bulk load into
     /// collections without secondary indexes is faster; BENCHMARKS.md has the figures).
     pub(super) async fn create_target(&self, r: &Route, indexes: bool) -> Result<()> {
-        let mut fleet = crate::fleet::resolve(self.conn, self.config, &Selection { tenants: vec![r.tenant.clone()], tiers: vec![] }).await?;
+        let mut fleet = crate::fleet::resolve(
+            self.conn,
+            self.config,
+            &Selection {
+                tenants: vec![r.tenant.clone()],
+                tiers: vec![],
+            },
+        )
+        .await?;
         for t in fleet.tenants.iter_mut().filter(|t| t.id == r.tenant) {
             t.tier = r.to_tier;
         }
         fleet.targets = vec![r.to.clone()];
         let compiled = crate::fleet::desired(self.specs, &fleet, self.config);
-        let mut plans = crate::fleet::plan(self.conn, self.config, &fleet, self.specs, &compiled, 4).await?.plans;
+        let mut plans =
+            crate::fleet::plan(self.conn, self.config, &fleet, self.specs, &compiled, 4)
+                .await?
+                .plans;
         for p in &mut plans {
-            p.changes.retain(|c| !c.undeclared && (indexes || matches!(c.action, Action::CreateCollection { .. })));
+            p.changes.retain(|c| {
+                !c.undeclared && (indexes || matches!(c.action, Action::CreateCollection { .. }))
+            });
         }
-        let opts = crate::apply::ApplyOptions { concurrency: 1, ..Default::default() };
+        let opts = crate::apply::ApplyOptions {
+            concurrency: 1,
+            ..Default::default()
+        };
         for report in crate::apply::apply(&self.conn.client, plans, opts, &|_| {}).await {
             if let Some(e) = report.error {
                 bail!("creating {} for tenant `{}`: {e}", report.target, r.tenant);
@@ -372,12 +433,22 @@ impl Mover<'_> {
         let started = Instant::now();
         for i in 0..s.pairs.len() {
             while !s.progress[i].done {
-                let docs = sync::read_batch(client, &s.pairs[i], &s.tenant, s.progress[i].last_id.as_ref(), self.opts.batch as i64).await?;
+                let docs = sync::read_batch(
+                    client,
+                    &s.pairs[i],
+                    &s.tenant,
+                    s.progress[i].last_id.as_ref(),
+                    self.opts.batch as i64,
+                )
+                .await?;
                 let pair = s.pairs[i].clone();
                 let mut next = s.clone();
                 next.progress[i].copied += docs.len() as u64;
                 next.progress[i].done = docs.len() < self.opts.batch;
-                let last = docs.last().and_then(|d| d.get("_id").ok().flatten()).and_then(|v| bson::Bson::try_from(v.to_raw_bson()).ok());
+                let last = docs
+                    .last()
+                    .and_then(|d| d.get("_id").ok().flatten())
+                    .and_then(|v| bson::Bson::try_from(v.to_raw_bson()).ok());
                 if last.is_some() {
                     next.progress[i].last_id = last;
                 }
@@ -389,11 +460,17 @@ impl Mover<'_> {
             }
         }
         let copied: u64 = s.progress.iter().map(|p| p.copied).sum();
-        (self.progress)(&format!("{}: copied {copied} document(s) in {:.2} s; building indexes", s.tenant, started.elapsed().as_secs_f64()));
-        let r = route::route(self.config, self.specs, &s.tenant, s.from_tier, s.to_tier).map_err(anyhow::Error::msg)?;
+        (self.progress)(&format!(
+            "{}: copied {copied} document(s) in {:.2} s; building indexes",
+            s.tenant,
+            started.elapsed().as_secs_f64()
+        ));
+        let r = route::route(self.config, self.specs, &s.tenant, s.from_tier, s.to_tier)
+            .map_err(anyhow::Error::msg)?;
         self.create_target(&r, true).await?;
         s.phase = Phase::Catchup;
-        self.commit(held, &s, async |_: &mut ClientSession| Ok(())).await?;
+        self.commit(held, &s, async |_: &mut ClientSession| Ok(()))
+            .await?;
         Ok(s)
     }
 
@@ -401,7 +478,10 @@ impl Mover<'_> {
     /// once (while writes go on) and re-sync what differs; then the cutover.
     async fn catch_up(&self, held: &Held, mut s: MoveState) -> Result<MoveState> {
         loop {
-            let n = self.apply_round(held, &mut s, None, &mut Vec::new()).await?.0;
+            let n = self
+                .apply_round(held, &mut s, None, &mut Vec::new())
+                .await?
+                .0;
             if n <= self.opts.cutover_at {
                 break;
             }
@@ -411,12 +491,17 @@ impl Mover<'_> {
             if !c.differing.is_empty() {
                 let next = s.clone();
                 self.commit(held, &next, async |ses: &mut ClientSession| {
-                    sync::sync_ids(&self.conn.client, &p, &next.tenant, &c.differing, ses).await.map(drop)
+                    sync::sync_ids(&self.conn.client, &p, &next.tenant, &c.differing, ses)
+                        .await
+                        .map(drop)
                 })
                 .await?;
             }
         }
-        (self.progress)(&format!("{}: caught up (lag {} ms); cutting over", s.tenant, s.lag_ms));
+        (self.progress)(&format!(
+            "{}: caught up (lag {} ms); cutting over",
+            s.tenant, s.lag_ms
+        ));
         s.phase = Phase::Cutover;
         Ok(s)
     }
@@ -447,7 +532,12 @@ impl Mover<'_> {
         let work: Vec<(usize, Vec<bson::Bson>)> = got
             .ids
             .iter()
-            .filter_map(|(coll, ids)| Some((s.pairs.iter().position(|p| &p.from.collection == coll)?, ids.clone())))
+            .filter_map(|(coll, ids)| {
+                Some((
+                    s.pairs.iter().position(|p| &p.from.collection == coll)?,
+                    ids.clone(),
+                ))
+            })
             .collect();
         let pairs = s.pairs.clone();
         let tenant = s.tenant.clone();
@@ -465,7 +555,12 @@ impl Mover<'_> {
 
     /// Point the registry at the tenant's new tier (and data location) in one write, with
     /// the move's state when there is one.
-    pub(super) async fn flip_registry(&self, held: &Held, r: &Route, s: Option<&MoveState>) -> Result<()> {
+    pub(super) async fn flip_registry(
+        &self,
+        held: &Held,
+        r: &Route,
+        s: Option<&MoveState>,
+    ) -> Result<()> {
         let platform = self.platform();
         let location = registry::data_location(self.config, &r.tenant, r.to_tier);
         let filter = doc! { "tenant_id": &r.tenant, "tier": r.from_tier.as_str() };
@@ -476,7 +571,10 @@ impl Mover<'_> {
             .lease
             .fence()
             .txn(&mut session, async |ses: &mut ClientSession| {
-                let u = reg.update_one(filter.clone(), update.clone()).session(&mut *ses).await?;
+                let u = reg
+                    .update_one(filter.clone(), update.clone())
+                    .session(&mut *ses)
+                    .await?;
                 if u.matched_count != 1 {
                     return Ok(None);
                 }

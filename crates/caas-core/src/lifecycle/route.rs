@@ -188,7 +188,8 @@ mod tests {
     use super::*;
 
     fn spec(name: &str) -> CollectionSpec {
-        let text = format!("collection: {name}\ndomain: saas\nfields:\n  name: {{ type: string }}\n");
+        let text =
+            format!("collection: {name}\ndomain: saas\nfields:\n  name: {{ type: string }}\n");
         serde_json::from_value(crate::base::yaml::parse(&text).unwrap().value).unwrap()
     }
 
@@ -268,7 +269,10 @@ mod tests {
         );
         let failed = BTreeMap::from([entry("shared", 1, EntryStatus::Failed)]);
         let err = ledger_for_destination(&r, &[1], &failed, &BTreeMap::new()).unwrap_err();
-        assert!(err.contains("V0001") && err.contains("before moving"), "{err}");
+        assert!(
+            err.contains("V0001") && err.contains("before moving"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -281,9 +285,14 @@ mod tests {
             entry("shared", 1, EntryStatus::Applied),
             entry("shared", 2, EntryStatus::Applied),
         ]);
-        assert!(ledger_for_destination(&r, &[1], &pro, &shared).unwrap().is_empty());
+        assert!(ledger_for_destination(&r, &[1], &pro, &shared)
+            .unwrap()
+            .is_empty());
         let err = ledger_for_destination(&r, &[1, 2], &pro, &shared).unwrap_err();
-        assert!(err.contains("never got") && err.contains("--tenant acme"), "{err}");
+        assert!(
+            err.contains("never got") && err.contains("--tenant acme"),
+            "{err}"
+        );
         let err = ledger_for_destination(&r, &[1, 2], &shared, &pro).unwrap_err();
         assert!(err.contains("has not applied V0002"), "{err}");
     }

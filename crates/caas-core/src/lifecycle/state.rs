@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::route::Pair;
 use crate::tenancy::Tier;
 
-pub const MOVES: &str = "caas_tenant_moves";
+pub use crate::fleet::registry::MOVES;
 
 /// Where a move is. Every phase before `Flipped` can be aborted; from `Flipped` on, the
 /// tenant's applications write at its new location.
@@ -106,13 +106,20 @@ pub async fn read(platform: &Database, tenant: &str) -> Result<Option<MoveState>
     moves(platform)
         .find_one(doc! { "_id": tenant })
         .await
-        .with_context(|| format!("reading the move of tenant `{tenant}` in {}.{MOVES}", platform.name()))
+        .with_context(|| {
+            format!(
+                "reading the move of tenant `{tenant}` in {}.{MOVES}",
+                platform.name()
+            )
+        })
 }
 
 /// Every open move.
 pub async fn open(platform: &Database) -> Result<Vec<MoveState>> {
     use futures::TryStreamExt;
-    let open: Vec<Bson> = ["copy", "catchup", "cutover", "flipped"].map(Bson::from).to_vec();
+    let open: Vec<Bson> = ["copy", "catchup", "cutover", "flipped"]
+        .map(Bson::from)
+        .to_vec();
     moves(platform)
         .find(doc! { "phase": { "$in": open } })
         .sort(doc! { "_id": 1 })

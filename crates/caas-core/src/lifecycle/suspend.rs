@@ -19,14 +19,23 @@ use crate::spec::CollectionSpec;
 use crate::tenancy::{Target, Tier};
 
 /// Every namespace that holds the tenant's `saas` documents in its current tier.
-pub fn namespaces(config: &Config, specs: &[&CollectionSpec], id: &str, tier: Tier) -> Vec<Namespace> {
+pub fn namespaces(
+    config: &Config,
+    specs: &[&CollectionSpec],
+    id: &str,
+    tier: Tier,
+) -> Vec<Namespace> {
     let target = Target::for_tenant(id, tier, config.tiers.layout(tier));
     specs
         .iter()
         .filter(|s| target.holds(*s))
         .map(|s| {
             let p = target.place(*s, &config.databases);
-            Namespace { database: p.database, collection: p.collection, shared: p.shared_by_tenants }
+            Namespace {
+                database: p.database,
+                collection: p.collection,
+                shared: p.shared_by_tenants,
+            }
         })
         .collect()
 }
@@ -42,14 +51,23 @@ pub async fn set_suspended(
     crate::tenancy::check_tenant_id(id).map_err(anyhow::Error::msg)?;
     let platform = conn.client.database(&config.databases.platform);
     let (live, _) = registry::list_all(&platform, config).await?;
-    let t = live
-        .iter()
-        .find(|t| t.id == id)
-        .ok_or_else(|| anyhow!("tenant `{id}` is not registered; `caas tenant list` shows who is"))?;
-    if let Some(m) = state::read(&platform, id).await?.filter(|m| m.phase.is_open()) {
-        bail!("tenant `{id}` is being moved ({}); finish or abort the move first", state::describe(&m));
+    let t = live.iter().find(|t| t.id == id).ok_or_else(|| {
+        anyhow!("tenant `{id}` is not registered; `caas tenant list` shows who is")
+    })?;
+    if let Some(m) = state::read(&platform, id)
+        .await?
+        .filter(|m| m.phase.is_open())
+    {
+        bail!(
+            "tenant `{id}` is being moved ({}); finish or abort the move first",
+            state::describe(&m)
+        );
     }
-    let (from, to) = if suspend { ("active", "suspended") } else { ("suspended", "active") };
+    let (from, to) = if suspend {
+        ("active", "suspended")
+    } else {
+        ("suspended", "active")
+    };
     if t.status == to {
         return Ok(false);
     }

@@ -119,14 +119,22 @@ pub struct Captured {
 }
 
 /// Read up to `max` events that are ready now (one round trip when none are).
-pub async fn capture(stream: &mut ChangeStream<Document>, max: usize, mark: Option<&str>) -> Result<Captured> {
+pub async fn capture(
+    stream: &mut ChangeStream<Document>,
+    max: usize,
+    mark: Option<&str>,
+) -> Result<Captured> {
     let mut out = Captured::default();
     let mut seen: HashSet<Vec<u8>> = HashSet::new();
     // A stream's first reply may be empty with changes waiting for the next getMore: only
     // an empty reply after a non-empty or a second one means "nothing more right now".
     let mut empty = 0;
     while out.events < max as u64 {
-        let Some(ev) = stream.next_if_any().await.context("reading the change stream")? else {
+        let Some(ev) = stream
+            .next_if_any()
+            .await
+            .context("reading the change stream")?
+        else {
             empty += 1;
             if empty >= 2 || out.events > 0 {
                 break;
@@ -145,7 +153,12 @@ pub async fn capture(stream: &mut ChangeStream<Document>, max: usize, mark: Opti
             .and_then(|n| n.get_str("coll").ok())
             .unwrap_or("")
             .to_owned();
-        let Some(id) = ev.get_document("documentKey").ok().and_then(|k| k.get("_id")).cloned() else {
+        let Some(id) = ev
+            .get_document("documentKey")
+            .ok()
+            .and_then(|k| k.get("_id"))
+            .cloned()
+        else {
             continue;
         };
         if coll == MARKS {
@@ -153,7 +166,10 @@ pub async fn capture(stream: &mut ChangeStream<Document>, max: usize, mark: Opti
             continue;
         }
         if ev.get_str("operationType") == Ok("delete") {
-            out.deleted.entry(coll.clone()).or_default().push(id.clone());
+            out.deleted
+                .entry(coll.clone())
+                .or_default()
+                .push(id.clone());
         }
         let key = bson::to_vec(&doc! { "c": &coll, "i": &id }).unwrap_or_default();
         if seen.insert(key) {
@@ -177,7 +193,11 @@ pub async fn sync_ids(
     }
     let mut filter = pair.from.filter(tenant);
     filter.insert("_id", doc! { "$in": ids.to_vec() });
-    let found: Vec<RawDocumentBuf> = raw(client, &pair.from).find(filter).await?.try_collect().await?;
+    let found: Vec<RawDocumentBuf> = raw(client, &pair.from)
+        .find(filter)
+        .await?
+        .try_collect()
+        .await?;
     let mut present: Vec<Bson> = Vec::with_capacity(found.len());
     let target = raw(client, &pair.to);
     for d in &found {
@@ -189,7 +209,11 @@ pub async fn sync_ids(
             .await?;
         present.push(id);
     }
-    let gone: Vec<Bson> = ids.iter().filter(|i| !present.contains(i)).cloned().collect();
+    let gone: Vec<Bson> = ids
+        .iter()
+        .filter(|i| !present.contains(i))
+        .cloned()
+        .collect();
     if !gone.is_empty() {
         target
             .delete_many(doc! { "_id": { "$in": gone } })
@@ -239,7 +263,12 @@ impl Comparison {
 
 /// Compare the tenant's documents in source and target (only `ids`, when given), streaming
 /// both in `_id` order: memory holds one batch of each side.
-pub async fn compare(client: &Client, pair: &Pair, tenant: &str, ids: Option<&[Bson]>) -> Result<Comparison> {
+pub async fn compare(
+    client: &Client,
+    pair: &Pair,
+    tenant: &str,
+    ids: Option<&[Bson]>,
+) -> Result<Comparison> {
     let (mut sf, mut tf) = (pair.from.filter(tenant), pair.to.filter(tenant));
     if let Some(ids) = ids {
         sf.insert("_id", doc! { "$in": ids.to_vec() });
@@ -249,8 +278,12 @@ pub async fn compare(client: &Client, pair: &Pair, tenant: &str, ids: Option<&[B
         let c = raw(client, ns);
         async move { c.find(f).sort(doc! { "_id": 1 }).batch_size(1000).await }
     };
-    let mut s = open(&pair.from, sf).await.with_context(|| format!("reading {}", pair.from.label()))?;
-    let mut t = open(&pair.to, tf).await.with_context(|| format!("reading {}", pair.to.label()))?;
+    let mut s = open(&pair.from, sf)
+        .await
+        .with_context(|| format!("reading {}", pair.from.label()))?;
+    let mut t = open(&pair.to, tf)
+        .await
+        .with_context(|| format!("reading {}", pair.to.label()))?;
     let (mut hs, mut ht) = (Sha256::new(), Sha256::new());
     let (mut ns, mut nt) = (0u64, 0u64);
     let mut differing = Vec::new();
@@ -261,7 +294,11 @@ pub async fn compare(client: &Client, pair: &Pair, tenant: &str, ids: Option<&[B
             (None, None) => break,
             (Some(_), None) => (true, false, ia),
             (None, Some(_)) => (false, true, ib),
-            (Some(x), Some(y)) if ia == ib => (true, true, (x.as_bytes() != y.as_bytes()).then_some(ia).flatten()),
+            (Some(x), Some(y)) if ia == ib => (
+                true,
+                true,
+                (x.as_bytes() != y.as_bytes()).then_some(ia).flatten(),
+            ),
             (Some(_), Some(_)) if before(ia.as_ref(), ib.as_ref()) => (true, false, ia),
             (Some(_), Some(_)) => (false, true, ib),
         };
@@ -280,8 +317,14 @@ pub async fn compare(client: &Client, pair: &Pair, tenant: &str, ids: Option<&[B
         }
     }
     Ok(Comparison {
-        source: Side { count: ns, digest: hex::encode(hs.finalize()) },
-        target: Side { count: nt, digest: hex::encode(ht.finalize()) },
+        source: Side {
+            count: ns,
+            digest: hex::encode(hs.finalize()),
+        },
+        target: Side {
+            count: nt,
+            digest: hex::encode(ht.finalize()),
+        },
         differing,
     })
 }

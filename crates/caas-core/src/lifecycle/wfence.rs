@@ -37,7 +37,12 @@ async fn live_options(client: &Client, ns: &Namespace) -> Result<Option<Document
 }
 
 /// Fence `tenant`'s documents in `ns` (idempotent).
-pub async fn raise(client: &Client, platform: &Database, ns: &Namespace, tenant: &str) -> Result<()> {
+pub async fn raise(
+    client: &Client,
+    platform: &Database,
+    ns: &Namespace,
+    tenant: &str,
+) -> Result<()> {
     let Some(options) = live_options(client, ns).await? else {
         return Ok(());
     };
@@ -47,8 +52,14 @@ pub async fn raise(client: &Client, platform: &Database, ns: &Namespace, tenant:
     };
     let (level, action) = restore.unwrap_or_else(|| {
         (
-            options.get_str("validationLevel").unwrap_or("strict").to_owned(),
-            options.get_str("validationAction").unwrap_or("error").to_owned(),
+            options
+                .get_str("validationLevel")
+                .unwrap_or("strict")
+                .to_owned(),
+            options
+                .get_str("validationAction")
+                .unwrap_or("error")
+                .to_owned(),
         )
     });
     let original = doc! {
@@ -71,10 +82,18 @@ pub async fn raise(client: &Client, platform: &Database, ns: &Namespace, tenant:
 
 /// Lift `tenant`'s fence from `ns` (idempotent); the last one out restores the validator,
 /// level and action the collection had before.
-pub async fn lift(client: &Client, platform: &Database, ns: &Namespace, tenant: &str) -> Result<()> {
+pub async fn lift(
+    client: &Client,
+    platform: &Database,
+    ns: &Namespace,
+    tenant: &str,
+) -> Result<()> {
     platform
         .collection::<Document>(WRITE_FENCES)
-        .update_one(doc! { "_id": ns.label() }, doc! { "$pull": { "tenants": tenant } })
+        .update_one(
+            doc! { "_id": ns.label() },
+            doc! { "$pull": { "tenants": tenant } },
+        )
         .await
         .with_context(|| format!("lifting the write fence of {}", ns.label()))?;
     settle(client, platform, ns).await
@@ -92,7 +111,11 @@ pub async fn fenced(platform: &Database, ns: &Namespace) -> Result<Vec<String>> 
 fn tenants_of(d: &Document) -> Vec<String> {
     let mut t: Vec<String> = d
         .get_array("tenants")
-        .map(|a| a.iter().filter_map(|b| b.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|b| b.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
     t.sort();
     t
@@ -108,9 +131,20 @@ async fn settle(client: &Client, platform: &Database, ns: &Namespace) -> Result<
         };
         let tenants = tenants_of(&record);
         let original = record.get_document("original").cloned().unwrap_or_default();
-        let level = original.get_str("validationLevel").unwrap_or("strict").to_owned();
-        let action = original.get_str("validationAction").unwrap_or("error").to_owned();
-        let validator = fenced_validator(original.get_document("validator").ok(), &tenants, &level, &action);
+        let level = original
+            .get_str("validationLevel")
+            .unwrap_or("strict")
+            .to_owned();
+        let action = original
+            .get_str("validationAction")
+            .unwrap_or("error")
+            .to_owned();
+        let validator = fenced_validator(
+            original.get_document("validator").ok(),
+            &tenants,
+            &level,
+            &action,
+        );
         let (level, action) = if tenants.is_empty() {
             (level, action)
         } else {

@@ -45,6 +45,16 @@ pub(super) fn collection_changes(
         }
         return;
     }
+    out.extend(validation_change(want, &desired, &live));
+}
+
+/// The collMod that brings validator, level and action in line, if any differ; a conflict
+/// while the collection carries a tenant's write fence (a collMod would lift it).
+fn validation_change(
+    want: &CompiledCollection,
+    desired: &CollectionShape,
+    live: &CollectionShape,
+) -> Option<Change> {
     let mut differences = Vec::new();
     let mut tightens = false;
     let validator = (desired.validator != live.validator).then(|| {
@@ -74,7 +84,7 @@ pub(super) fn collection_changes(
         desired.validation_action.clone()
     });
     if differences.is_empty() {
-        return;
+        return None;
     }
     if !live.fenced.is_empty() {
         // A collMod now would lift the fence of a move's cutover or a suspension.
@@ -83,15 +93,18 @@ pub(super) fn collection_changes(
             differences.join(", "),
             live.fenced.join(", ")
         );
-        out.push(change(want, Safety::Destructive, Action::Conflict { reason }));
-        return;
+        return Some(change(
+            want,
+            Safety::Destructive,
+            Action::Conflict { reason },
+        ));
     }
     let safety = if tightens {
         Safety::DataDependent
     } else {
         Safety::Safe
     };
-    out.push(change(
+    Some(change(
         want,
         safety,
         Action::UpdateValidation {
@@ -102,7 +115,7 @@ pub(super) fn collection_changes(
             differences,
             tightens,
         },
-    ));
+    ))
 }
 
 fn show(b: &Option<Bson>) -> String {
