@@ -19,4 +19,5 @@ mod live_roles;
 mod live_schema;
 mod live_seed;
 mod live_validators;
+mod offboard;
 mod typed_errors;

@@ -8,6 +8,7 @@ mod guard;
 mod lifecycle;
 mod live;
 mod migrate;
+mod offboard;
 mod roles;
 mod schema;
 mod seed;

@@ -1,4 +1,5 @@
-//! `caas tenant add|list`: the tenant registry.
+//! `caas tenant add|list` (the tenant registry); the lifecycle commands are in
+//! `lifecycle` and `offboard`.
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -56,12 +57,18 @@ pub enum TenantCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write every document of a tenant as Extended JSON lines, with a manifest.
+    Export(super::offboard::ExportArgs),
+    /// Offboard a tenant: export (or --no-export), delete its data, mark it churned.
+    Remove(super::offboard::RemoveArgs),
+    /// Restore an export into any tier, every document checked by the current specs.
+    Import(super::offboard::ImportArgs),
 }
 
 pub async fn run(
     config: &Config,
     connect: &ConnectOpts,
-    _guard: &super::guard::GuardArgs,
+    guard: &super::guard::GuardArgs,
     cmd: TenantCommand,
 ) -> Result<Outcome> {
     let cmd = match cmd {
@@ -76,6 +83,15 @@ pub async fn run(
         }
         TenantCommand::Resume { id, json } => {
             return super::lifecycle::run_suspend(config, connect, &id, false, json).await
+        }
+        TenantCommand::Export(args) => {
+            return super::offboard::run_export(config, connect, args).await
+        }
+        TenantCommand::Remove(args) => {
+            return super::offboard::run_remove(config, connect, guard, args).await
+        }
+        TenantCommand::Import(args) => {
+            return super::offboard::run_import(config, connect, args).await
         }
         other => other,
     };
@@ -125,7 +141,10 @@ pub async fn run(
         TenantCommand::Move(_)
         | TenantCommand::Moves { .. }
         | TenantCommand::Suspend { .. }
-        | TenantCommand::Resume { .. } => unreachable!("handled above"),
+        | TenantCommand::Resume { .. }
+        | TenantCommand::Export(_)
+        | TenantCommand::Remove(_)
+        | TenantCommand::Import(_) => unreachable!("handled above"),
         TenantCommand::List { json } => {
             let tenants = registry::list(&db, config).await?;
             if json {

@@ -1,10 +1,14 @@
 //! Tenant lifecycle: moving a tenant between tiers online, suspending it, exporting,
 //! removing and importing it. The flow: route (pure: which collections, which ledger) ->
 //! wfence (the server-enforced write fence) -> state (the move's record) -> sync (copy,
-//! change stream, digests) -> mover and cutover (the phases).
+//! change stream, digests) -> mover and cutover (the phases); suspend; export -> offboard
+//! (remove) and restore (import).
 
 mod cutover;
+pub mod export;
 pub mod mover;
+pub mod offboard;
+pub mod restore;
 pub mod route;
 pub mod state;
 pub mod suspend;

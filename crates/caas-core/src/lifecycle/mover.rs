@@ -233,8 +233,8 @@ impl Mover<'_> {
         })
     }
 
-    /// Check everything, create the new target's collections, open the change stream and
-    /// record the move. None: a registry change was enough (both tiers share a layout).
+    /// Check everything, open the change stream and record the move (before anything is
+    /// created: a kill after this point is seen by `--abort` and by the rerun). None: a registry change was enough (both tiers share a layout).
     async fn begin(&self, held: &Held, id: &str, to: Tier) -> Result<Option<MoveState>> {
         let t = self.tenant(id).await?;
         if t.status == "suspended" {
@@ -250,7 +250,6 @@ impl Mover<'_> {
         self.refuse_occupied(&r).await?;
         self.refuse_over_budget(&r).await?;
         self.check_ledgers(&r).await?;
-        self.create_target(&r, false).await?;
         let mut stream =
             sync::open_stream(&self.conn.client, &r.pairs[0].from.database, &r.pairs, None).await?;
         // The driver learns the stream's position from its first reply; a change read
@@ -431,6 +430,10 @@ impl Mover<'_> {
     async fn copy(&self, held: &Held, mut s: MoveState) -> Result<MoveState> {
         let client = &self.conn.client;
         let started = Instant::now();
+        // The new collections with their validators (again, after a kill: idempotent).
+        let r = route::route(self.config, self.specs, &s.tenant, s.from_tier, s.to_tier)
+            .map_err(anyhow::Error::msg)?;
+        self.create_target(&r, false).await?;
         for i in 0..s.pairs.len() {
             while !s.progress[i].done {
                 let docs = sync::read_batch(
@@ -465,8 +468,6 @@ impl Mover<'_> {
             s.tenant,
             started.elapsed().as_secs_f64()
         ));
-        let r = route::route(self.config, self.specs, &s.tenant, s.from_tier, s.to_tier)
-            .map_err(anyhow::Error::msg)?;
         self.create_target(&r, true).await?;
         s.phase = Phase::Catchup;
         self.commit(held, &s, async |_: &mut ClientSession| Ok(()))

@@ -352,6 +352,26 @@ fn number(b: &Bson) -> Option<f64> {
     }
 }
 
+/// Count and content digest of the tenant's documents in `ns` (sha256 over their BSON in
+/// `_id` order, as [`compare`] computes each side), streaming.
+pub async fn digest(client: &Client, ns: &Namespace, tenant: &str) -> Result<Side> {
+    let mut cursor = raw(client, ns)
+        .find(ns.filter(tenant))
+        .sort(doc! { "_id": 1 })
+        .batch_size(1000)
+        .await
+        .with_context(|| format!("reading {}", ns.label()))?;
+    let (mut h, mut count) = (Sha256::new(), 0u64);
+    while let Some(d) = cursor.try_next().await? {
+        h.update(d.as_bytes());
+        count += 1;
+    }
+    Ok(Side {
+        count,
+        digest: hex::encode(h.finalize()),
+    })
+}
+
 /// Count the tenant's documents on one side (a server-side count).
 pub async fn count(client: &Client, ns: &Namespace, tenant: &str) -> Result<u64> {
     client

@@ -96,7 +96,15 @@ pub async fn lift(
         )
         .await
         .with_context(|| format!("lifting the write fence of {}", ns.label()))?;
-    settle(client, platform, ns).await
+    settle(client, platform, ns).await?;
+    // The last one out removes the record: its `original` must not outlive a later
+    // `schema apply` (the next fence records the validator as it is then).
+    platform
+        .collection::<Document>(WRITE_FENCES)
+        .delete_one(doc! { "_id": ns.label(), "tenants": { "$size": 0 } })
+        .await
+        .with_context(|| format!("lifting the write fence of {}", ns.label()))?;
+    Ok(())
 }
 
 /// Which tenants are fenced in `ns`, by the record.

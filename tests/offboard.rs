@@ -1,0 +1,243 @@
+//! Offboarding, live: export -> remove -> import round-trips a tenant exactly (content
+//! digest per collection equal), also into another tier and under another id; hostile
+//! exports and documents the current specs refuse write nothing.
+
+use bson::{doc, Document};
+
+use crate::support::expect_ok as ok;
+use crate::support::{client, root, show, TestProject};
+
+fn catalogue(test: &str) -> TestProject {
+    let p = TestProject::new(test, &root().join("schemas"));
+    crate::support::copy_dir(&root().join("seeds"), &p.path().join("seeds"));
+    crate::support::copy_dir(&root().join("migrations"), &p.path().join("migrations"));
+    p
+}
+
+fn json(out: &str) -> serde_json::Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// The manifest's content digest per collection.
+fn digests(dir: &std::path::Path) -> Vec<(String, String, u64)> {
+    let m = json(&std::fs::read_to_string(dir.join("manifest.json")).unwrap());
+    m["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["collection"].as_str().unwrap().to_owned(),
+                f["digest"].as_str().unwrap().to_owned(),
+                f["count"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+async fn registry_entry(p: &TestProject, id: &str) -> Option<Document> {
+    client()
+        .await
+        .database(&format!("{}_platform", p.prefix))
+        .collection::<Document>("saas_clients")
+        .find_one(doc! { "tenant_id": id })
+        .await
+        .unwrap()
+}
+
+/// The free tenant goes out of the shared tier and comes back as a Pro set, then the
+/// same export comes back as an Enterprise database under another id.
+#[tokio::test(flavor = "multi_thread")]
+async fn export_remove_import_round_trips_a_tenant_into_another_tier() {
+    let p = catalogue("offround");
+    ok(&p, &["seed"]);
+    ok(&p, &["migrate", "up"]);
+    let out = p.path().join("pebble-out");
+    let dir = out.to_str().unwrap();
+    // Refused without a decision about the data; nothing changes.
+    let refused = p.caas(&["tenant", "remove", "demo-pebble", "--yes"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", show(&refused));
+    assert!(show(&refused).contains("--no-export"), "{}", show(&refused));
+    let removed = json(&ok(
+        &p,
+        &[
+            "tenant",
+            "remove",
+            "demo-pebble",
+            "--export",
+            dir,
+            "--yes",
+            "--json",
+        ],
+    ));
+    assert!(
+        removed["removed"]["deleted"].as_u64().unwrap() > 0,
+        "{removed}"
+    );
+    let reg = registry_entry(&p, "demo-pebble").await.unwrap();
+    assert_eq!(reg.get_str("status").unwrap(), "churned");
+    let c = client().await;
+    let shared = c.database(&format!("{}_shared", p.prefix));
+    let left = shared
+        .collection::<Document>("users")
+        .count_documents(doc! { "tenant_id": "demo-pebble" })
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "the tenant's shared documents are gone");
+    let exported = digests(&out);
+    assert!(exported.iter().map(|e| e.2).sum::<u64>() > 0);
+
+    let imported = json(&ok(
+        &p,
+        &["tenant", "import", dir, "--tier", "pro", "--json"],
+    ));
+    for c in imported["import"]["collections"].as_array().unwrap() {
+        let name = c["collection"].as_str().unwrap();
+        let e = exported.iter().find(|e| e.0 == name).unwrap();
+        assert_eq!(c["digest"].as_str().unwrap(), e.1, "{name}: digest equal");
+        assert_eq!(c["inserted"].as_u64().unwrap(), e.2, "{name}: count");
+    }
+    let reg = registry_entry(&p, "demo-pebble").await.unwrap();
+    assert_eq!(reg.get_str("status").unwrap(), "active");
+    assert_eq!(reg.get_str("tier").unwrap(), "pro");
+    ok(&p, &["schema", "diff", "--exit-code"]);
+    let status = p.caas(&["migrate", "status"]);
+    assert_eq!(status.status.code(), Some(0), "{}", show(&status));
+
+    // Under another id, into its own database: tenant ids are rewritten, nothing else.
+    let again = json(&ok(
+        &p,
+        &[
+            "tenant",
+            "import",
+            dir,
+            "--as",
+            "pebble-two",
+            "--tier",
+            "enterprise",
+            "--json",
+        ],
+    ));
+    for c in again["import"]["collections"].as_array().unwrap() {
+        assert_eq!(c["digest_equal"], true, "{c}");
+    }
+    ok(&p, &["schema", "diff", "--exit-code"]);
+    // Importing onto a live tenant is refused.
+    let twice = p.caas(&["tenant", "import", dir, "--tier", "pro"]);
+    assert_eq!(twice.status.code(), Some(2), "{}", show(&twice));
+    assert!(
+        show(&twice).contains("is registered (active)"),
+        "{}",
+        show(&twice)
+    );
+}
+
+/// An export that claims another tenant's documents, a damaged file, a FIFO, and
+/// documents the current specs refuse: each is refused and nothing is written.
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_or_rejected_imports_write_nothing() {
+    let p = catalogue("offhostile");
+    ok(&p, &["seed"]);
+    let out = p.path().join("harbor-out");
+    let dir = out.to_str().unwrap();
+    ok(&p, &["tenant", "export", "demo-harbor", "--out", dir]);
+    // A folder that is not empty is not overwritten.
+    let again = p.caas(&["tenant", "export", "demo-harbor", "--out", dir]);
+    assert_eq!(again.status.code(), Some(2), "{}", show(&again));
+
+    let copy = |name: &str| {
+        let d = p.path().join(name);
+        crate::support::copy_dir(&out, &d);
+        d
+    };
+    // One line names another tenant: refused before anything is written.
+    let evil = copy("evil");
+    let users = evil.join("users.jsonl");
+    let text = std::fs::read_to_string(&users).unwrap();
+    std::fs::write(
+        &users,
+        text.replacen(
+            "\"tenant_id\":\"demo-harbor\"",
+            "\"tenant_id\":\"demo-pebble\"",
+            1,
+        ),
+    )
+    .unwrap();
+    let r = p.caas(&[
+        "tenant",
+        "import",
+        evil.to_str().unwrap(),
+        "--as",
+        "evil-co",
+    ]);
+    assert_eq!(r.status.code(), Some(2), "{}", show(&r));
+    assert!(show(&r).contains("users.jsonl:1"), "{}", show(&r));
+    assert!(show(&r).contains("not the exported tenant"), "{}", show(&r));
+    assert!(registry_entry(&p, "evil-co").await.is_none());
+
+    // A file cut short: its count and sha256 no longer match the manifest.
+    let cut = copy("cut");
+    let text = std::fs::read_to_string(cut.join("users.jsonl")).unwrap();
+    let first = text.lines().next().unwrap().to_owned() + "\n";
+    std::fs::write(cut.join("users.jsonl"), first).unwrap();
+    let r = p.caas(&["tenant", "import", cut.to_str().unwrap(), "--as", "cut-co"]);
+    assert_eq!(r.status.code(), Some(2), "{}", show(&r));
+    assert!(
+        show(&r).contains("does not match the manifest"),
+        "{}",
+        show(&r)
+    );
+    assert!(registry_entry(&p, "cut-co").await.is_none());
+
+    // A FIFO in place of a file is not opened (it would block forever).
+    let fifo = copy("fifo");
+    std::fs::remove_file(fifo.join("users.jsonl")).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(fifo.join("users.jsonl"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let r = p.caas(&[
+        "tenant",
+        "import",
+        fifo.to_str().unwrap(),
+        "--as",
+        "fifo-co",
+    ]);
+    assert_eq!(r.status.code(), Some(2), "{}", show(&r));
+    assert!(show(&r).contains("not a regular file"), "{}", show(&r));
+
+    // The specs moved on since the export: every user now needs a field none has.
+    let spec = p.path().join("schemas/saas/users/users.yaml");
+    let text = std::fs::read_to_string(&spec).unwrap();
+    let stricter = text.replacen(
+        "fields:\n",
+        "fields:\n  badge_number: { type: string, required: true }\n",
+        1,
+    );
+    assert_ne!(text, stricter, "the spec has a fields section");
+    std::fs::write(&spec, stricter).unwrap();
+    let r = p.caas(&[
+        "tenant",
+        "import",
+        dir,
+        "--as",
+        "strict-co",
+        "--tier",
+        "pro",
+    ]);
+    assert_eq!(r.status.code(), Some(1), "{}", show(&r));
+    assert!(show(&r).contains("nothing imported"), "{}", show(&r));
+    assert!(show(&r).contains("users.jsonl:"), "{}", show(&r));
+    assert!(registry_entry(&p, "strict-co").await.is_none());
+    let c = client().await;
+    let names = c
+        .database(&format!("{}_shared", p.prefix))
+        .list_collection_names()
+        .await
+        .unwrap();
+    assert!(
+        !names.iter().any(|n| n.starts_with("strict-co_")),
+        "no collection of the rejected import is left: {names:?}"
+    );
+}
