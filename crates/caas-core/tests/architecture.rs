@@ -94,7 +94,8 @@ const FOLDERS: &[(&str, &[&str])] = &[
     (
         "lifecycle",
         &[
-            "route", "wfence", "state", "sync", "mover", "cutover", "suspend",
+            "route", "wfence", "state", "sync", "mover", "cutover", "suspend", "export",
+            "offboard", "restore",
         ],
     ),
     ("fleet", &["registry", "apply"]),
