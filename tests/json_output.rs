@@ -18,6 +18,8 @@ fn every_command_prints_its_documented_json_shape() {
     let v = validator();
     let docs_out = p.path().join("out-docs");
     let docs_out = docs_out.to_str().unwrap();
+    let export_out = p.path().join("out-export");
+    let export_out = export_out.to_str().unwrap();
     let runs: Vec<(Vec<&str>, &str)> = vec![
         (vec!["schema", "lint", "--json"], "schema lint"),
         (vec!["migrate", "lint", "--json"], "migrate lint"),
@@ -82,6 +84,69 @@ fn every_command_prints_its_documented_json_shape() {
         ),
         (vec!["seed", "--dry-run", "--json"], "seed --dry-run"),
         (vec!["seed", "--json"], "seed"),
+        (
+            vec!["tenant", "move", "demo-pebble", "--to", "starter", "--json"],
+            "tenant move",
+        ),
+        (
+            vec![
+                "tenant",
+                "move",
+                "demo-harbor",
+                "--to",
+                "pro",
+                "--stop-after",
+                "copy",
+                "--json",
+            ],
+            "tenant move",
+        ),
+        (vec!["tenant", "moves", "--json"], "tenant moves"),
+        (
+            vec!["tenant", "move", "demo-harbor", "--abort", "--json"],
+            "tenant move",
+        ),
+        (
+            vec!["tenant", "suspend", "demo-quill", "--json"],
+            "tenant suspend",
+        ),
+        (
+            vec!["tenant", "resume", "demo-quill", "--json"],
+            "tenant resume",
+        ),
+        (
+            vec![
+                "tenant",
+                "export",
+                "demo-atlas",
+                "--out",
+                export_out,
+                "--json",
+            ],
+            "tenant export",
+        ),
+        (
+            vec![
+                "tenant",
+                "import",
+                export_out,
+                "--as",
+                "atlas-two",
+                "--json",
+            ],
+            "tenant import",
+        ),
+        (
+            vec![
+                "tenant",
+                "remove",
+                "atlas-two",
+                "--no-export",
+                "--yes",
+                "--json",
+            ],
+            "tenant remove",
+        ),
         (vec!["seed", "--reset", "--yes", "--json"], "seed --reset"),
         (vec!["docs", "--out", docs_out, "--json"], "docs"),
         (
