@@ -241,3 +241,42 @@ async fn hostile_or_rejected_imports_write_nothing() {
         "no collection of the rejected import is left: {names:?}"
     );
 }
+
+/// `migrate up` skips the targets of suspended tenants and says so (their fence would
+/// refuse the migration's writes); `seed` leaves them alone; after `resume` both catch up.
+#[tokio::test(flavor = "multi_thread")]
+async fn migrate_and_seed_skip_suspended_tenants_and_say_so() {
+    let p = catalogue("offsuspend");
+    ok(&p, &["seed"]);
+    ok(&p, &["tenant", "suspend", "demo-quill"]);
+    let up = ok(&p, &["migrate", "up"]);
+    assert!(up.contains("skipped (tenant suspended)"), "{up}");
+    assert!(
+        up.contains("skipped: tenant(s) demo-quill suspended"),
+        "{up}"
+    );
+    let status = p.caas(&["migrate", "status", "--json"]);
+    let v = json(&crate::support::stdout(&status));
+    let quill = v["states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["target"] == "pro:demo-quill")
+        .unwrap_or_else(|| panic!("{v}"));
+    assert!(
+        !quill["pending"].as_array().unwrap().is_empty(),
+        "the suspended tenant's migrations are still pending: {quill}"
+    );
+    let seeded = p.caas(&["seed"]);
+    assert!(seeded.status.success(), "{}", show(&seeded));
+    assert!(
+        show(&seeded).contains("skipping tenant demo-quill (suspended"),
+        "{}",
+        show(&seeded)
+    );
+    ok(&p, &["tenant", "resume", "demo-quill"]);
+    let up = ok(&p, &["migrate", "up"]);
+    assert!(!up.contains("skipped"), "{up}");
+    let status = p.caas(&["migrate", "status"]);
+    assert_eq!(status.status.code(), Some(0), "{}", show(&status));
+}

@@ -671,10 +671,11 @@ fn report_runs(runs: &[TargetRun], json: bool, dry_run: bool, verb: &str) -> Res
                 RunStatus::NotStarted => "not started".into(),
                 RunStatus::Interrupted => "interrupted (checkpoint kept)".into(),
                 RunStatus::DryRun => "dry run".into(),
+                RunStatus::Skipped => "skipped (tenant suspended)".into(),
             };
             let tone = match r.status {
                 RunStatus::Failed => Tone::Bad,
-                RunStatus::NotStarted | RunStatus::Interrupted => Tone::Warn,
+                RunStatus::NotStarted | RunStatus::Interrupted | RunStatus::Skipped => Tone::Warn,
                 RunStatus::Applied => Tone::Good,
                 RunStatus::UpToDate | RunStatus::DryRun => Tone::Plain,
             };

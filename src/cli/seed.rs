@@ -164,7 +164,18 @@ async fn seed_locked(
         tiers: args::tiers(&args.tiers),
         concurrency: args.concurrency,
     };
-    let tenants = seed::selected(file, &opts)?;
+    let mut tenants = seed::selected(file, &opts)?;
+    // A suspended tenant is read-only: seed leaves it alone and says so.
+    let registered =
+        caas_core::fleet::registry::list(&conn.client.database(&config.databases.platform), config)
+            .await?;
+    tenants.retain(|t| {
+        let suspended = registered.iter().any(|r| r.id == t.id && r.status == "suspended");
+        if suspended && !args.json && !super::quiet() {
+            eprintln!("seed: skipping tenant {} (suspended, read-only); `caas tenant resume {}` to seed it", t.id, t.id);
+        }
+        !suspended
+    });
     let added = seed::register(&conn.client, config, &tenants, fence, session).await?;
     seed::prepare_targets(conn, config, specs, &tenants, args.concurrency).await?;
     let rerun = seed::record_run(&conn.client, config, &opts, &tenants, fence, session).await?;

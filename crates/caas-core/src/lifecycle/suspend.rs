@@ -3,9 +3,12 @@
 //! status says `suspended`. The fence goes up before the status changes and comes down
 //! after it changes back, so a registry that says `suspended` is always fenced.
 //!
-//! Other commands and suspended tenants: `migrate up` skips their own targets (a Pro set,
-//! an Enterprise database) and says so; on the shared target it refuses a migration that
-//! would write their documents; `seed` leaves them alone; `tenant move` refuses them.
+//! Other commands and suspended tenants: `migrate up` skips every target that holds one
+//! (its Pro set or Enterprise database, and the shared target while a free or starter
+//! tenant is suspended: the fence would refuse the migration's writes to its documents)
+//! and says so, with status `skipped`; the versions stay pending until `resume` and the
+//! next `migrate up`. `seed` leaves suspended tenants alone and says so; `tenant move`
+//! refuses them; `tenant export` of a suspended tenant is consistent (one moment).
 
 use anyhow::{anyhow, bail, Result};
 use bson::{doc, DateTime};

@@ -49,6 +49,8 @@ pub enum RunStatus {
     /// Stopped by Ctrl-C at a safe point; the ledger keeps its checkpoint.
     Interrupted,
     DryRun,
+    /// A tenant it holds is suspended (read-only): nothing ran; `tenant resume` and rerun.
+    Skipped,
 }
 
 /// How one target's run ended.
@@ -116,8 +118,18 @@ pub async fn up(
             .filter(|m| state.pending.contains(&m.version) && wanted(m.version))
             .collect();
         let base = TargetRun::new(state.target.clone());
+        let suspended = suspended_on(f.tenants, &state.target);
         let run = if pending.is_empty() {
             base
+        } else if !suspended.is_empty() && !opts.dry_run {
+            TargetRun {
+                status: RunStatus::Skipped,
+                error: Some(format!(
+                    "skipped: tenant(s) {} suspended (read-only; the write fence would refuse the migration's writes to their documents); `caas tenant resume ID`, then `caas migrate up`",
+                    suspended.join(", ")
+                )),
+                ..base
+            }
         } else if stop.load(Ordering::SeqCst) || crate::base::interrupt::requested() {
             TargetRun {
                 status: RunStatus::NotStarted,
@@ -138,6 +150,16 @@ pub async fn up(
     })
     .await;
     Ok(runs)
+}
+
+/// The suspended tenants whose documents live on `target`.
+fn suspended_on(tenants: &[Tenant], target: &Target) -> Vec<String> {
+    let label = target.to_string();
+    tenants
+        .iter()
+        .filter(|t| t.status == "suspended" && t.target == label)
+        .map(|t| t.id.clone())
+        .collect()
 }
 
 pub(crate) fn step_ctx<'a>(
