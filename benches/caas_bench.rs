@@ -4,6 +4,8 @@
 //! `seed [--scale N] [--tenants T]`: `caas seed`'s insert path (unordered batches,
 //! concurrency 4) against raw `insert_many` of the same documents at the same concurrency.
 
+mod move_bench;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -886,6 +888,7 @@ async fn main() {
         Some("backfill") => backfill_bench(&uri, &args).await,
         Some("scaling") => scaling_bench(&uri, &args).await,
         Some("memory") => memory_bench(&args).await,
+        Some("move") => move_bench::move_bench(&uri, &args).await,
         Some(other) => panic!("unknown benchmark `{other}`; see benches/caas_bench.rs"),
     }
 }

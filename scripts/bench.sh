@@ -24,6 +24,7 @@ if [ "${1:-}" = smoke ]; then
   run migrate --tenants 10 --concurrency 4
   run backfill --docs 300 --batch 70
   run memory --targets 20
+  run move --docs 300 --moves 2 --batch 100
   exit 0
 fi
 cargo bench --locked --quiet --bench caas_bench -- "$@"

@@ -650,3 +650,84 @@ async fn moves_that_cannot_be_done_are_refused_before_writing() {
     let diff = p.caas(&["schema", "diff", "--exit-code"]);
     assert_eq!(diff.status.code(), Some(0), "{}", show(&diff));
 }
+
+/// A document the source holds but the specs no longer accept (written before the
+/// validator, or under `validationLevel: moderate`) moves as it is: a move does not lose
+/// data the source acknowledged; `schema audit` is where such documents are reported.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_document_the_target_validator_refuses_still_moves() {
+    let p = catalogue("mvinvalid");
+    ok(&p, &["seed"]);
+    let c = client().await;
+    let users = c
+        .database(&format!("{}_shared", p.prefix))
+        .collection::<Document>("users");
+    let id = ObjectId::new();
+    c.database(&format!("{}_shared", p.prefix))
+        .run_command(doc! {
+            "insert": "users",
+            "documents": [{ "_id": id, "tenant_id": "demo-pebble", "legacy": true }],
+            "bypassDocumentValidation": true,
+        })
+        .await
+        .unwrap();
+    assert!(users.find_one(doc! { "_id": id }).await.unwrap().is_some());
+    ok(&p, &["tenant", "move", "demo-pebble", "--to", "pro", "--finish"]);
+    let moved = locate(&c, &p.prefix, "demo-pebble", "users").await;
+    let d = moved.find_one(doc! { "_id": id }).await.unwrap();
+    assert_eq!(
+        d,
+        Some(doc! { "_id": id, "tenant_id": "demo-pebble", "legacy": true }),
+        "the document moved unchanged"
+    );
+    assert!(users.find_one(doc! { "_id": id }).await.unwrap().is_none());
+}
+
+/// Isolation on a shared destination: a change captured for the moving tenant (a document
+/// inserted and deleted during the move) must not delete another tenant's document that
+/// happens to use the same `_id` in the shared collection.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_captured_delete_never_reaches_another_tenants_document() {
+    let p = catalogue("mvisolate");
+    ok(&p, &["seed"]);
+    let c = client().await;
+    let shared = c.database(&format!("{}_shared", p.prefix));
+    // demo-pebble (free) owns `_id: "welcome"` in the shared groups collection.
+    shared
+        .run_command(doc! {
+            "insert": "groups",
+            "documents": [{ "_id": "welcome", "tenant_id": "demo-pebble", "name": "pebble's" }],
+            "bypassDocumentValidation": true,
+        })
+        .await
+        .unwrap();
+    ok(
+        &p,
+        &["tenant", "move", "demo-quill", "--to", "free", "--stop-after", "copy"],
+    );
+    // demo-quill briefly has a document with the same `_id` at its source.
+    shared
+        .run_command(doc! {
+            "insert": "demo-quill_groups",
+            "documents": [{ "_id": "welcome", "name": "quill's" }],
+            "bypassDocumentValidation": true,
+        })
+        .await
+        .unwrap();
+    shared
+        .collection::<Document>("demo-quill_groups")
+        .delete_one(doc! { "_id": "welcome" })
+        .await
+        .unwrap();
+    ok(&p, &["tenant", "move", "demo-quill", "--to", "free", "--finish"]);
+    let kept = shared
+        .collection::<Document>("groups")
+        .find_one(doc! { "_id": "welcome" })
+        .await
+        .unwrap();
+    assert_eq!(
+        kept.and_then(|d| d.get_str("tenant_id").ok().map(str::to_owned)),
+        Some("demo-pebble".to_owned()),
+        "the other tenant's document is untouched"
+    );
+}

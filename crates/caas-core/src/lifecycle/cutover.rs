@@ -270,10 +270,10 @@ impl Mover<'_> {
                     ))
                 })
                 .collect();
-            let pairs = s.pairs.clone();
+            let (pairs, tenant) = (s.pairs.clone(), s.tenant.clone());
             self.commit(held, &next, async |ses: &mut ClientSession| {
                 for (i, ids) in &work {
-                    sync::delete_ids(client, &pairs[*i], ids, ses).await?;
+                    sync::delete_ids(client, &pairs[*i], &tenant, ids, ses).await?;
                 }
                 Ok(())
             })

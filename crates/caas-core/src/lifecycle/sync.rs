@@ -56,7 +56,9 @@ pub async fn read_batch(
 }
 
 /// Write a copied batch into the target inside the caller's transaction. Returns the last
-/// `_id` written.
+/// `_id` written. Documents move as the source holds them, past the target's validator: a
+/// document the source acknowledged (before a validator, or under `moderate`) is not lost
+/// by a move; `schema audit` reports it.
 pub async fn write_batch(
     client: &Client,
     pair: &Pair,
@@ -68,6 +70,7 @@ pub async fn write_batch(
     }
     raw(client, &pair.to)
         .insert_many(docs)
+        .bypass_document_validation(true)
         .session(&mut *session)
         .await?;
     Ok(docs.last().and_then(id_of))
@@ -202,9 +205,14 @@ pub async fn sync_ids(
     let target = raw(client, &pair.to);
     for d in &found {
         let Some(id) = id_of(d) else { continue };
+        // The tenant's filter too: on a shared target an `_id` another tenant uses is a
+        // duplicate key error, never that tenant's document replaced.
+        let mut at = pair.to.filter(tenant);
+        at.insert("_id", id.clone());
         target
-            .replace_one(doc! { "_id": id.clone() }, d)
+            .replace_one(at, d)
             .upsert(true)
+            .bypass_document_validation(true)
             .session(&mut *session)
             .await?;
         present.push(id);
@@ -215,8 +223,10 @@ pub async fn sync_ids(
         .cloned()
         .collect();
     if !gone.is_empty() {
+        let mut at = pair.to.filter(tenant);
+        at.insert("_id", doc! { "$in": gone });
         target
-            .delete_many(doc! { "_id": { "$in": gone } })
+            .delete_many(at)
             .session(&mut *session)
             .await?;
     }
@@ -227,14 +237,17 @@ pub async fn sync_ids(
 pub async fn delete_ids(
     client: &Client,
     pair: &Pair,
+    tenant: &str,
     ids: &[Bson],
     session: &mut ClientSession,
 ) -> mongodb::error::Result<u64> {
     if ids.is_empty() {
         return Ok(0);
     }
+    let mut at = pair.to.filter(tenant);
+    at.insert("_id", doc! { "$in": ids.to_vec() });
     let r = raw(client, &pair.to)
-        .delete_many(doc! { "_id": { "$in": ids.to_vec() } })
+        .delete_many(at)
         .session(session)
         .await?;
     Ok(r.deleted_count)

@@ -1,0 +1,274 @@
+//! `move [--docs 10000,100000] [--moves 10] [--batch 500]`: `caas tenant move` under a
+//! writer. Per size: the copy's throughput against a raw-driver copy of the same documents
+//! at the same concurrency (one reader, batches of `--batch`), and over `--moves` moves
+//! (free <-> pro, each finished at once) the write-fence window as the writer saw it (from
+//! its first refused write to its next accepted one, median and maximum), the window the
+//! mover measured (fence raised -> registry flipped), and the catch-up lag at the flip.
+//! The writer inserts and updates the tenant's documents every 10 ms, following the
+//! registry, retrying refused writes; at the end the tenant holds exactly the documents it
+//! started with plus the writer's inserts (the benchmark checks it).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bson::{doc, Document};
+use futures::TryStreamExt;
+
+use caas_core::lifecycle::{Command, MoveOptions, Mover};
+use caas_core::tenancy::Tier;
+
+use super::{arg, drop_prefix, project_config};
+
+const TENANT: &str = "mover";
+
+fn spec() -> caas_core::spec::CollectionSpec {
+    let text = "collection: items\ndomain: saas\nstandard_fields: false\nfields:\n  n: { type: int, required: true }\n  body: { type: string, required: true }\nindexes:\n  - keys: { n: 1 }\n";
+    serde_json::from_value(caas_core::base::yaml::parse(text).unwrap().value).unwrap()
+}
+
+/// Where the registry says the tenant's items are.
+async fn locate(client: &mongodb::Client, prefix: &str) -> (mongodb::Collection<Document>, bool) {
+    let reg = client
+        .database(&format!("{prefix}_platform"))
+        .collection::<Document>("saas_clients")
+        .find_one(doc! { "tenant_id": TENANT })
+        .await
+        .unwrap()
+        .unwrap();
+    let shared = client.database(&format!("{prefix}_shared"));
+    match reg.get_str("tier").unwrap() {
+        "pro" => (shared.collection(&format!("{TENANT}_items")), false),
+        _ => (shared.collection("items"), true),
+    }
+}
+
+/// What the writer saw.
+#[derive(Default)]
+struct Seen {
+    inserted: AtomicU64,
+    refused: AtomicU64,
+    /// Refusal windows since the last drain.
+    windows: Mutex<Vec<Duration>>,
+}
+
+async fn writer(client: mongodb::Client, prefix: String, stop: Arc<AtomicBool>, seen: Arc<Seen>) {
+    let mut i: i32 = 1_000_000_000;
+    let mut refused_since: Option<Instant> = None;
+    while !stop.load(Ordering::SeqCst) {
+        let (coll, shared) = locate(&client, &prefix).await;
+        i += 1;
+        let mut d = doc! { "n": i, "body": "written during the move" };
+        if shared {
+            d.insert("tenant_id", TENANT);
+        }
+        let result = if i % 2 == 0 {
+            coll.insert_one(d).await.map(|_| true)
+        } else {
+            coll.update_one(doc! { "n": i - 1 }, doc! { "$set": { "body": "updated" } })
+                .await
+                .map(|_| false)
+        };
+        match result {
+            Ok(inserted) => {
+                if inserted {
+                    seen.inserted.fetch_add(1, Ordering::SeqCst);
+                }
+                if let Some(since) = refused_since.take() {
+                    seen.windows.lock().unwrap().push(since.elapsed());
+                }
+            }
+            Err(e) if caas_core::lifecycle::wfence::is_fence_refusal(&e) => {
+                seen.refused.fetch_add(1, Ordering::SeqCst);
+                refused_since.get_or_insert_with(Instant::now);
+                i -= 1;
+            }
+            Err(e) => panic!("the writer's write failed: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A raw copy of the tenant's documents into a scratch collection: batches in `_id`
+/// order, one reader, as the mover copies.
+async fn raw_copy(client: &mongodb::Client, prefix: &str, batch: i64) -> (u64, Duration) {
+    let (from, _) = locate(client, prefix).await;
+    let to = client
+        .database(&format!("{prefix}_shared"))
+        .collection::<bson::RawDocumentBuf>("raw_copy");
+    let from = from.clone_with_type::<bson::RawDocumentBuf>();
+    let start = Instant::now();
+    let (mut last, mut n) = (None::<bson::Bson>, 0u64);
+    loop {
+        let mut f = doc! { "tenant_id": TENANT };
+        if let Some(l) = &last {
+            f.insert("_id", doc! { "$gt": l.clone() });
+        }
+        let docs: Vec<bson::RawDocumentBuf> = from
+            .find(f)
+            .sort(doc! { "_id": 1 })
+            .limit(batch)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        if docs.is_empty() {
+            break;
+        }
+        n += docs.len() as u64;
+        last = docs
+            .last()
+            .and_then(|d| d.get("_id").ok().flatten())
+            .and_then(|v| bson::Bson::try_from(v.to_raw_bson()).ok());
+        to.insert_many(&docs).await.unwrap();
+    }
+    let took = start.elapsed();
+    to.drop().await.unwrap();
+    (n, took)
+}
+
+fn median_max(mut v: Vec<f64>) -> (f64, f64) {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (v[v.len() / 2], *v.last().unwrap())
+}
+
+pub async fn move_bench(uri: &str, args: &[String]) {
+    let sizes: Vec<usize> = args
+        .iter()
+        .position(|a| a == "--docs")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.split(',').filter_map(|s| s.parse().ok()).collect())
+        .unwrap_or_else(|| vec![10_000, 100_000]);
+    let moves = arg(args, "--moves", 10) as usize;
+    let batch = arg(args, "--batch", 500) as usize;
+    let conn = caas_core::connect::connect(uri, Duration::from_secs(30))
+        .await
+        .expect("connect");
+    println!("move: tenant `{TENANT}` free <-> pro, {moves} move(s) per size, batches of {batch}, a writer every 10 ms");
+    println!("| documents | caas copy | raw copy | caas / raw throughput | writes refused for (writer, median / max) | fence -> flip (mover, median / max) | lag at the flip (median / max) |");
+    println!("|---|---|---|---|---|---|---|");
+    for docs in sizes {
+        size_run(&conn, docs, moves, batch).await;
+    }
+}
+
+async fn size_run(conn: &caas_core::connect::Connection, docs: usize, moves: usize, batch: usize) {
+    let prefix = "mvb";
+    drop_prefix(conn, prefix).await;
+    let config = project_config(prefix);
+    let s = spec();
+    let specs = vec![&s];
+    let platform = conn.client.database(&config.databases.platform);
+    caas_core::fleet::registry::add(
+        &platform,
+        &config,
+        Some(&specs),
+        TENANT,
+        Tier::Free,
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    let items = conn
+        .client
+        .database(&config.databases.shared)
+        .collection::<Document>("items");
+    let all: Vec<Document> = (0..docs as i32)
+        .map(|n| doc! { "tenant_id": TENANT, "n": n, "body": "x".repeat(100) })
+        .collect();
+    for chunk in all.chunks(5_000) {
+        items.insert_many(chunk).await.unwrap();
+    }
+    drop(all);
+    let (copied_raw, raw) = raw_copy(&conn.client, prefix, batch as i64).await;
+    assert_eq!(copied_raw as usize, docs);
+    let seen = Arc::new(Seen::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let w = tokio::spawn(writer(
+        conn.client.clone(),
+        prefix.to_owned(),
+        stop.clone(),
+        seen.clone(),
+    ));
+    let (mut copy_s, mut refused, mut fence, mut lag) = (vec![], vec![], vec![], vec![]);
+    for i in 0..moves {
+        let to = if i % 2 == 0 { Tier::Pro } else { Tier::Free };
+        let copy_line = Mutex::new(None::<f64>);
+        let progress = |line: &str| {
+            // "<tenant>: copied N document(s) in X s; building indexes"
+            if let Some(rest) = line.split(" document(s) in ").nth(1) {
+                if let Some(secs) = rest.split(' ').next().and_then(|v| v.parse().ok()) {
+                    *copy_line.lock().unwrap() = Some(secs);
+                }
+            }
+        };
+        let mover = Mover {
+            conn,
+            config: &config,
+            specs: &specs,
+            migrations: &[],
+            opts: MoveOptions {
+                batch,
+                ..Default::default()
+            },
+            progress: &progress,
+        };
+        let report = mover
+            .run(
+                TENANT,
+                Command::To {
+                    tier: to,
+                    finish: true,
+                },
+            )
+            .await
+            .unwrap();
+        copy_s.push(
+            copy_line
+                .lock()
+                .unwrap()
+                .expect("the mover reports its copy"),
+        );
+        fence.push(report.fence_ms.unwrap_or(0) as f64);
+        lag.push(report.lag_ms as f64);
+        // Let the writer find the new location before the window is read.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let w = std::mem::take(&mut *seen.windows.lock().unwrap());
+        refused.push(
+            w.iter()
+                .map(|d| d.as_secs_f64() * 1000.0)
+                .fold(0.0, f64::max),
+        );
+    }
+    stop.store(true, Ordering::SeqCst);
+    w.await.unwrap();
+    let (coll, _) = locate(&conn.client, prefix).await;
+    let have = coll
+        .count_documents(doc! { "tenant_id": TENANT })
+        .await
+        .unwrap();
+    let want = docs as u64 + seen.inserted.load(Ordering::SeqCst);
+    assert_eq!(
+        have, want,
+        "every acknowledged insert is there exactly once"
+    );
+    let (copy_med, _) = median_max(copy_s);
+    let (r_med, r_max) = median_max(refused);
+    let (f_med, f_max) = median_max(fence);
+    let (l_med, l_max) = median_max(lag);
+    println!(
+        "| {docs} | {:.0} docs/s | {:.0} docs/s | {:.2} | {r_med:.0} / {r_max:.0} ms | {f_med:.0} / {f_max:.0} ms | {l_med:.0} / {l_max:.0} ms |",
+        docs as f64 / copy_med,
+        docs as f64 / raw.as_secs_f64(),
+        raw.as_secs_f64() / copy_med,
+    );
+    println!(
+        "  ({docs}: {} writes refused in all, {} inserted by the writer; copy median {copy_med:.2} s, raw {:.2} s)",
+        seen.refused.load(Ordering::SeqCst),
+        seen.inserted.load(Ordering::SeqCst),
+        raw.as_secs_f64()
+    );
+    drop_prefix(conn, prefix).await;
+}
