@@ -672,7 +672,10 @@ async fn a_document_the_target_validator_refuses_still_moves() {
         .await
         .unwrap();
     assert!(users.find_one(doc! { "_id": id }).await.unwrap().is_some());
-    ok(&p, &["tenant", "move", "demo-pebble", "--to", "pro", "--finish"]);
+    ok(
+        &p,
+        &["tenant", "move", "demo-pebble", "--to", "pro", "--finish"],
+    );
     let moved = locate(&c, &p.prefix, "demo-pebble", "users").await;
     let d = moved.find_one(doc! { "_id": id }).await.unwrap();
     assert_eq!(
@@ -703,7 +706,15 @@ async fn a_captured_delete_never_reaches_another_tenants_document() {
         .unwrap();
     ok(
         &p,
-        &["tenant", "move", "demo-quill", "--to", "free", "--stop-after", "copy"],
+        &[
+            "tenant",
+            "move",
+            "demo-quill",
+            "--to",
+            "free",
+            "--stop-after",
+            "copy",
+        ],
     );
     // demo-quill briefly has a document with the same `_id` at its source.
     shared
@@ -719,7 +730,10 @@ async fn a_captured_delete_never_reaches_another_tenants_document() {
         .delete_one(doc! { "_id": "welcome" })
         .await
         .unwrap();
-    ok(&p, &["tenant", "move", "demo-quill", "--to", "free", "--finish"]);
+    ok(
+        &p,
+        &["tenant", "move", "demo-quill", "--to", "free", "--finish"],
+    );
     let kept = shared
         .collection::<Document>("groups")
         .find_one(doc! { "_id": "welcome" })

@@ -254,10 +254,25 @@ impl Mover<'_> {
         let client = &self.conn.client;
         let db = s.pairs[0].from.database.clone();
         let mut replayed = 0;
-        loop {
+        // Up to a marker written now: other tenants of a shared source keep writing, so
+        // "no more events" may never come; every delete acknowledged before it is replayed.
+        let mark = format!(
+            "{}:finish:{}",
+            s.move_id,
+            bson::oid::ObjectId::new().to_hex()
+        );
+        client
+            .database(&db)
+            .collection::<bson::Document>(sync::MARKS)
+            .insert_one(doc! { "_id": &mark, "tenant": &s.tenant, "at": DateTime::now() })
+            .await?;
+        for round in 0.. {
+            if round == 1000 {
+                bail!("the change stream on {db} did not show the marker {mark} after 1000 rounds; rerun `caas tenant move {} --finish`", s.tenant);
+            }
             let mut stream =
                 sync::open_stream(client, &db, &s.pairs, s.resume_token.as_ref()).await?;
-            let got = sync::capture(&mut stream, 1000, None).await?;
+            let got = sync::capture(&mut stream, 1000, Some(&mark)).await?;
             let mut next = s.clone();
             next.resume_token = sync::token_of(&stream).or(next.resume_token);
             let work: Vec<(usize, Vec<Bson>)> = got
@@ -280,7 +295,7 @@ impl Mover<'_> {
             .await?;
             replayed += work.iter().map(|(_, v)| v.len()).sum::<usize>();
             s = next;
-            if got.events == 0 {
+            if got.saw_mark {
                 break;
             }
         }

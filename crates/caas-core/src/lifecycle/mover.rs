@@ -478,12 +478,15 @@ impl Mover<'_> {
     /// Apply captured changes in rounds until a round finds few; then compare everything
     /// once (while writes go on) and re-sync what differs; then the cutover.
     async fn catch_up(&self, held: &Held, mut s: MoveState) -> Result<MoveState> {
-        loop {
+        // Rounds count every event of the source's collections, other tenants' too on a
+        // shared source, so a busy neighbour may keep them above the threshold: after 50
+        // rounds the cutover goes ahead (its drain is to a marker, so it ends regardless).
+        for round in 1.. {
             let n = self
                 .apply_round(held, &mut s, None, &mut Vec::new())
                 .await?
                 .0;
-            if n <= self.opts.cutover_at {
+            if n <= self.opts.cutover_at || round >= 50 {
                 break;
             }
         }

@@ -225,10 +225,7 @@ pub async fn sync_ids(
     if !gone.is_empty() {
         let mut at = pair.to.filter(tenant);
         at.insert("_id", doc! { "$in": gone });
-        target
-            .delete_many(at)
-            .session(&mut *session)
-            .await?;
+        target.delete_many(at).session(&mut *session).await?;
     }
     Ok(ids.len() as u64)
 }
