@@ -280,3 +280,34 @@ async fn migrate_and_seed_skip_suspended_tenants_and_say_so() {
     let status = p.caas(&["migrate", "status"]);
     assert_eq!(status.status.code(), Some(0), "{}", show(&status));
 }
+
+/// Where roles are managed, they follow the tenant: after a move, a removal and an import
+/// `roles diff` is clean without another `roles apply`.
+#[tokio::test(flavor = "multi_thread")]
+async fn service_roles_follow_moves_removals_and_imports() {
+    let p = catalogue("offroles");
+    ok(&p, &["seed"]);
+    ok(&p, &["roles", "apply", "--yes"]);
+    ok(&p, &["roles", "diff", "--exit-code"]);
+    ok(
+        &p,
+        &[
+            "tenant",
+            "move",
+            "demo-harbor",
+            "--to",
+            "enterprise",
+            "--finish",
+        ],
+    );
+    ok(&p, &["roles", "diff", "--exit-code"]);
+    let out = p.path().join("harbor-out");
+    let dir = out.to_str().unwrap();
+    ok(
+        &p,
+        &["tenant", "remove", "demo-harbor", "--export", dir, "--yes"],
+    );
+    ok(&p, &["roles", "diff", "--exit-code"]);
+    ok(&p, &["tenant", "import", dir, "--tier", "pro"]);
+    ok(&p, &["roles", "diff", "--exit-code"]);
+}

@@ -78,6 +78,14 @@ impl Mover<'_> {
             .await;
         release(from_lease, to_lease).await;
         let next = result?;
+        // Services read the tenant at its new location from now on.
+        let roles = super::export::follow_roles(self.conn, self.config, self.specs).await?;
+        if roles > 0 {
+            (self.progress)(&format!(
+                "{}: {roles} service role(s) updated to follow the tenant",
+                next.tenant
+            ));
+        }
         (self.progress)(&format!(
             "{}: flipped to {} ({}); writes were refused for {} ms",
             next.tenant,
@@ -306,6 +314,12 @@ impl Mover<'_> {
         self.commit(held, &s, async |_: &mut ClientSession| Ok(()))
             .await?;
         let mut notes = vec![format!("removed the source {}", r.from)];
+        let roles = super::export::follow_roles(self.conn, self.config, self.specs).await?;
+        if roles > 0 {
+            notes.push(format!(
+                "{roles} service role(s) updated to follow the tenant"
+            ));
+        }
         if replayed > 0 {
             notes.push(format!("{replayed} delete(s) sent to the old location after the flip were applied at the new one"));
         }
