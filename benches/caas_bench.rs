@@ -4,6 +4,7 @@
 //! `seed [--scale N] [--tenants T]`: `caas seed`'s insert path (unordered batches,
 //! concurrency 4) against raw `insert_many` of the same documents at the same concurrency.
 
+#[path = "parts/move_bench.rs"]
 mod move_bench;
 
 use std::collections::BTreeMap;

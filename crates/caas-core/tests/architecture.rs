@@ -94,7 +94,7 @@ const FOLDERS: &[(&str, &[&str])] = &[
     (
         "lifecycle",
         &[
-            "route", "wfence", "state", "sync", "mover", "cutover", "suspend", "export",
+            "route", "wfence", "state", "sync", "follow", "mover", "cutover", "suspend", "export",
             "offboard", "restore",
         ],
     ),

@@ -79,7 +79,7 @@ impl Mover<'_> {
         release(from_lease, to_lease).await;
         let next = result?;
         // Services read the tenant at its new location from now on.
-        let roles = super::export::follow_roles(self.conn, self.config, self.specs).await?;
+        let roles = super::follow::follow_roles(self.conn, self.config, self.specs).await?;
         if roles > 0 {
             (self.progress)(&format!(
                 "{}: {roles} service role(s) updated to follow the tenant",
@@ -314,7 +314,7 @@ impl Mover<'_> {
         self.commit(held, &s, async |_: &mut ClientSession| Ok(()))
             .await?;
         let mut notes = vec![format!("removed the source {}", r.from)];
-        let roles = super::export::follow_roles(self.conn, self.config, self.specs).await?;
+        let roles = super::follow::follow_roles(self.conn, self.config, self.specs).await?;
         if roles > 0 {
             notes.push(format!(
                 "{roles} service role(s) updated to follow the tenant"

@@ -99,27 +99,6 @@ pub fn spec_checksum(spec: &CollectionSpec) -> String {
     hex::encode(Sha256::digest(serde_json::to_vec(spec).unwrap_or_default()))
 }
 
-/// Where roles are managed (some `caas_svc_*` role exists), bring the existing ones in line
-/// with the registry as it is now: a tenant that moved, arrived or left changes which
-/// namespaces each service's role names. Creates and drops nothing (`caas roles apply`
-/// does); returns how many roles were updated.
-pub async fn follow_roles(
-    conn: &Connection,
-    config: &Config,
-    specs: &[&CollectionSpec],
-) -> Result<usize> {
-    let fleet = crate::roles::plan_fleet(&conn.client, config, specs).await?;
-    if fleet.live.is_empty() {
-        return Ok(0);
-    }
-    let updates: Vec<crate::roles::RoleChange> = fleet
-        .changes
-        .into_iter()
-        .filter(|c| matches!(c, crate::roles::RoleChange::Update { .. }))
-        .collect();
-    crate::roles::apply(&conn.client, &fleet.desired, &updates, false).await
-}
-
 /// The live tenant `id`, refusing churned, unknown and moving tenants.
 pub async fn live_tenant(conn: &Connection, config: &Config, id: &str) -> Result<Tenant> {
     crate::tenancy::check_tenant_id(id).map_err(anyhow::Error::msg)?;

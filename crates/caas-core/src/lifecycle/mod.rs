@@ -6,6 +6,7 @@
 
 mod cutover;
 pub mod export;
+pub mod follow;
 pub mod mover;
 pub mod offboard;
 pub mod restore;

@@ -157,7 +157,7 @@ async fn remove_held(
     for (_, ns) in &homes {
         wfence::lift(client, &platform, ns, &t.id).await?;
     }
-    export::follow_roles(conn, config, specs).await?;
+    super::follow::follow_roles(conn, config, specs).await?;
     Ok(out)
 }
 

@@ -250,7 +250,7 @@ async fn import_held(
         doc! { "$set": { "status": "active", "updated_at": DateTime::now() } },
     )
     .await?;
-    export::follow_roles(conn, config, plan.specs).await?;
+    super::follow::follow_roles(conn, config, plan.specs).await?;
     Ok(out)
 }
 
