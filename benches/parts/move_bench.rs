@@ -56,12 +56,10 @@ async fn writer(client: mongodb::Client, prefix: String, stop: Arc<AtomicBool>, 
     let mut i: i32 = 1_000_000_000;
     let mut refused_since: Option<Instant> = None;
     while !stop.load(Ordering::SeqCst) {
-        let (coll, shared) = locate(&client, &prefix).await;
+        let (coll, _) = locate(&client, &prefix).await;
         i += 1;
-        let mut d = doc! { "n": i, "body": "written during the move" };
-        if shared {
-            d.insert("tenant_id", TENANT);
-        }
+        // The tenant's documents carry tenant_id in every tier (they move as they are).
+        let d = doc! { "tenant_id": TENANT, "n": i, "body": "written during the move" };
         let result = if i % 2 == 0 {
             coll.insert_one(d).await.map(|_| true)
         } else {

@@ -429,11 +429,11 @@ impl Mover<'_> {
     /// Copy every collection in checkpointed batches, then build the indexes.
     async fn copy(&self, held: &Held, mut s: MoveState) -> Result<MoveState> {
         let client = &self.conn.client;
-        let started = Instant::now();
         // The new collections with their validators (again, after a kill: idempotent).
         let r = route::route(self.config, self.specs, &s.tenant, s.from_tier, s.to_tier)
             .map_err(anyhow::Error::msg)?;
         self.create_target(&r, false).await?;
+        let started = Instant::now();
         for i in 0..s.pairs.len() {
             while !s.progress[i].done {
                 let docs = sync::read_batch(
