@@ -235,7 +235,21 @@ async fn a_tenant_moves_through_every_tier_while_writers_run() {
     for to in ["pro", "enterprise", "starter"] {
         let out = ok(
             &p,
-            &["tenant", "move", mover, "--to", to, "--finish", "--json"],
+            &[
+                "tenant",
+                "move",
+                mover,
+                "--to",
+                to,
+                "--finish",
+                "--json",
+                // Small batches, the stream read after each: the writers' changes during
+                // the copy are recorded and applied after it.
+                "--batch",
+                "5",
+                "--read-changes-every",
+                "0",
+            ],
         );
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v["move"]["phase"], "finished", "{out}");
@@ -375,6 +389,8 @@ async fn a_move_killed_at_random_points_is_finished_by_the_rerun() {
             "--finish",
             "--batch",
             "10",
+            "--read-changes-every",
+            "0",
             "--lease-seconds",
             "1",
         ];

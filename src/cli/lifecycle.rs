@@ -33,6 +33,10 @@ pub struct MoveArgs {
     /// Seconds a lease lasts without renewal.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub lease_seconds: u64,
+    /// Milliseconds between reads of the change stream during the copy (0: after every
+    /// batch): to rehearse changes captured mid-copy.
+    #[arg(long, default_value_t = 2000, hide = true)]
+    pub read_changes_every: u64,
     /// Stop after this phase as if interrupted (copy, catchup): to rehearse resumption.
     #[arg(long, value_parser = ["copy", "catchup"], hide = true)]
     pub stop_after: Option<String>,
@@ -69,6 +73,7 @@ pub async fn run_move(config: &Config, connect: &ConnectOpts, args: MoveArgs) ->
             batch: args.batch as usize,
             lock_wait: std::time::Duration::from_secs(args.lock_timeout),
             lease: std::time::Duration::from_secs(args.lease_seconds),
+            read_every: std::time::Duration::from_millis(args.read_changes_every),
             stop_after: args.stop_after.as_deref().map(|p| {
                 if p == "copy" {
                     Phase::Copy

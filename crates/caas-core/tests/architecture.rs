@@ -94,8 +94,8 @@ const FOLDERS: &[(&str, &[&str])] = &[
     (
         "lifecycle",
         &[
-            "route", "wfence", "state", "sync", "follow", "mover", "cutover", "suspend", "export",
-            "offboard", "restore",
+            "route", "wfence", "state", "sync", "follow", "mover", "catchup", "cutover", "suspend",
+            "export", "offboard", "restore",
         ],
     ),
     ("fleet", &["registry", "apply"]),

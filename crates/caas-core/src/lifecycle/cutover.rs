@@ -15,6 +15,7 @@ use anyhow::{bail, Result};
 use bson::{doc, Bson, DateTime};
 use mongodb::ClientSession;
 
+use super::catchup::Stream;
 use super::mover::{Held, Mover, Report};
 use super::route::{self, Route};
 use super::state::{MoveState, Phase, Verified};
@@ -46,6 +47,16 @@ impl Mover<'_> {
             self.commit(held, &s, async |_: &mut ClientSession| Ok(()))
                 .await?;
         }
+        // Opened before the fence: its first round trips are not part of the window.
+        let mut stream: Stream = Some(
+            sync::open_stream(
+                client,
+                &s.pairs[0].from.database,
+                &s.pairs,
+                s.resume_token.as_ref(),
+            )
+            .await?,
+        );
         let fenced_at = Instant::now();
         for p in &s.pairs {
             wfence::raise(client, &platform, &p.from, &s.tenant).await?;
@@ -54,7 +65,9 @@ impl Mover<'_> {
             ms = fenced_at.elapsed().as_millis() as u64,
             "move: fence raised"
         );
-        let verified = self.drain_and_verify(held, &mut s, resumed).await;
+        let verified = self
+            .drain_and_verify(held, &mut s, resumed, &mut stream)
+            .await;
         tracing::info!(
             ms = fenced_at.elapsed().as_millis() as u64,
             "move: drained and verified"
@@ -170,60 +183,75 @@ impl Mover<'_> {
     }
 
     /// Drain changes up to a marker written after the fence, then compare each collection:
-    /// its counts, and the documents touched since the full comparison (all of them when
-    /// the run resumed a cutover and does not know which were touched). The fence stops
-    /// inserts and updates, not deletes (MongoDB does not validate them): a collection
-    /// whose counts differ because a delete landed after the marker is drained again and
-    /// compared again. A delete after the last drain is replayed by `--finish`.
+    /// the documents touched since the full comparison of the catch-up, one by one (all of
+    /// them when the run resumed a cutover and does not know which were touched). Every
+    /// other document is as that comparison left it, equal on both sides, so the work under
+    /// the fence is in proportion to the writes since, not to the tenant's size. The fence
+    /// stops inserts and updates, not deletes (MongoDB does not validate them): a touched
+    /// document deleted after the marker differs, is synced, and the drain runs again. A
+    /// delete after the last drain is replayed by `--finish`.
     async fn drain_and_verify(
         &self,
         held: &Held,
         s: &mut MoveState,
         full: bool,
+        stream: &mut Stream,
     ) -> Result<Vec<Verified>> {
         let client = &self.conn.client;
+        let full = full
+            || s.pairs
+                .iter()
+                .any(|p| !s.verified.iter().any(|v| v.collection == p.collection));
         let mut touched = Vec::new();
-        self.drain(held, s, &mut touched).await?;
+        self.drain(held, s, &mut touched, stream).await?;
         let mut out = Vec::new();
         for i in 0..s.pairs.len() {
             let p = s.pairs[i].clone();
             let mut attempt = 0;
             loop {
-                let ids: Vec<Bson> = touched
+                let mut ids: Vec<Bson> = touched
                     .iter()
                     .filter(|(j, _)| *j == i)
                     .flat_map(|(_, v)| v.clone())
                     .collect();
-                let b = sync::count(client, &p.to, &s.tenant).await?;
-                let a = sync::count(client, &p.from, &s.tenant).await?;
-                let c = sync::compare(client, &p, &s.tenant, if full { None } else { Some(&ids) })
-                    .await?;
-                if c.equal() && a == b {
-                    out.push(Verified {
-                        collection: p.collection.clone(),
-                        count: a,
-                        digest: c.source.digest,
+                ids.sort_by_key(|b| bson::to_vec(&doc! { "v": b }).unwrap_or_default());
+                ids.dedup();
+                let c = sync::compare(client, &p, &s.tenant, (!full).then_some(&ids[..])).await?;
+                if c.equal() {
+                    let before = s.verified.iter().find(|v| v.collection == p.collection);
+                    out.push(match (full, before) {
+                        (false, Some(v)) => Verified {
+                            collection: p.collection.clone(),
+                            count: s.progress[i].target_count.max(0) as u64,
+                            digest: v.digest.clone(),
+                            changed: v.changed + ids.len() as u64,
+                        },
+                        _ => Verified {
+                            collection: p.collection.clone(),
+                            count: c.source.count,
+                            digest: c.source.digest,
+                            changed: 0,
+                        },
                     });
                     break;
                 }
                 attempt += 1;
                 if attempt == 20 {
                     bail!(
-                        "{}: {a} document(s) at the source, {b} at the target after 20 drains",
-                        p.collection
+                        "{}: {} document(s) still differ between source and target after 20 drains",
+                        p.collection,
+                        c.differing.len()
                     );
                 }
-                if !c.differing.is_empty() {
-                    let (tenant, now) = (s.tenant.clone(), s.clone());
-                    let differing = c.differing.clone();
-                    self.commit(held, &now, async |ses: &mut ClientSession| {
-                        sync::sync_ids(client, &p, &tenant, &differing, ses)
-                            .await
-                            .map(drop)
+                let (tenant, now) = (s.tenant.clone(), s.clone());
+                let differing = c.differing.clone();
+                *s = self
+                    .commit_counted(held, &now, async |ses: &mut ClientSession| {
+                        let d = sync::sync_ids(client, &p, &tenant, &differing, ses).await?;
+                        Ok(vec![(i, d)])
                     })
                     .await?;
-                }
-                self.drain(held, s, &mut touched).await?;
+                self.drain(held, s, &mut touched, stream).await?;
             }
         }
         Ok(out)
@@ -235,6 +263,7 @@ impl Mover<'_> {
         held: &Held,
         s: &mut MoveState,
         touched: &mut Vec<(usize, Vec<Bson>)>,
+        stream: &mut Stream,
     ) -> Result<()> {
         let mark = format!("{}:{}", s.move_id, bson::oid::ObjectId::new().to_hex());
         self.conn
@@ -244,7 +273,11 @@ impl Mover<'_> {
             .insert_one(doc! { "_id": &mark, "tenant": &s.tenant, "at": DateTime::now() })
             .await?;
         for _ in 0..200 {
-            if self.apply_round(held, s, Some(&mark), touched).await?.1 {
+            if self
+                .apply_round(held, s, Some(&mark), touched, stream)
+                .await?
+                .1
+            {
                 return Ok(());
             }
         }
@@ -274,12 +307,11 @@ impl Mover<'_> {
             .collection::<bson::Document>(sync::MARKS)
             .insert_one(doc! { "_id": &mark, "tenant": &s.tenant, "at": DateTime::now() })
             .await?;
+        let mut stream = sync::open_stream(client, &db, &s.pairs, s.resume_token.as_ref()).await?;
         for round in 0.. {
             if round == 1000 {
                 bail!("the change stream on {db} did not show the marker {mark} after 1000 rounds; rerun `caas tenant move {} --finish`", s.tenant);
             }
-            let mut stream =
-                sync::open_stream(client, &db, &s.pairs, s.resume_token.as_ref()).await?;
             let got = sync::capture(&mut stream, 1000, Some(&mark)).await?;
             let mut next = s.clone();
             next.resume_token = sync::token_of(&stream).or(next.resume_token);
@@ -309,6 +341,7 @@ impl Mover<'_> {
         }
         let r = self.route_of(&s)?;
         self.remove_side(&r, true).await?;
+        super::state::clear_pending(&self.platform(), &s.move_id, None, None).await?;
         s.phase = Phase::Finished;
         s.ended_at = Some(DateTime::now());
         self.commit(held, &s, async |_: &mut ClientSession| Ok(()))
@@ -337,6 +370,7 @@ impl Mover<'_> {
         }
         let r = self.route_of(&s)?;
         self.remove_side(&r, false).await?;
+        super::state::clear_pending(&self.platform(), &s.move_id, None, None).await?;
         s.phase = Phase::Aborted;
         s.ended_at = Some(DateTime::now());
         self.commit(held, &s, async |_: &mut ClientSession| Ok(()))

@@ -1,9 +1,10 @@
 //! Tenant lifecycle: moving a tenant between tiers online, suspending it, exporting,
 //! removing and importing it. The flow: route (pure: which collections, which ledger) ->
 //! wfence (the server-enforced write fence) -> state (the move's record) -> sync (copy,
-//! change stream, digests) -> mover and cutover (the phases); suspend; export -> offboard
+//! change stream, digests) -> mover (refusals), catchup (copy, changes) and cutover (the phases); suspend; export -> offboard
 //! (remove) and restore (import).
 
+mod catchup;
 mod cutover;
 pub mod export;
 pub mod follow;

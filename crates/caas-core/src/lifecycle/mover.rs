@@ -6,7 +6,7 @@
 //! the data it records, fenced by that lease: a rerun after `kill -9` continues from the
 //! last commit, and a runner that lost its lease commits nothing more.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use bson::{doc, DateTime};
@@ -41,8 +41,12 @@ pub struct MoveOptions {
     pub batch: usize,
     pub lock_wait: Duration,
     pub lease: Duration,
-    /// Cut over once a catch-up round finds no more than this many changes.
+    /// Cut over once a catch-up round finds no more than this many changes, the newest of
+    /// them no older than `cutover_lag`.
     pub cutover_at: u64,
+    pub cutover_lag: Duration,
+    /// How often the copy reads the change stream (and records what changed).
+    pub read_every: Duration,
     /// Stop (as if killed) once this phase is reached: for tests of resumption.
     pub stop_after: Option<Phase>,
 }
@@ -54,6 +58,8 @@ impl Default for MoveOptions {
             lock_wait: Duration::from_secs(5),
             lease: lock::LEASE,
             cutover_at: 50,
+            cutover_lag: Duration::from_millis(250),
+            read_every: super::catchup::READ_EVERY,
             stop_after: None,
         }
     }
@@ -205,14 +211,37 @@ impl Mover<'_> {
     where
         F: AsyncFn(&mut ClientSession) -> mongodb::error::Result<()>,
     {
+        self.commit_counted(held, s, async |ses: &mut ClientSession| {
+            body(ses).await.map(|()| Vec::new())
+        })
+        .await
+        .map(drop)
+    }
+
+    /// [`Self::commit`] for a body that writes to the target and returns how it changed the
+    /// target's count of the tenant's documents, per pair: the state saved (and returned)
+    /// carries the new counts.
+    pub(super) async fn commit_counted<F>(
+        &self,
+        held: &Held,
+        s: &MoveState,
+        body: F,
+    ) -> Result<MoveState>
+    where
+        F: AsyncFn(&mut ClientSession) -> mongodb::error::Result<Vec<(usize, i64)>>,
+    {
         let platform = self.platform();
         let mut session = held.session.lock().await;
         held.lease
             .fence()
             .txn(&mut session, async |ses: &mut ClientSession| {
-                body(&mut *ses).await?;
-                state::save(&platform, s, ses).await?;
-                Ok(Some(()))
+                let deltas = body(&mut *ses).await?;
+                let mut saved = s.clone();
+                for (i, d) in deltas {
+                    saved.progress[i].target_count += d;
+                }
+                state::save(&platform, &saved, ses).await?;
+                Ok(Some(saved))
             })
             .await
             .map_err(|e| match e {
@@ -222,8 +251,8 @@ impl Mover<'_> {
                     s.tenant,
                     crate::base::driver::describe(&e)
                 ),
-            })?;
-        Ok(())
+            })?
+            .ok_or_else(|| anyhow!("recording the move of `{}`: nothing was written", s.tenant))
     }
 
     async fn tenant(&self, id: &str) -> Result<Tenant> {
@@ -424,137 +453,6 @@ impl Mover<'_> {
             }
         }
         Ok(())
-    }
-
-    /// Copy every collection in checkpointed batches, then build the indexes.
-    async fn copy(&self, held: &Held, mut s: MoveState) -> Result<MoveState> {
-        let client = &self.conn.client;
-        // The new collections with their validators (again, after a kill: idempotent).
-        let r = route::route(self.config, self.specs, &s.tenant, s.from_tier, s.to_tier)
-            .map_err(anyhow::Error::msg)?;
-        self.create_target(&r, false).await?;
-        let started = Instant::now();
-        for i in 0..s.pairs.len() {
-            while !s.progress[i].done {
-                let docs = sync::read_batch(
-                    client,
-                    &s.pairs[i],
-                    &s.tenant,
-                    s.progress[i].last_id.as_ref(),
-                    self.opts.batch as i64,
-                )
-                .await?;
-                let pair = s.pairs[i].clone();
-                let mut next = s.clone();
-                next.progress[i].copied += docs.len() as u64;
-                next.progress[i].done = docs.len() < self.opts.batch;
-                let last = docs
-                    .last()
-                    .and_then(|d| d.get("_id").ok().flatten())
-                    .and_then(|v| bson::Bson::try_from(v.to_raw_bson()).ok());
-                if last.is_some() {
-                    next.progress[i].last_id = last;
-                }
-                self.commit(held, &next, async |ses: &mut ClientSession| {
-                    sync::write_batch(client, &pair, &docs, ses).await.map(drop)
-                })
-                .await?;
-                s = next;
-            }
-        }
-        let copied: u64 = s.progress.iter().map(|p| p.copied).sum();
-        (self.progress)(&format!(
-            "{}: copied {copied} document(s) in {:.2} s; building indexes",
-            s.tenant,
-            started.elapsed().as_secs_f64()
-        ));
-        self.create_target(&r, true).await?;
-        s.phase = Phase::Catchup;
-        self.commit(held, &s, async |_: &mut ClientSession| Ok(()))
-            .await?;
-        Ok(s)
-    }
-
-    /// Apply captured changes in rounds until a round finds few; then compare everything
-    /// once (while writes go on) and re-sync what differs; then the cutover.
-    async fn catch_up(&self, held: &Held, mut s: MoveState) -> Result<MoveState> {
-        // Rounds count every event of the source's collections, other tenants' too on a
-        // shared source, so a busy neighbour may keep them above the threshold: after 50
-        // rounds the cutover goes ahead (its drain is to a marker, so it ends regardless).
-        for round in 1.. {
-            let n = self
-                .apply_round(held, &mut s, None, &mut Vec::new())
-                .await?
-                .0;
-            if n <= self.opts.cutover_at || round >= 50 {
-                break;
-            }
-        }
-        for p in s.pairs.clone() {
-            let c = sync::compare(&self.conn.client, &p, &s.tenant, None).await?;
-            if !c.differing.is_empty() {
-                let next = s.clone();
-                self.commit(held, &next, async |ses: &mut ClientSession| {
-                    sync::sync_ids(&self.conn.client, &p, &next.tenant, &c.differing, ses)
-                        .await
-                        .map(drop)
-                })
-                .await?;
-            }
-        }
-        (self.progress)(&format!(
-            "{}: caught up (lag {} ms); cutting over",
-            s.tenant, s.lag_ms
-        ));
-        s.phase = Phase::Cutover;
-        Ok(s)
-    }
-
-    /// One round of captured changes: apply them and record the new resume token. Returns
-    /// the events seen and whether the marker `mark` was among them; the `_id`s touched are
-    /// added to `touched` (per pair).
-    pub(super) async fn apply_round(
-        &self,
-        held: &Held,
-        s: &mut MoveState,
-        mark: Option<&str>,
-        touched: &mut Vec<(usize, Vec<bson::Bson>)>,
-    ) -> Result<(u64, bool)> {
-        let client = &self.conn.client;
-        let db = s.pairs[0].from.database.clone();
-        let mut stream = sync::open_stream(client, &db, &s.pairs, s.resume_token.as_ref()).await?;
-        let got = sync::capture(&mut stream, 1000, mark).await?;
-        let mut next = s.clone();
-        next.resume_token = sync::token_of(&stream).or(next.resume_token);
-        next.changes_applied += got.events;
-        if let Some(t) = got.newest {
-            let now = lock::server_now(&self.platform()).await?.timestamp_millis();
-            next.lag_ms = (now - t).max(0);
-        } else {
-            next.lag_ms = 0;
-        }
-        let work: Vec<(usize, Vec<bson::Bson>)> = got
-            .ids
-            .iter()
-            .filter_map(|(coll, ids)| {
-                Some((
-                    s.pairs.iter().position(|p| &p.from.collection == coll)?,
-                    ids.clone(),
-                ))
-            })
-            .collect();
-        let pairs = s.pairs.clone();
-        let tenant = s.tenant.clone();
-        self.commit(held, &next, async |ses: &mut ClientSession| {
-            for (i, ids) in &work {
-                sync::sync_ids(client, &pairs[*i], &tenant, ids, ses).await?;
-            }
-            Ok(())
-        })
-        .await?;
-        touched.extend(work);
-        *s = next;
-        Ok((got.events, got.saw_mark))
     }
 
     /// Point the registry at the tenant's new tier (and data location) in one write, with

@@ -45,15 +45,25 @@ pub struct Progress {
     pub last_id: Option<Bson>,
     pub copied: u64,
     pub done: bool,
+    /// The tenant's documents in the target: exact, since only the mover writes there
+    /// before the flip and each of its transactions records what it changed.
+    #[serde(default)]
+    pub target_count: i64,
 }
 
-/// One collection's verification: equal in source and target.
+/// One collection's verification: equal in source and target. Two comparisons make it:
+/// every document, while writes went on (what differed was re-synced and is among the
+/// changed ones), then, under the fence, each document changed since, one by one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verified {
     pub collection: String,
+    /// The tenant's documents at the flip.
     pub count: u64,
-    /// sha256 over the tenant's documents' BSON bytes in `_id` order.
+    /// sha256 over the tenant's documents' BSON bytes in `_id` order (the full comparison).
     pub digest: String,
+    /// Documents changed after the full comparison, compared under the fence.
+    #[serde(default)]
+    pub changed: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -128,6 +138,88 @@ pub async fn open(platform: &Database) -> Result<Vec<MoveState>> {
         .try_collect()
         .await
         .with_context(|| format!("reading {}.{MOVES}", platform.name()))
+}
+
+/// Changes captured during the copy, applied once it is done: `{move, pair, id}` per
+/// document changed (duplicates are harmless: applying a change is idempotent).
+pub const PENDING: &str = "caas_move_pending";
+
+fn pending(platform: &Database) -> Collection<Document> {
+    platform.collection(PENDING)
+}
+
+/// Record `ids` of pair `pair` as changed, inside the caller's transaction.
+pub async fn defer(
+    platform: &Database,
+    move_id: &str,
+    work: &[(usize, Vec<Bson>)],
+    session: &mut ClientSession,
+) -> mongodb::error::Result<()> {
+    let docs: Vec<Document> = work
+        .iter()
+        .flat_map(|(p, ids)| {
+            ids.iter()
+                .map(move |id| doc! { "m": move_id, "p": *p as i32, "i": id.clone() })
+        })
+        .collect();
+    if docs.is_empty() {
+        return Ok(());
+    }
+    pending(platform)
+        .insert_many(docs)
+        .session(session)
+        .await
+        .map(drop)
+}
+
+/// Up to `limit` deferred changes of the move: their record `_id`s, and the document
+/// `_id`s per pair.
+pub async fn take_pending(
+    platform: &Database,
+    move_id: &str,
+    limit: i64,
+) -> Result<(Vec<Bson>, Vec<(usize, Vec<Bson>)>)> {
+    use futures::TryStreamExt;
+    let docs: Vec<Document> = pending(platform)
+        .find(doc! { "m": move_id })
+        .sort(doc! { "_id": 1 })
+        .limit(limit)
+        .await?
+        .try_collect()
+        .await
+        .with_context(|| format!("reading {}.{PENDING}", platform.name()))?;
+    let mut keys = Vec::with_capacity(docs.len());
+    let mut work: std::collections::BTreeMap<usize, Vec<Bson>> = Default::default();
+    for d in docs {
+        keys.extend(d.get("_id").cloned());
+        let (Ok(p), Some(id)) = (d.get_i32("p"), d.get("i")) else {
+            continue;
+        };
+        let ids = work.entry(p as usize).or_default();
+        if !ids.contains(id) {
+            ids.push(id.clone());
+        }
+    }
+    Ok((keys, work.into_iter().collect()))
+}
+
+/// Delete deferred-change records: these (in the caller's transaction), or all of a move.
+pub async fn clear_pending(
+    platform: &Database,
+    move_id: &str,
+    keys: Option<&[Bson]>,
+    session: Option<&mut ClientSession>,
+) -> mongodb::error::Result<()> {
+    let filter = match keys {
+        Some(k) => doc! { "_id": { "$in": k.to_vec() } },
+        None => doc! { "m": move_id },
+    };
+    let coll = pending(platform);
+    let op = coll.delete_many(filter);
+    match session {
+        Some(s) => op.session(s).await.map(drop),
+        None => op.await.map(drop),
+    }
 }
 
 /// Write the whole state inside the caller's transaction.

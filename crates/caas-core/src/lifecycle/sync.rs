@@ -14,7 +14,7 @@ use bson::{doc, Bson, Document, RawDocumentBuf};
 use futures::TryStreamExt;
 use mongodb::change_stream::event::ResumeToken;
 use mongodb::change_stream::ChangeStream;
-use mongodb::{Client, ClientSession, Collection};
+use mongodb::{Client, ClientSession, Collection, Cursor};
 use sha2::{Digest, Sha256};
 
 use super::route::{Namespace, Pair};
@@ -32,14 +32,16 @@ fn id_of(d: &RawDocumentBuf) -> Option<Bson> {
     Bson::try_from(v.to_raw_bson()).ok()
 }
 
-/// The next batch of the tenant's documents after `after`, in `_id` order.
-pub async fn read_batch(
+/// The tenant's documents after `after`, in `_id` order, as one cursor the copy reads in
+/// batches (one query for the whole copy: a query per batch is as fast on mongod, where
+/// the `_id` index answers it, but SecantusDB sorts the whole collection for each one).
+pub async fn open_copy(
     client: &Client,
     pair: &Pair,
     tenant: &str,
     after: Option<&Bson>,
-    limit: i64,
-) -> Result<Vec<RawDocumentBuf>> {
+    batch: usize,
+) -> Result<Cursor<RawDocumentBuf>> {
     let mut filter = pair.from.filter(tenant);
     if let Some(a) = after {
         filter.insert("_id", doc! { "$gt": a.clone() });
@@ -47,12 +49,35 @@ pub async fn read_batch(
     raw(client, &pair.from)
         .find(filter)
         .sort(doc! { "_id": 1 })
-        .limit(limit)
-        .await
-        .with_context(|| format!("reading {}", pair.from.label()))?
-        .try_collect()
+        .batch_size(batch as u32)
+        .allow_disk_use(true)
         .await
         .with_context(|| format!("reading {}", pair.from.label()))
+}
+
+/// Up to `n` more documents of the copy's cursor.
+pub async fn next_batch(
+    cursor: &mut Cursor<RawDocumentBuf>,
+    pair: &Pair,
+    n: usize,
+) -> Result<Vec<RawDocumentBuf>> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        match cursor
+            .try_next()
+            .await
+            .with_context(|| format!("reading {}", pair.from.label()))?
+        {
+            Some(d) => out.push(d),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `d` is the tenant's (every document is, where `ns` is not shared).
+fn owned(d: &RawDocumentBuf, ns: &Namespace, tenant: &str) -> bool {
+    !ns.shared || d.get_str("tenant_id").is_ok_and(|t| t == tenant)
 }
 
 /// Write a copied batch into the target inside the caller's transaction. Returns the last
@@ -121,6 +146,9 @@ pub struct Captured {
     pub newest: Option<i64>,
 }
 
+/// The longest a round reads the stream before applying what it read.
+const ROUND_FOR: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Read up to `max` events that are ready now (one round trip when none are).
 pub async fn capture(
     stream: &mut ChangeStream<Document>,
@@ -132,7 +160,10 @@ pub async fn capture(
     // A stream's first reply may be empty with changes waiting for the next getMore: only
     // an empty reply after a non-empty or a second one means "nothing more right now".
     let mut empty = 0;
-    while out.events < max as u64 {
+    // A live stream under a steady writer is never empty: a round ends after ROUND_FOR
+    // with what it has, or at the marker, so its changes are applied while they are fresh.
+    let began = std::time::Instant::now();
+    while out.events < max as u64 && !out.saw_mark && began.elapsed() < ROUND_FOR {
         let Some(ev) = stream
             .next_if_any()
             .await
@@ -183,54 +214,45 @@ pub async fn capture(
 }
 
 /// Make the target's copies of `ids` equal the source's, in the caller's transaction:
-/// upsert what the source has (for this tenant), delete what it does not.
+/// what the source has (for this tenant) replaces the target's copy, what it does not is
+/// deleted. Returns how the target's count of the tenant's documents changed.
+///
+/// Every query is by `_id` alone and the tenant is checked here: every server answers
+/// that from the `_id` index (SecantusDB scans the collection for `_id` with any other
+/// field). On a shared target an `_id` another tenant holds is left alone, and the insert
+/// then fails with a duplicate key error: never that tenant's document replaced.
 pub async fn sync_ids(
     client: &Client,
     pair: &Pair,
     tenant: &str,
     ids: &[Bson],
     session: &mut ClientSession,
-) -> mongodb::error::Result<u64> {
+) -> mongodb::error::Result<i64> {
     if ids.is_empty() {
         return Ok(0);
     }
-    let mut filter = pair.from.filter(tenant);
-    filter.insert("_id", doc! { "$in": ids.to_vec() });
+    let by_id = doc! { "_id": { "$in": ids.to_vec() } };
     let found: Vec<RawDocumentBuf> = raw(client, &pair.from)
-        .find(filter)
+        .find(by_id)
         .await?
-        .try_collect()
-        .await?;
-    let mut present: Vec<Bson> = Vec::with_capacity(found.len());
-    let target = raw(client, &pair.to);
-    for d in &found {
-        let Some(id) = id_of(d) else { continue };
-        // The tenant's filter too: on a shared target an `_id` another tenant uses is a
-        // duplicate key error, never that tenant's document replaced.
-        let mut at = pair.to.filter(tenant);
-        at.insert("_id", id.clone());
-        target
-            .replace_one(at, d)
-            .upsert(true)
+        .try_collect::<Vec<_>>()
+        .await?
+        .into_iter()
+        .filter(|d| owned(d, &pair.from, tenant))
+        .collect();
+    let removed = delete_ids(client, pair, tenant, ids, session).await?;
+    if !found.is_empty() {
+        raw(client, &pair.to)
+            .insert_many(&found)
             .bypass_document_validation(true)
             .session(&mut *session)
             .await?;
-        present.push(id);
     }
-    let gone: Vec<Bson> = ids
-        .iter()
-        .filter(|i| !present.contains(i))
-        .cloned()
-        .collect();
-    if !gone.is_empty() {
-        let mut at = pair.to.filter(tenant);
-        at.insert("_id", doc! { "$in": gone });
-        target.delete_many(at).session(&mut *session).await?;
-    }
-    Ok(ids.len() as u64)
+    Ok(found.len() as i64 - removed as i64)
 }
 
-/// Delete `ids` from the target (deletes that reached the fenced source after the flip).
+/// Delete the tenant's copies of `ids` from the target (also: deletes that reached the
+/// fenced source after the flip). Returns how many were deleted.
 pub async fn delete_ids(
     client: &Client,
     pair: &Pair,
@@ -241,11 +263,26 @@ pub async fn delete_ids(
     if ids.is_empty() {
         return Ok(0);
     }
-    let mut at = pair.to.filter(tenant);
-    at.insert("_id", doc! { "$in": ids.to_vec() });
-    let r = raw(client, &pair.to)
-        .delete_many(at)
-        .session(session)
+    let target = raw(client, &pair.to);
+    let mut ours = Vec::new();
+    {
+        let mut existing = target
+            .find(doc! { "_id": { "$in": ids.to_vec() } })
+            .projection(doc! { "tenant_id": 1 })
+            .session(&mut *session)
+            .await?;
+        while let Some(d) = existing.next(&mut *session).await.transpose()? {
+            if owned(&d, &pair.to, tenant) {
+                ours.extend(id_of(&d));
+            }
+        }
+    }
+    if ours.is_empty() {
+        return Ok(0);
+    }
+    let r = target
+        .delete_many(doc! { "_id": { "$in": ours } })
+        .session(&mut *session)
         .await?;
     Ok(r.deleted_count)
 }
@@ -279,14 +316,24 @@ pub async fn compare(
     tenant: &str,
     ids: Option<&[Bson]>,
 ) -> Result<Comparison> {
-    let (mut sf, mut tf) = (pair.from.filter(tenant), pair.to.filter(tenant));
-    if let Some(ids) = ids {
-        sf.insert("_id", doc! { "$in": ids.to_vec() });
-        tf.insert("_id", doc! { "$in": ids.to_vec() });
-    }
+    // A given set of `_id`s is read by `_id` alone, the tenant checked here (see
+    // [`sync_ids`]); all of the tenant's documents by the tenant's filter.
+    let (sf, tf) = match ids {
+        Some(ids) => (
+            doc! { "_id": { "$in": ids.to_vec() } },
+            doc! { "_id": { "$in": ids.to_vec() } },
+        ),
+        None => (pair.from.filter(tenant), pair.to.filter(tenant)),
+    };
     let open = |ns: &Namespace, f: Document| {
         let c = raw(client, ns);
-        async move { c.find(f).sort(doc! { "_id": 1 }).batch_size(1000).await }
+        async move {
+            c.find(f)
+                .sort(doc! { "_id": 1 })
+                .batch_size(1000)
+                .allow_disk_use(true)
+                .await
+        }
     };
     let mut s = open(&pair.from, sf)
         .await
@@ -297,7 +344,11 @@ pub async fn compare(
     let (mut hs, mut ht) = (Sha256::new(), Sha256::new());
     let (mut ns, mut nt) = (0u64, 0u64);
     let mut differing = Vec::new();
-    let (mut a, mut b) = (s.try_next().await?, t.try_next().await?);
+    let (from, to) = (&pair.from, &pair.to);
+    let (mut a, mut b) = (
+        next_of(&mut s, from, tenant).await?,
+        next_of(&mut t, to, tenant).await?,
+    );
     loop {
         let (ia, ib) = (a.as_ref().and_then(id_of), b.as_ref().and_then(id_of));
         let (take_a, take_b, odd) = match (&a, &b) {
@@ -318,12 +369,12 @@ pub async fn compare(
         if take_a {
             hs.update(a.as_ref().expect("a").as_bytes());
             ns += 1;
-            a = s.try_next().await?;
+            a = next_of(&mut s, from, tenant).await?;
         }
         if take_b {
             ht.update(b.as_ref().expect("b").as_bytes());
             nt += 1;
-            b = t.try_next().await?;
+            b = next_of(&mut t, to, tenant).await?;
         }
     }
     Ok(Comparison {
@@ -337,6 +388,20 @@ pub async fn compare(
         },
         differing,
     })
+}
+
+/// The cursor's next document of the tenant's.
+async fn next_of(
+    c: &mut Cursor<RawDocumentBuf>,
+    ns: &Namespace,
+    tenant: &str,
+) -> Result<Option<RawDocumentBuf>> {
+    while let Some(d) = c.try_next().await? {
+        if owned(&d, ns, tenant) {
+            return Ok(Some(d));
+        }
+    }
+    Ok(None)
 }
 
 /// Whether `_id` `a` sorts before `b` as the server orders them (the server sorted both
@@ -369,6 +434,7 @@ pub async fn digest(client: &Client, ns: &Namespace, tenant: &str) -> Result<Sid
         .find(ns.filter(tenant))
         .sort(doc! { "_id": 1 })
         .batch_size(1000)
+        .allow_disk_use(true)
         .await
         .with_context(|| format!("reading {}", ns.label()))?;
     let (mut h, mut count) = (Sha256::new(), 0u64);
