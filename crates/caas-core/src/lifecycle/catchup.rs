@@ -1,7 +1,7 @@
 //! The copy and the catch-up of a move: documents in checkpointed batches, the changes
 //! captured meanwhile, then the changes applied in rounds until few are left.
 //!
-//! During the copy the change stream is read every [`READ_EVERY`] (by default) and what it shows is
+//! During the copy the change stream is read every `MoveOptions::read_every` and what it shows is
 //! recorded, not applied ([`state::defer`]): the resume token advances, so it stays inside
 //! the server's oplog window however long the copy takes (SecantusDB keeps 100,000
 //! entries; a copy of as many documents writes as many), and no change is applied to a
@@ -19,9 +19,6 @@ use super::route;
 use super::state::{self, MoveState, Phase};
 use super::sync;
 use crate::migrate::lock;
-
-/// How often the copy reads the change stream, by default.
-pub const READ_EVERY: Duration = Duration::from_secs(2);
 
 /// The change stream a run keeps open from round to round (reopening it costs the server
 /// a search of its oplog for the token).

@@ -36,6 +36,9 @@ pub enum Command {
     Abort,
 }
 
+/// How often the copy reads the change stream, by default.
+pub const READ_EVERY: Duration = Duration::from_secs(2);
+
 #[derive(Debug, Clone, Copy)]
 pub struct MoveOptions {
     pub batch: usize,
@@ -59,7 +62,7 @@ impl Default for MoveOptions {
             lease: lock::LEASE,
             cutover_at: 50,
             cutover_lag: Duration::from_millis(250),
-            read_every: super::catchup::READ_EVERY,
+            read_every: READ_EVERY,
             stop_after: None,
         }
     }
