@@ -148,11 +148,12 @@ impl Mover<'_> {
             "move: changes during the copy applied"
         );
         let mut stream: Stream = None;
-        self.rounds_until_caught_up(held, &mut s, &mut stream)
+        self.rounds_until_caught_up(held, &mut s, &mut stream, &mut Vec::new())
             .await?;
-        // Every document compared while writes go on. A document changed from here on is
-        // in the stream after the token recorded now and is compared again under the
-        // fence; one that is not stays as this comparison leaves it.
+        // Every document compared while writes go on. A document synced from here on (a
+        // difference found now, a change in the stream after the token recorded now) is
+        // compared again under the fence; one that is not stays as this comparison leaves it.
+        let mut recheck = Vec::new();
         for i in 0..s.pairs.len() {
             let p = s.pairs[i].clone();
             let c = sync::compare(&self.conn.client, &p, &s.tenant, None).await?;
@@ -165,6 +166,7 @@ impl Mover<'_> {
                         Ok(vec![(i, d)])
                     })
                     .await?;
+                recheck.push((i, c.differing.clone()));
             }
             s.verified.retain(|v| v.collection != p.collection);
             s.verified.push(state::Verified {
@@ -175,8 +177,9 @@ impl Mover<'_> {
             });
         }
         // The comparison took a while; writes went on meanwhile.
-        self.rounds_until_caught_up(held, &mut s, &mut stream)
+        self.rounds_until_caught_up(held, &mut s, &mut stream, &mut recheck)
             .await?;
+        s.recheck = recheck;
         (self.progress)(&format!(
             "{}: caught up (lag {} ms); cutting over",
             s.tenant, s.lag_ms
@@ -194,13 +197,11 @@ impl Mover<'_> {
         held: &Held,
         s: &mut MoveState,
         stream: &mut Stream,
+        touched: &mut Vec<(usize, Vec<Bson>)>,
     ) -> Result<()> {
         let began = Instant::now();
         loop {
-            let n = self
-                .apply_round(held, s, None, &mut Vec::new(), stream)
-                .await?
-                .0;
+            let n = self.apply_round(held, s, None, touched, stream).await?.0;
             let caught_up =
                 n <= self.opts.cutover_at && s.lag_ms <= self.opts.cutover_lag.as_millis() as i64;
             if caught_up || began.elapsed() >= CATCHUP_FOR {

@@ -202,7 +202,7 @@ impl Mover<'_> {
             || s.pairs
                 .iter()
                 .any(|p| !s.verified.iter().any(|v| v.collection == p.collection));
-        let mut touched = Vec::new();
+        let mut touched = std::mem::take(&mut s.recheck);
         self.drain(held, s, &mut touched, stream).await?;
         let mut out = Vec::new();
         for i in 0..s.pairs.len() {

@@ -306,6 +306,7 @@ impl Mover<'_> {
             changes_applied: 0,
             lag_ms: 0,
             verified: vec![],
+            recheck: vec![],
             fence_raised_at: None,
             fence_ms: None,
             owner: held.lease.fence().id().to_owned(),

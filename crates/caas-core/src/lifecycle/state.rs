@@ -93,6 +93,10 @@ pub struct MoveState {
     pub lag_ms: i64,
     #[serde(default)]
     pub verified: Vec<Verified>,
+    /// The `_id`s (per pair) synced since the full comparison by this run: compared again
+    /// under the fence. Not saved: a cutover resumed from the record compares everything.
+    #[serde(skip)]
+    pub recheck: Vec<(usize, Vec<Bson>)>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fence_raised_at: Option<DateTime>,
     /// How long the tenant's writes were refused (fence raised to registry flipped).
