@@ -6,7 +6,8 @@
 //! mover measured (fence raised -> registry flipped), and the catch-up lag at the flip.
 //! The writer inserts and updates the tenant's documents every 10 ms, following the
 //! registry, retrying refused writes; at the end the tenant holds exactly the documents it
-//! started with plus the writer's inserts (the benchmark checks it).
+//! started with plus the writer's inserts (the benchmark checks it). Last, per size, the raw
+//! copy with the index built before it and after it (the mover builds indexes after).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -93,15 +94,33 @@ async fn writer(client: mongodb::Client, prefix: String, stop: Arc<AtomicBool>, 
     }
 }
 
+/// When a raw copy builds the bench spec's index `{n: 1}`.
+#[derive(Clone, Copy, PartialEq)]
+enum Index {
+    None,
+    Before,
+    After,
+}
+
 /// A raw copy of the tenant's documents into a scratch collection as the mover copies:
-/// one reader (a cursor in `_id` order), one writer (`insert_many` per batch).
-async fn raw_copy(client: &mongodb::Client, prefix: &str, batch: usize) -> (u64, Duration) {
+/// one reader (a cursor in `_id` order), one writer (`insert_many` per batch); the time
+/// includes building the index when there is one.
+async fn raw_copy(
+    client: &mongodb::Client,
+    prefix: &str,
+    batch: usize,
+    index: Index,
+) -> (u64, Duration) {
     let (from, _) = locate(client, prefix).await;
     let to = client
         .database(&format!("{prefix}_shared"))
         .collection::<bson::RawDocumentBuf>("raw_copy");
     let from = from.clone_with_type::<bson::RawDocumentBuf>();
+    let model = mongodb::IndexModel::builder().keys(doc! { "n": 1 }).build();
     let start = Instant::now();
+    if index == Index::Before {
+        to.create_index(model.clone()).await.unwrap();
+    }
     let mut cursor = from
         .find(doc! { "tenant_id": TENANT })
         .sort(doc! { "_id": 1 })
@@ -122,6 +141,9 @@ async fn raw_copy(client: &mongodb::Client, prefix: &str, batch: usize) -> (u64,
         }
         n += docs.len() as u64;
         to.insert_many(&docs).await.unwrap();
+    }
+    if index == Index::After {
+        to.create_index(model).await.unwrap();
     }
     let took = start.elapsed();
     to.drop().await.unwrap();
@@ -202,7 +224,7 @@ async fn size_run(conn: &caas_core::connect::Connection, docs: usize, moves: usi
     for i in 0..moves {
         // The raw copy of the same documents, before each move: the two alternate under
         // the same writer, so a drift of the server's speed hits both.
-        let (copied_raw, raw) = raw_copy(&conn.client, prefix, batch).await;
+        let (copied_raw, raw) = raw_copy(&conn.client, prefix, batch, Index::None).await;
         assert!(copied_raw as usize >= docs);
         raw_s.push(copied_raw as f64 / raw.as_secs_f64());
         let to = if i % 2 == 0 { Tier::Pro } else { Tier::Free };
@@ -254,6 +276,15 @@ async fn size_run(conn: &caas_core::connect::Connection, docs: usize, moves: usi
                 .fold(0.0, f64::max),
         );
     }
+    // The mover builds indexes after its copy: the same raw copy with the index built
+    // before it and after it, twice each, under the same writer.
+    let mut ix = [vec![], vec![]];
+    for _ in 0..2 {
+        for (k, when) in [Index::Before, Index::After].into_iter().enumerate() {
+            let (n, took) = raw_copy(&conn.client, prefix, batch, when).await;
+            ix[k].push(n as f64 / took.as_secs_f64());
+        }
+    }
     stop.store(true, Ordering::SeqCst);
     w.await.unwrap();
     let (coll, _) = locate(&conn.client, prefix).await;
@@ -281,6 +312,11 @@ async fn size_run(conn: &caas_core::connect::Connection, docs: usize, moves: usi
         "  ({docs}: {} writes refused in all, {} inserted by the writer; copy rates are medians over the moves)",
         seen.refused.load(Ordering::SeqCst),
         seen.inserted.load(Ordering::SeqCst),
+    );
+    let [before, after] = ix.map(|v| median_max(v).0);
+    println!(
+        "  ({docs}: a raw copy with the index {{n: 1}} built before it: {before:.0} docs/s; built after it: {after:.0} docs/s, {:.2}x)",
+        after / before
     );
     drop_prefix(conn, prefix).await;
 }
