@@ -279,6 +279,38 @@ async fn migrate_and_seed_skip_suspended_tenants_and_say_so() {
     assert!(!up.contains("skipped"), "{up}");
     let status = p.caas(&["migrate", "status"]);
     assert_eq!(status.status.code(), Some(0), "{}", show(&status));
+
+    // `migrate down` leaves a suspended tenant's target as it is, and says so.
+    ok(&p, &["tenant", "suspend", "demo-quill"]);
+    let down = ok(&p, &["migrate", "down", "--yes", "--steps", "1"]);
+    assert!(
+        down.contains("skipped: tenant(s) demo-quill suspended")
+            && down.contains("caas migrate down"),
+        "{down}"
+    );
+    let status = p.caas(&["migrate", "status", "--json"]);
+    let v = json(&crate::support::stdout(&status));
+    let pending = |target: &str| {
+        v["states"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["target"] == target)
+            .unwrap_or_else(|| panic!("{target}: {v}"))["pending"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(
+        pending("pro:demo-quill"),
+        0,
+        "the suspended tenant kept its versions"
+    );
+    assert_eq!(
+        pending("enterprise:demo-atlas"),
+        1,
+        "another tenant reverted one"
+    );
 }
 
 /// Where roles are managed, they follow the tenant: after a move, a removal and an import

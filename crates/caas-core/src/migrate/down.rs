@@ -118,6 +118,9 @@ pub async fn down(
             Ok(undo) if opts.dry_run => {
                 describe(f, t, &undo, &mut run);
             }
+            Ok(_) if !runner::suspended_on(f.tenants, t).is_empty() => {
+                run = runner::skipped(run, &runner::suspended_on(f.tenants, t), "down");
+            }
             _ => down_target(f, t, opts, progress, &mut run).await,
         }
         run

@@ -122,14 +122,7 @@ pub async fn up(
         let run = if pending.is_empty() {
             base
         } else if !suspended.is_empty() && !opts.dry_run {
-            TargetRun {
-                status: RunStatus::Skipped,
-                error: Some(format!(
-                    "skipped: tenant(s) {} suspended (read-only; the write fence would refuse the migration's writes to their documents); `caas tenant resume ID`, then `caas migrate up`",
-                    suspended.join(", ")
-                )),
-                ..base
-            }
+            skipped(base, &suspended, "up")
         } else if stop.load(Ordering::SeqCst) || crate::base::interrupt::requested() {
             TargetRun {
                 status: RunStatus::NotStarted,
@@ -152,8 +145,20 @@ pub async fn up(
     Ok(runs)
 }
 
+/// A target not migrated (`up` or `down`) because tenants it holds are suspended.
+pub(crate) fn skipped(base: TargetRun, suspended: &[String], command: &str) -> TargetRun {
+    TargetRun {
+        status: RunStatus::Skipped,
+        error: Some(format!(
+            "skipped: tenant(s) {} suspended (read-only; the write fence would refuse the migration's writes to their documents); `caas tenant resume ID`, then `caas migrate {command}`",
+            suspended.join(", ")
+        )),
+        ..base
+    }
+}
+
 /// The suspended tenants whose documents live on `target`.
-fn suspended_on(tenants: &[Tenant], target: &Target) -> Vec<String> {
+pub(crate) fn suspended_on(tenants: &[Tenant], target: &Target) -> Vec<String> {
     let label = target.to_string();
     tenants
         .iter()
