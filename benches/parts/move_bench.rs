@@ -1,6 +1,7 @@
 //! `move [--docs 10000,100000] [--moves 10] [--batch 500]`: `caas tenant move` under a
 //! writer. Per size: the copy's throughput against a raw-driver copy of the same documents
-//! at the same concurrency (one reader, batches of `--batch`), and over `--moves` moves
+//! at the same concurrency (one reader, batches of `--batch`) into a collection like the
+//! move's target (with its index when that is the shared collection), and over `--moves` moves
 //! (free <-> pro, each finished at once) the write-fence window as the writer saw it (from
 //! its first refused write to its next accepted one, median and maximum), the window the
 //! mover measured (fence raised -> registry flipped), and the catch-up lag at the flip.
@@ -219,15 +220,22 @@ async fn size_run(conn: &caas_core::connect::Connection, docs: usize, moves: usi
         stop.clone(),
         seen.clone(),
     ));
-    let (mut copy_s, mut raw_s, mut refused, mut fence, mut lag) =
-        (vec![], vec![], vec![], vec![], vec![]);
+    let (mut copy_s, mut raw_s, mut ratio, mut refused, mut fence, mut lag) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
     for i in 0..moves {
         // The raw copy of the same documents, before each move: the two alternate under
-        // the same writer, so a drift of the server's speed hits both.
-        let (copied_raw, raw) = raw_copy(&conn.client, prefix, batch, Index::None).await;
+        // the same writer, so a drift of the server's speed hits both. Into a collection
+        // like the move's target: a new one (indexes after) for Pro, one whose index exists
+        // for the shared collection (it holds other tenants: its indexes are there).
+        let to = if i % 2 == 0 { Tier::Pro } else { Tier::Free };
+        let like = if to == Tier::Pro {
+            Index::None
+        } else {
+            Index::Before
+        };
+        let (copied_raw, raw) = raw_copy(&conn.client, prefix, batch, like).await;
         assert!(copied_raw as usize >= docs);
         raw_s.push(copied_raw as f64 / raw.as_secs_f64());
-        let to = if i % 2 == 0 { Tier::Pro } else { Tier::Free };
         let copy_line = Mutex::new(None::<f64>);
         let began = Instant::now();
         let progress = |line: &str| {
@@ -265,6 +273,7 @@ async fn size_run(conn: &caas_core::connect::Connection, docs: usize, moves: usi
             .unwrap()
             .expect("the mover reports its copy");
         copy_s.push(report.copied as f64 / secs);
+        ratio.push(copy_s[i] / raw_s[i]);
         fence.push(report.fence_ms.unwrap_or(0) as f64);
         lag.push(report.lag_ms as f64);
         // Let the writer find the new location before the window is read.
@@ -297,6 +306,7 @@ async fn size_run(conn: &caas_core::connect::Connection, docs: usize, moves: usi
         have, want,
         "every acknowledged insert is there exactly once"
     );
+    let (ratio, _) = median_max(ratio);
     let (copy_rate, _) = median_max(copy_s);
     let (raw_rate, _) = median_max(raw_s);
     let (r_med, r_max) = median_max(refused);
@@ -304,12 +314,10 @@ async fn size_run(conn: &caas_core::connect::Connection, docs: usize, moves: usi
     let (l_med, l_max) = median_max(lag);
     println!(
         "| {docs} | {:.0} docs/s | {:.0} docs/s | {:.2} | {r_med:.0} / {r_max:.0} ms | {f_med:.0} / {f_max:.0} ms | {l_med:.0} / {l_max:.0} ms |",
-        copy_rate,
-        raw_rate,
-        copy_rate / raw_rate,
+        copy_rate, raw_rate, ratio,
     );
     println!(
-        "  ({docs}: {} writes refused in all, {} inserted by the writer; copy rates are medians over the moves)",
+        "  ({docs}: {} writes refused in all, {} inserted by the writer; rates and their ratio are medians over the moves, the ratio of each move to the raw copy just before it)",
         seen.refused.load(Ordering::SeqCst),
         seen.inserted.load(Ordering::SeqCst),
     );
