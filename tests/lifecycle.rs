@@ -761,3 +761,105 @@ async fn a_captured_delete_never_reaches_another_tenants_document() {
         "the other tenant's document is untouched"
     );
 }
+
+/// Date a flipped move back by `hours`, as if its grace period had passed.
+async fn date_flip_back(c: &Client, prefix: &str, tenant: &str, hours: i64) {
+    let at = DateTime::from_millis(DateTime::now().timestamp_millis() - hours * 3_600_000);
+    let r = c
+        .database(&format!("{prefix}_platform"))
+        .collection::<Document>("caas_tenant_moves")
+        .update_one(
+            doc! { "_id": tenant, "phase": "flipped" },
+            doc! { "$set": { "flipped_at": at } },
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.modified_count, 1, "{tenant} has a flipped move");
+}
+
+/// The old location of a flipped move is kept for `lifecycle.keep_source_hours` (168 by
+/// default): `--finish-due` leaves it and a move to another tier is refused meanwhile;
+/// once the grace period is over `--finish-due` removes it, and so does the tenant's next
+/// move before it begins. With 0 hours a move removes its old location at the flip.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_kept_source_is_removed_after_its_grace_period() {
+    let p = catalogue("mvgrace");
+    ok(&p, &["seed"]);
+    let c = client().await;
+    let shared = c.database(&format!("{}_shared", p.prefix));
+    let left = async |coll: &str, filter: Document| {
+        shared
+            .collection::<Document>(coll)
+            .count_documents(filter)
+            .await
+            .unwrap()
+    };
+    let pebble = || doc! { "tenant_id": "demo-pebble" };
+    let out = ok(
+        &p,
+        &["tenant", "move", "demo-pebble", "--to", "pro", "--json"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["move"]["phase"], "flipped", "{out}");
+    let until = v["move"]["source_kept_until"].as_str().expect("kept until");
+    let days = (DateTime::parse_rfc3339_str(until)
+        .unwrap()
+        .timestamp_millis()
+        - DateTime::now().timestamp_millis()) as f64
+        / 86_400_000.0;
+    assert!((6.9..7.01).contains(&days), "kept until {until}");
+    let kept = left("users", pebble()).await;
+    assert!(kept > 0);
+    let list = ok(&p, &["tenant", "moves"]);
+    assert!(list.contains("old location kept until"), "{list}");
+
+    let out = ok(&p, &["tenant", "move", "--finish-due"]);
+    assert!(out.contains("0 kept source(s)"), "{out}");
+    assert_eq!(left("users", pebble()).await, kept, "not due: kept");
+    let refused = p.caas(&["tenant", "move", "demo-pebble", "--to", "enterprise"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", show(&refused));
+    assert!(
+        show(&refused).contains("caas tenant move demo-pebble --finish"),
+        "{}",
+        show(&refused)
+    );
+    let dbs = c.list_database_names().await.unwrap();
+    assert!(
+        !dbs.contains(&format!("{}_demo-pebble", p.prefix)),
+        "nothing written"
+    );
+
+    date_flip_back(&c, &p.prefix, "demo-pebble", 169).await;
+    let out = ok(&p, &["tenant", "move", "--finish-due"]);
+    assert!(out.contains("1 kept source(s)"), "{out}");
+    assert_eq!(left("users", pebble()).await, 0, "due: removed");
+    assert!(ok(&p, &["tenant", "moves"]).contains("0 move(s) in progress"));
+
+    // Due when the tenant moves again: the kept Pro set goes first.
+    ok(&p, &["tenant", "move", "demo-pebble", "--to", "enterprise"]);
+    assert!(left("demo-pebble_users", doc! {}).await > 0, "kept");
+    date_flip_back(&c, &p.prefix, "demo-pebble", 200).await;
+    ok(&p, &["tenant", "move", "demo-pebble", "--to", "starter"]);
+    let names = shared.list_collection_names().await.unwrap();
+    assert!(
+        !names.iter().any(|n| n.starts_with("demo-pebble_")),
+        "{names:?}"
+    );
+    assert_eq!(
+        left("users", pebble()).await,
+        kept,
+        "back in the shared target"
+    );
+
+    // 0 hours: the old location goes at the flip.
+    let toml = p.path().join("caas.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(&toml, format!("{text}[lifecycle]\nkeep_source_hours = 0\n")).unwrap();
+    let out = ok(&p, &["tenant", "move", "demo-quill", "--to", "enterprise"]);
+    assert!(out.contains("phase finished"), "{out}");
+    let names = shared.list_collection_names().await.unwrap();
+    assert!(
+        !names.iter().any(|n| n.starts_with("demo-quill_")),
+        "{names:?}"
+    );
+}

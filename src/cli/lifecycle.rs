@@ -13,17 +13,23 @@ use caas_core::lifecycle::{self, Command, MoveOptions, Mover, Phase};
 #[derive(Debug, Clone, Args)]
 pub struct MoveArgs {
     /// The tenant to move.
-    pub id: String,
+    #[arg(required_unless_present = "finish_due")]
+    pub id: Option<String>,
     /// The tier to move it to (any direction). Rerunning the same command continues an
     /// interrupted move.
-    #[arg(long, required_unless_present_any = ["finish", "abort"])]
+    #[arg(long, required_unless_present_any = ["finish", "abort", "finish_due"])]
     pub to: Option<TierArg>,
-    /// Remove the kept source of a flipped move (with --to: at once, when the move flips).
+    /// Remove the kept source of a flipped move now (with --to: at once, when the move
+    /// flips), instead of after `lifecycle.keep_source_hours`.
     #[arg(long)]
     pub finish: bool,
     /// Undo a move that has not flipped yet: drop the copy, lift the fence.
     #[arg(long, conflicts_with_all = ["to", "finish"])]
     pub abort: bool,
+    /// Remove the kept source of every flipped move whose grace period is over
+    /// (`lifecycle.keep_source_hours`): for a scheduled job.
+    #[arg(long, conflicts_with_all = ["id", "to", "finish", "abort"])]
+    pub finish_due: bool,
     /// Documents per copied batch (each batch commits with its checkpoint).
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub batch: u32,
@@ -46,7 +52,9 @@ pub struct MoveArgs {
 }
 
 pub async fn run_move(config: &Config, connect: &ConnectOpts, args: MoveArgs) -> Result<Outcome> {
-    caas_core::tenancy::check_tenant_id(&args.id).map_err(anyhow::Error::msg)?;
+    if let Some(id) = &args.id {
+        caas_core::tenancy::check_tenant_id(id).map_err(anyhow::Error::msg)?;
+    }
     let (loaded, migrations) = super::migrate::load(config)?;
     let specs: Vec<&caas_core::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
     let conn = connect.connect(config).await?;
@@ -85,7 +93,10 @@ pub async fn run_move(config: &Config, connect: &ConnectOpts, args: MoveArgs) ->
         },
         progress: &progress,
     };
-    let report = mover.run(&args.id, cmd).await?;
+    let Some(id) = &args.id else {
+        return finish_due(&mover, args.json).await;
+    };
+    let report = mover.run(id, cmd).await?;
     if args.json {
         super::print_json("tenant move", serde_json::json!({ "move": report }))?;
         return Ok(Outcome::Clean);
@@ -120,10 +131,55 @@ pub async fn run_move(config: &Config, connect: &ConnectOpts, args: MoveArgs) ->
     Ok(Outcome::Clean)
 }
 
+/// `tenant move --finish-due`: every kept source past its grace period removed; exit 2 if
+/// one could not be.
+async fn finish_due(mover: &Mover<'_>, json: bool) -> Result<Outcome> {
+    let done = mover.finish_due().await?;
+    let failed = done.iter().filter(|(_, r)| r.is_err()).count();
+    if json {
+        let items: Vec<serde_json::Value> = done
+            .iter()
+            .map(|(tenant, r)| match r {
+                Ok(report) => serde_json::json!({ "tenant": tenant, "move": report }),
+                Err(e) => serde_json::json!({ "tenant": tenant, "error": format!("{e:#}") }),
+            })
+            .collect();
+        super::print_json(
+            "tenant move --finish-due",
+            serde_json::json!({ "finished": items }),
+        )?;
+    } else {
+        for (tenant, r) in &done {
+            match r {
+                Ok(report) => println!(
+                    "tenant {tenant}: the kept source of its move {} -> {} is removed",
+                    report.from, report.to
+                ),
+                Err(e) => println!("tenant {tenant}: not finished: {e:#}"),
+            }
+        }
+        println!(
+            "{} kept source(s) past lifecycle.keep_source_hours removed, {failed} failed",
+            done.len() - failed
+        );
+    }
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} move(s) could not be finished; rerun `caas tenant move --finish-due`"
+        );
+    }
+    Ok(Outcome::Clean)
+}
+
 pub async fn run_moves(config: &Config, connect: &ConnectOpts, json: bool) -> Result<Outcome> {
     let conn = connect.connect(config).await?;
     let platform = conn.client.database(&config.databases.platform);
     let open = lifecycle::state::open(&platform).await?;
+    let keep =
+        std::time::Duration::from_secs(config.lifecycle.keep_source_hours.saturating_mul(3600));
+    let until = |m: &lifecycle::state::MoveState| {
+        lifecycle::state::source_due_at(m, keep).and_then(|t| t.try_to_rfc3339_string().ok())
+    };
     if json {
         let moves: Vec<serde_json::Value> = open
             .iter()
@@ -133,6 +189,7 @@ pub async fn run_moves(config: &Config, connect: &ConnectOpts, json: bool) -> Re
                     "from_target": m.from_target, "to_target": m.to_target, "phase": m.phase,
                     "copied": m.progress.iter().map(|p| p.copied).sum::<u64>(),
                     "changes_applied": m.changes_applied, "lag_ms": m.lag_ms,
+                    "source_kept_until": until(m),
                 })
             })
             .collect();
@@ -140,7 +197,10 @@ pub async fn run_moves(config: &Config, connect: &ConnectOpts, json: bool) -> Re
         return Ok(Outcome::Clean);
     }
     for m in &open {
-        println!("{}: {}", m.tenant, lifecycle::state::describe(m));
+        let kept = until(m)
+            .map(|t| format!("; old location kept until {t}"))
+            .unwrap_or_default();
+        println!("{}: {}{kept}", m.tenant, lifecycle::state::describe(m));
     }
     println!("{} move(s) in progress", open.len());
     Ok(Outcome::Clean)

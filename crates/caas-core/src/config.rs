@@ -25,6 +25,8 @@ pub struct Config {
     pub connection: Connection,
     #[serde(default)]
     pub roles: Roles,
+    #[serde(default)]
+    pub lifecycle: Lifecycle,
     /// Directory the config was loaded from; relative paths resolve against it.
     #[serde(skip)]
     pub root: PathBuf,
@@ -149,6 +151,29 @@ impl Default for Roles {
 
 fn default_role_prefix() -> String {
     "caas_svc_".into()
+}
+
+/// Tenant moves (`caas tenant move`).
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Lifecycle {
+    /// Hours a moved tenant's old location is kept (fenced, read-only) after the flip, for
+    /// a look back; after them `caas tenant move --finish-due` (or the tenant's next move)
+    /// removes it. 0: removed at the flip. `--finish` removes it at once.
+    #[serde(default = "default_keep_source_hours")]
+    pub keep_source_hours: u64,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Lifecycle {
+            keep_source_hours: default_keep_source_hours(),
+        }
+    }
+}
+
+fn default_keep_source_hours() -> u64 {
+    168
 }
 
 /// A config that could not be read, with the place and the fix.

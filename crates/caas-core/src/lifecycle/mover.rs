@@ -32,6 +32,8 @@ pub enum Command {
     To { tier: Tier, finish: bool },
     /// Remove the kept source of a flipped move.
     Finish,
+    /// Remove the kept source of a flipped move once its grace period is over.
+    FinishIfDue,
     /// Undo a move that has not flipped: drop the new copy, lift the fence.
     Abort,
 }
@@ -44,8 +46,8 @@ pub struct MoveOptions {
     pub batch: usize,
     pub lock_wait: Duration,
     pub lease: Duration,
-    /// Cut over once a catch-up round finds no more than this many changes, the newest of
-    /// them no older than `cutover_lag`.
+    /// Cut over once a marker written into the source database is read back within
+    /// `cutover_lag`, with no more than `cutover_at` changes before it.
     pub cutover_at: u64,
     pub cutover_lag: Duration,
     /// How often the copy reads the change stream (and records what changed).
@@ -96,6 +98,8 @@ pub struct Report {
     pub verified: Vec<state::Verified>,
     pub fence_ms: Option<i64>,
     pub lag_ms: i64,
+    /// A flipped move's kept source is removed after this (RFC 3339).
+    pub source_kept_until: Option<String>,
     pub notes: Vec<String>,
 }
 
@@ -111,6 +115,7 @@ impl Report {
             verified: s.verified.clone(),
             fence_ms: s.fence_ms,
             lag_ms: s.lag_ms,
+            source_kept_until: None,
             notes,
         }
     }
@@ -158,9 +163,16 @@ impl Mover<'_> {
             .filter(|s| s.phase.is_open());
         match (cmd, current) {
             (Command::Finish, Some(s)) => self.finish(held, s).await,
+            (Command::FinishIfDue, Some(s)) if self.is_due(&s).await? => self.finish(held, s).await,
+            (Command::FinishIfDue, _) => {
+                bail!("tenant `{tenant}` has no move whose kept source is due (another run finished it, or it moved again)")
+            }
             (Command::Abort, Some(s)) => self.abort(held, s).await,
             (Command::Finish | Command::Abort, None) => {
                 bail!("tenant `{tenant}` has no move in progress; `caas tenant moves` lists them")
+            }
+            (Command::To { tier, finish }, Some(s)) if s.phase == Phase::Flipped => {
+                self.after_flipped(held, s, tier, finish).await
             }
             (Command::To { tier, finish }, Some(s)) => {
                 if s.to_tier != tier {
@@ -199,14 +211,75 @@ impl Mover<'_> {
                 _ => self.cutover(held, s).await?,
             };
         }
-        if finish {
+        let keep = self.keep_source();
+        if finish || keep.is_zero() {
             return self.finish(held, s).await;
         }
+        let until = state::source_due_at(&s, keep)
+            .and_then(|t| t.try_to_rfc3339_string().ok())
+            .unwrap_or_default();
         let note = format!(
-            "the source is kept read-only until `caas tenant move {} --finish` removes it",
-            s.tenant
+            "the old location `{}` is kept read-only until {until} (lifecycle.keep_source_hours), then `caas tenant move --finish-due` removes it; `caas tenant move {} --finish` removes it now",
+            s.from_target, s.tenant
         );
-        Ok(Report::of(&s, vec![note]))
+        let mut report = Report::of(&s, vec![note]);
+        report.source_kept_until = Some(until);
+        Ok(report)
+    }
+
+    /// `--to` for a tenant whose last move flipped and keeps its source: the same tier
+    /// reports it (or finishes it, with `--finish` or once due); another tier finishes it
+    /// first once due, and is refused before.
+    async fn after_flipped(
+        &self,
+        held: &Held,
+        s: MoveState,
+        tier: Tier,
+        finish: bool,
+    ) -> Result<Report> {
+        let due = self.is_due(&s).await?;
+        if s.to_tier == tier {
+            return self.drive(held, s, finish || due).await;
+        }
+        if !due {
+            let tenant = &s.tenant;
+            bail!(
+                "tenant `{tenant}` moved {} -> {} and its old location `{}` is kept until the grace period ends (lifecycle.keep_source_hours); remove it now with `caas tenant move {tenant} --finish`, then move the tenant again",
+                s.from_tier, s.to_tier, s.from_target
+            );
+        }
+        let tenant = s.tenant.clone();
+        self.finish(held, s).await?;
+        let Some(s) = self.begin(held, &tenant, tier).await? else {
+            return self.registry_only_report(&tenant, tier).await;
+        };
+        self.drive(held, s, finish).await
+    }
+
+    fn keep_source(&self) -> Duration {
+        Duration::from_secs(self.config.lifecycle.keep_source_hours.saturating_mul(3600))
+    }
+
+    /// Whether a flipped move's grace period is over, by the server's clock.
+    async fn is_due(&self, s: &MoveState) -> Result<bool> {
+        let Some(at) = state::source_due_at(s, self.keep_source()) else {
+            return Ok(false);
+        };
+        Ok(lock::server_now(&self.platform()).await? >= at)
+    }
+
+    /// Remove the kept source of every flipped move past its grace period, each under its
+    /// tenant's lease: the tenant and what became of it (one that fails does not stop the
+    /// others).
+    pub async fn finish_due(&self) -> Result<Vec<(String, Result<Report>)>> {
+        let mut out = Vec::new();
+        for s in state::open(&self.platform()).await? {
+            if self.is_due(&s).await? {
+                let done = self.run(&s.tenant, Command::FinishIfDue).await;
+                out.push((s.tenant, done));
+            }
+        }
+        Ok(out)
     }
 
     /// A fenced transaction that writes `s` last (with whatever `body` wrote before it).
@@ -338,6 +411,7 @@ impl Mover<'_> {
             verified: vec![],
             fence_ms: Some(0),
             lag_ms: 0,
+            source_kept_until: None,
             notes: vec![format!(
                 "{} and {to} share a layout: only the registry changed",
                 t.tier

@@ -129,6 +129,15 @@ pub async fn read(platform: &Database, tenant: &str) -> Result<Option<MoveState>
 }
 
 /// Every open move.
+/// When the kept source of a flipped move is due for removal: `keep` after the flip.
+pub fn source_due_at(s: &MoveState, keep: std::time::Duration) -> Option<DateTime> {
+    let flipped = s.flipped_at.filter(|_| s.phase == Phase::Flipped)?;
+    let keep = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
+    Some(DateTime::from_millis(
+        flipped.timestamp_millis().saturating_add(keep),
+    ))
+}
+
 pub async fn open(platform: &Database) -> Result<Vec<MoveState>> {
     use futures::TryStreamExt;
     let open: Vec<Bson> = ["copy", "catchup", "cutover", "flipped"]
