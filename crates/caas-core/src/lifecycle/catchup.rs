@@ -188,10 +188,14 @@ impl Mover<'_> {
         Ok(s)
     }
 
-    /// Apply captured changes in rounds until one finds few, and recent ones. Rounds count
-    /// every event of the source's collections, other tenants' too on a shared source, so
-    /// a busy neighbour may keep them above the threshold: after [`CATCHUP_FOR`] the
-    /// cutover goes ahead (its drain is to a marker, so it ends regardless).
+    /// Apply captured changes until the stream's backlog is small: a marker written into
+    /// the source database is read back within `cutover_lag`, after at most `cutover_at`
+    /// changes. (An empty reply proves nothing: the server may still be scanning its oplog
+    /// for this stream's next events, as SecantusDB does past a copy's inserts into the
+    /// same database.) Rounds count every event of the source's collections, other
+    /// tenants' too on a shared source, so a busy neighbour may keep them above the
+    /// threshold: after [`CATCHUP_FOR`] the cutover goes ahead (its drain is to a marker
+    /// too, so it ends regardless).
     async fn rounds_until_caught_up(
         &self,
         held: &Held,
@@ -200,14 +204,42 @@ impl Mover<'_> {
         touched: &mut Vec<(usize, Vec<Bson>)>,
     ) -> Result<()> {
         let began = Instant::now();
-        loop {
-            let n = self.apply_round(held, s, None, touched, stream).await?.0;
-            let caught_up =
-                n <= self.opts.cutover_at && s.lag_ms <= self.opts.cutover_lag.as_millis() as i64;
-            if caught_up || began.elapsed() >= CATCHUP_FOR {
+        while began.elapsed() < CATCHUP_FOR {
+            let mark = self.write_mark(s).await?;
+            let probe = Instant::now();
+            let mut n = 0;
+            loop {
+                let (events, saw) = self
+                    .apply_round(held, s, Some(&mark), touched, stream)
+                    .await?;
+                n += events;
+                if saw {
+                    break;
+                }
+                if began.elapsed() >= CATCHUP_FOR {
+                    return Ok(());
+                }
+            }
+            if n <= self.opts.cutover_at && probe.elapsed() <= self.opts.cutover_lag {
                 return Ok(());
             }
         }
+        Ok(())
+    }
+
+    /// Write a marker into the source database (its collection is in the stream): a round
+    /// that reads it has applied every change acknowledged before it.
+    pub(super) async fn write_mark(&self, s: &MoveState) -> Result<String> {
+        let mark = format!("{}:{}", s.move_id, bson::oid::ObjectId::new().to_hex());
+        self.conn
+            .client
+            .database(&s.pairs[0].from.database)
+            .collection::<bson::Document>(sync::MARKS)
+            .insert_one(
+                bson::doc! { "_id": &mark, "tenant": &s.tenant, "at": bson::DateTime::now() },
+            )
+            .await?;
+        Ok(mark)
     }
 
     /// Read the stream up to [`ROUND`] events ready now: `stream` if open (it stands at the

@@ -265,13 +265,7 @@ impl Mover<'_> {
         touched: &mut Vec<(usize, Vec<Bson>)>,
         stream: &mut Stream,
     ) -> Result<()> {
-        let mark = format!("{}:{}", s.move_id, bson::oid::ObjectId::new().to_hex());
-        self.conn
-            .client
-            .database(&s.pairs[0].from.database)
-            .collection::<bson::Document>(sync::MARKS)
-            .insert_one(doc! { "_id": &mark, "tenant": &s.tenant, "at": DateTime::now() })
-            .await?;
+        let mark = self.write_mark(s).await?;
         for _ in 0..200 {
             if self
                 .apply_round(held, s, Some(&mark), touched, stream)
