@@ -1,14 +1,15 @@
 //! `move [--docs 10000,100000] [--moves 10] [--batch 500]`: `caas tenant move` under a
 //! writer. Per size: the copy's throughput against a raw-driver copy of the same documents
 //! at the same concurrency (one reader, batches of `--batch`) into a collection like the
-//! move's target (with its index when that is the shared collection), and over `--moves` moves
-//! (free <-> pro, each finished at once) the write-fence window as the writer saw it (from
-//! its first refused write to its next accepted one, median and maximum), the window the
-//! mover measured (fence raised -> registry flipped), and the catch-up lag at the flip.
-//! The writer inserts and updates the tenant's documents every 10 ms, following the
-//! registry, retrying refused writes; at the end the tenant holds exactly the documents it
-//! started with plus the writer's inserts (the benchmark checks it). Last, per size, the raw
-//! copy with the index built before it and after it (the mover builds indexes after).
+//! move's target (with its index when that is the shared collection), and over `--moves`
+//! moves (free <-> pro, the kept source removed after the window is read) the write-fence
+//! window as the writer saw it (from its first refused write to its next accepted one,
+//! median and maximum), the window the mover measured (fence raised -> registry flipped),
+//! and the catch-up lag at the flip. The writer inserts and updates the tenant's documents
+//! every 10 ms, following the registry, retrying refused writes; at the end the tenant
+//! holds exactly the documents it started with plus the writer's inserts (the benchmark
+//! checks it). Last, per size, the raw copy with the index built before it and after it
+//! (the mover builds indexes after).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -263,7 +264,7 @@ async fn size_run(conn: &caas_core::connect::Connection, docs: usize, moves: usi
                 TENANT,
                 Command::To {
                     tier: to,
-                    finish: true,
+                    finish: false,
                 },
             )
             .await
@@ -284,6 +285,9 @@ async fn size_run(conn: &caas_core::connect::Connection, docs: usize, moves: usi
                 .map(|d| d.as_secs_f64() * 1000.0)
                 .fold(0.0, f64::max),
         );
+        // Then the kept source goes, as `--finish` (or the grace period) removes it: its
+        // deletes are server work the writer waits on, not a refusal.
+        mover.run(TENANT, Command::Finish).await.unwrap();
     }
     // The mover builds indexes after its copy: the same raw copy with the index built
     // before it and after it, twice each, under the same writer.

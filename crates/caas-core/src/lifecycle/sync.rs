@@ -140,6 +140,7 @@ pub struct Captured {
     pub ids: BTreeMap<String, Vec<Bson>>,
     /// `_id`s of deleted documents only (what a fenced source can still see).
     pub deleted: BTreeMap<String, Vec<Bson>>,
+    /// Changes of the source's collections read (markers not counted).
     pub events: u64,
     pub saw_mark: bool,
     /// When the newest event was written (milliseconds since the epoch, server clock).
@@ -175,7 +176,6 @@ pub async fn capture(
             }
             continue;
         };
-        out.events += 1;
         if let Ok(at) = ev.get_datetime("wallTime") {
             out.newest = Some(at.timestamp_millis());
         } else if let Ok(ts) = ev.get_timestamp("clusterTime") {
@@ -199,6 +199,8 @@ pub async fn capture(
             out.saw_mark |= mark.is_some_and(|m| id.as_str() == Some(m));
             continue;
         }
+        // A change of the source's collections (caas's own markers are not counted).
+        out.events += 1;
         if ev.get_str("operationType") == Ok("delete") {
             out.deleted
                 .entry(coll.clone())
