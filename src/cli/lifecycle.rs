@@ -152,8 +152,14 @@ async fn finish_due(mover: &Mover<'_>, json: bool) -> Result<Outcome> {
         for (tenant, r) in &done {
             match r {
                 Ok(report) => println!(
-                    "tenant {tenant}: the kept source of its move {} -> {} is removed",
-                    report.from, report.to
+                    "tenant {tenant}: the kept source of its move {} -> {} is removed{}",
+                    report.from,
+                    report.to,
+                    report
+                        .notes
+                        .iter()
+                        .map(|n| format!("; {n}"))
+                        .collect::<String>()
                 ),
                 Err(e) => println!("tenant {tenant}: not finished: {e:#}"),
             }

@@ -164,9 +164,7 @@ impl Mover<'_> {
         match (cmd, current) {
             (Command::Finish, Some(s)) => self.finish(held, s).await,
             (Command::FinishIfDue, Some(s)) if self.is_due(&s).await? => self.finish(held, s).await,
-            (Command::FinishIfDue, _) => {
-                bail!("tenant `{tenant}` has no move whose kept source is due (another run finished it, or it moved again)")
-            }
+            (Command::FinishIfDue, _) => self.nothing_due(tenant).await,
             (Command::Abort, Some(s)) => self.abort(held, s).await,
             (Command::Finish | Command::Abort, None) => {
                 bail!("tenant `{tenant}` has no move in progress; `caas tenant moves` lists them")
@@ -254,6 +252,20 @@ impl Mover<'_> {
             return self.registry_only_report(&tenant, tier).await;
         };
         self.drive(held, s, finish).await
+    }
+
+    /// `--finish-due` for a tenant whose kept source is no longer due: another run removed
+    /// it (or moved the tenant again) between the listing and this tenant's lease. The work
+    /// is done, not failed: the latest state says what became of it.
+    async fn nothing_due(&self, tenant: &str) -> Result<Report> {
+        let Some(s) = state::read(&self.platform(), tenant).await? else {
+            bail!("tenant `{tenant}` has no move; `caas tenant moves` lists them");
+        };
+        let note = format!(
+            "another run got here first; this one removed nothing (the move is now {:?})",
+            s.phase
+        );
+        Ok(Report::of(&s, vec![note]))
     }
 
     fn keep_source(&self) -> Duration {
