@@ -27,6 +27,8 @@ pub struct Config {
     pub roles: Roles,
     #[serde(default)]
     pub lifecycle: Lifecycle,
+    #[serde(default)]
+    pub sharding: Sharding,
     /// Directory the config was loaded from; relative paths resolve against it.
     #[serde(skip)]
     pub root: PathBuf,
@@ -174,6 +176,17 @@ impl Default for Lifecycle {
 
 fn default_keep_source_hours() -> u64 {
     168
+}
+
+/// A sharded cluster's zones (ignored on a replica set).
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Sharding {
+    /// The zone of each registry `region` (`eu-central = "EU"`): a shared-tier tenant's
+    /// key range goes to its region's zone, a Pro set or Enterprise database to a shard
+    /// of that zone. A region without a zone is placed wherever the balancer puts it.
+    #[serde(default)]
+    pub zones: BTreeMap<String, String>,
 }
 
 /// A config that could not be read, with the place and the fix.

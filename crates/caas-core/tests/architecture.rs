@@ -54,7 +54,15 @@ const FOLDERS: &[(&str, &[&str])] = &[
     ),
     (
         "spec",
-        &["index", "model", "meta", "effective", "load", "lint"],
+        &[
+            "index",
+            "shard",
+            "model",
+            "meta",
+            "effective",
+            "load",
+            "lint",
+        ],
     ),
     (
         "spec::lint",
@@ -64,15 +72,27 @@ const FOLDERS: &[(&str, &[&str])] = &[
             "indexes",
             "rules",
             "timeseries",
+            "sharding",
             "across",
         ],
     ),
     (
         "compile",
-        &["validator", "index", "bsonify", "check", "expr", "sample"],
+        &[
+            "validator",
+            "index",
+            "shard",
+            "bsonify",
+            "check",
+            "expr",
+            "sample",
+        ],
     ),
-    ("inspect", &["normalize"]),
-    ("plan", &["diff", "mongosh", "tests"]),
+    ("inspect", &["cluster", "normalize"]),
+    (
+        "plan",
+        &["diff", "shard", "mongosh", "shard_tests", "tests"],
+    ),
     ("apply", &["preflight"]),
     (
         "adopt",

@@ -47,6 +47,7 @@ pub fn empty_spec(logical: &str, domain: Domain) -> CollectionSpec {
         fields: IndexMap::new(),
         rules: Vec::new(),
         indexes: Vec::new(),
+        shard: None,
     }
 }
 

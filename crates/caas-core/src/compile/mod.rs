@@ -9,6 +9,7 @@ pub mod expr;
 pub mod forms;
 mod index;
 pub mod sample;
+pub mod shard;
 mod validator;
 
 use bson::{doc, Bson, Document};

@@ -1,6 +1,7 @@
 //! Read the live state of the databases a run covers: one `listCollections` per database
 //! and one `listIndexes` per collection caas cares about, run concurrently.
 
+pub mod cluster;
 pub mod normalize;
 
 use std::collections::{BTreeMap, BTreeSet};

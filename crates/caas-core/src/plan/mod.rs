@@ -4,6 +4,7 @@
 
 mod diff;
 mod mongosh;
+pub mod shard;
 
 use bson::Document;
 use serde::Serialize;
@@ -315,5 +316,7 @@ pub(super) fn change(want: &CompiledCollection, safety: Safety, action: Action) 
     }
 }
 
+#[cfg(test)]
+mod shard_tests;
 #[cfg(test)]
 mod tests;

@@ -7,6 +7,7 @@ mod lint;
 mod load;
 mod meta;
 mod model;
+mod shard;
 
 pub use effective::Origin;
 pub use index::*;
@@ -14,3 +15,4 @@ pub use lint::lint;
 pub use load::{load_file, load_project, LoadReport, LoadedSpec};
 pub use meta::{check as check_meta, meta_schema, meta_schema_json, META_SCHEMA_FILE};
 pub use model::*;
+pub use shard::Shard;

@@ -61,6 +61,9 @@ pub struct CollectionSpec {
     /// Secondary indexes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub indexes: Vec<IndexSpec>,
+    /// The shard key on a sharded cluster (on a replica set: not applicable, ignored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<super::shard::Shard>,
 }
 
 /// Another service's access to the collection.

@@ -10,6 +10,7 @@ mod fields;
 mod indexes;
 mod names;
 mod rules;
+mod sharding;
 mod timeseries;
 
 use indexmap::IndexMap;
@@ -111,6 +112,7 @@ impl<'a> Linter<'a> {
         self.time_series();
         self.rules();
         self.indexes();
+        self.sharding();
         self.services();
     }
 
