@@ -118,7 +118,7 @@ const FOLDERS: &[(&str, &[&str])] = &[
             "export", "offboard", "restore",
         ],
     ),
-    ("fleet", &["registry", "apply"]),
+    ("fleet", &["registry", "apply", "sharding"]),
     (
         "migrate",
         &[

@@ -14,6 +14,7 @@ use crate::plan::{plan_target, TargetPlan};
 use crate::spec::CollectionSpec;
 pub mod apply;
 pub mod registry;
+pub mod sharding;
 
 use crate::tenancy::{Layout, Target, TargetKind};
 use registry::{Selection, Tenant};
@@ -475,6 +476,7 @@ mod tests {
             status: "active".into(),
             target: String::new(),
             database: String::new(),
+            region: None,
         }
     }
 

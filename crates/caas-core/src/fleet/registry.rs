@@ -30,6 +30,9 @@ pub struct Tenant {
     /// The physical target the tenant's `saas` collections live in.
     pub target: String,
     pub database: String,
+    /// The registry's `region` (on a sharded cluster, `sharding.zones` maps it to a zone).
+    #[serde(skip)]
+    pub region: Option<String>,
 }
 
 fn registry(db: &Database) -> mongodb::Collection<Document> {
@@ -213,6 +216,7 @@ async fn check_names_with(
         status: "active".into(),
         target: String::new(),
         database: String::new(),
+        region: None,
     });
     let fleet = super::Fleet {
         tenants,
@@ -262,6 +266,7 @@ fn to_tenant(config: &Config, d: &Document) -> Option<Tenant> {
         status: d.get_str("status").unwrap_or("?").to_owned(),
         target: target.to_string(),
         database,
+        region: d.get_str("region").ok().map(str::to_owned),
         tier,
         id,
     })

@@ -10,7 +10,7 @@ use bson::Document;
 use serde::Serialize;
 
 pub use diff::{rebuild_steps, IndexStep};
-pub use mongosh::{mongosh_target, to_mongosh, MONGOSH_HEADER};
+pub use mongosh::{mongosh_sharding, mongosh_target, to_mongosh, MONGOSH_HEADER};
 
 use crate::compile::{CompiledCollection, CompiledIndex};
 use crate::inspect::{is_internal, LiveState};

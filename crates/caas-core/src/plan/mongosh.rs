@@ -101,3 +101,71 @@ pub fn mongosh_target(plan: &TargetPlan, prune: bool) -> String {
     }
     out
 }
+
+/// The cluster's sharding steps as `sh.*` calls, in the order `apply` runs them (after
+/// every target's collections and indexes). Steps that need a person, and undeclared
+/// ones without `prune`, are comments.
+pub fn mongosh_sharding(changes: &[super::shard::ShardChange], prune: bool) -> String {
+    use super::shard::ShardStep;
+    let mut out = String::from("\n// ---- sharding (run on the mongos) ----\n");
+    if changes.is_empty() {
+        out.push_str("// no changes\n");
+    }
+    for c in changes {
+        let ns = lit(&c.namespace);
+        out.push_str(&format!(
+            "// [{}] {}: {}\n",
+            c.safety.as_str(),
+            c.namespace,
+            c.summary()
+        ));
+        if let Some(cost) = c.cost {
+            out.push_str(&format!("// cost: {cost}\n"));
+        }
+        let call = match &c.step {
+            ShardStep::ShardCollection { key, unique } => {
+                format!("sh.shardCollection({ns}, {}, {unique});", js(key))
+            }
+            ShardStep::ZoneRange { min, max, zone, .. } => {
+                format!(
+                    "sh.updateZoneKeyRange({ns}, {}, {}, {});",
+                    bound(min),
+                    bound(max),
+                    lit(zone)
+                )
+            }
+            ShardStep::RemoveZoneRange { min, max, .. } => {
+                format!(
+                    "sh.updateZoneKeyRange({ns}, {}, {}, null);",
+                    bound(min),
+                    bound(max)
+                )
+            }
+            ShardStep::NeedsOperator { .. } => continue,
+            _ => format!("db.adminCommand({});", js(&c.command().expect("a command"))),
+        };
+        if c.undeclared && !prune {
+            out.push_str(&format!("// (--prune) {call}\n"));
+        } else {
+            out.push_str(&format!("{call}\n"));
+        }
+    }
+    out
+}
+
+/// A zone range bound in mongosh's own syntax: `MinKey()` and `MaxKey()` are not
+/// Extended JSON there (`{"$minKey": 1}` would be sent as a field named `$minKey`).
+fn bound(d: &Document) -> String {
+    let fields: Vec<String> = d
+        .iter()
+        .map(|(k, v)| {
+            let v = match v {
+                bson::Bson::MinKey => "MinKey()".to_string(),
+                bson::Bson::MaxKey => "MaxKey()".to_string(),
+                other => other.clone().into_relaxed_extjson().to_string(),
+            };
+            format!("{}: {v}", lit(k))
+        })
+        .collect();
+    format!("{{ {} }}", fields.join(", "))
+}

@@ -224,3 +224,24 @@ fn the_index_build_budget_is_one_primarys() {
     assert_eq!(index_build_budget(2), 2);
     assert_eq!(index_build_budget(0), 1);
 }
+
+#[test]
+fn the_mongosh_script_calls_sh_in_order() {
+    let plan = plan_sharding(
+        &[shared_users(false, &[("acme", "EU")])],
+        &cluster(vec![], vec![range("gone", "US")], 8),
+    );
+    let script = super::mongosh_sharding(&plan, false);
+    let shard = script
+        .find("sh.shardCollection(\"caas_shared.users\"")
+        .expect(&script);
+    let zone = script
+        .find("sh.updateZoneKeyRange(\"caas_shared.users\"")
+        .expect(&script);
+    assert!(shard < zone, "{script}");
+    assert!(script.contains(r#"{ "tenant_id": "acme", "_id": MinKey() }, { "tenant_id": "acme", "_id": MaxKey() }, "EU");"#), "{script}");
+    assert!(
+        script.contains("// (--prune) sh.updateZoneKeyRange"),
+        "{script}"
+    );
+}
