@@ -52,12 +52,39 @@ fn fixture_specs_match_golden_files() {
                 continue;
             }
             let c = compile_collection(&spec, target.place(&spec, &config.databases));
-            let out = serde_json::json!({
+            let mut out = serde_json::json!({
                 "namespace": format!("{}.{}", c.placement.database, c.placement.collection),
                 "options": to_json(&c.options.to_document()),
                 "indexes": c.indexes.iter().map(|i| to_json(&i.to_create_spec())).collect::<Vec<_>>(),
             });
+            if spec.shard.is_some() {
+                out["shard"] = shard_golden(&spec, &c.placement, &target);
+            }
             check_golden(&format!("{}.{form}", spec.collection), &out);
+        }
+    }
+}
+
+/// A sharded spec's compiled key in one form and, where tenants share the collection, the
+/// zone range of tenant `acme` (what `updateZoneKeyRange` gets).
+fn shard_golden(
+    spec: &CollectionSpec,
+    placement: &caas_core::tenancy::Placement,
+    target: &Target,
+) -> serde_json::Value {
+    use caas_core::compile::shard::{compile_shard, layout_of, tenant_range};
+    match compile_shard(spec, placement, layout_of(&target.kind)) {
+        None => serde_json::json!("unsharded"),
+        Some(s) => {
+            let mut v = serde_json::json!({ "key": to_json(&s.key), "unique": s.unique });
+            if s.per_tenant_ranges {
+                let (min, max) = tenant_range(&s.key, "acme");
+                v["zone_range_of_acme"] = serde_json::json!({
+                    "min": Bson::Document(min).into_canonical_extjson(),
+                    "max": Bson::Document(max).into_canonical_extjson(),
+                });
+            }
+            v
         }
     }
 }

@@ -20,4 +20,5 @@ mod live_schema;
 mod live_seed;
 mod live_validators;
 mod offboard;
+mod sharding;
 mod typed_errors;

@@ -16,7 +16,10 @@ use caas_core::config::Config;
 use caas_core::connect::{ConnectOpts, Connection};
 use caas_core::fleet;
 use caas_core::fleet::registry::Selection;
+use caas_core::fleet::sharding::Sharding;
 use caas_core::plan::{Safety, TargetPlan};
+
+use super::sharding::ShardingOpts;
 
 /// Which targets a run covers.
 #[derive(Debug, Clone, Args)]
@@ -80,19 +83,22 @@ async fn open_fleet(
 }
 
 /// Read and plan at once (what `plan` and `diff` do): each target's plan goes to `each` as
-/// soon as its databases are read. Returns how many targets there were.
+/// soon as its databases are read. Sharding is checked first (a `--require-sharded` run
+/// off a cluster prints nothing else). Returns how many targets there were, and sharding.
 async fn stream_plans(
     config: &Config,
     connect: &ConnectOpts,
     targets: &TargetOpts,
+    sharding: &ShardingOpts,
     each: &mut dyn FnMut(TargetPlan),
-) -> Result<usize> {
+) -> Result<(usize, Sharding)> {
     let (loaded, conn, fleet) = open_fleet(config, connect, targets).await?;
     let specs: Vec<&caas_core::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
+    let sharded = super::sharding::check(&conn, config, &fleet, &specs, sharding).await?;
     let streamed =
         fleet::plan_streamed(&conn, config, &fleet, &specs, targets.concurrency, each).await?;
     warn_capacity(config, &specs, streamed.namespaces_after);
-    Ok(streamed.targets)
+    Ok((streamed.targets, sharded))
 }
 
 pub async fn plan(
@@ -101,6 +107,7 @@ pub async fn plan(
     targets: &TargetOpts,
     format: PlanFormat,
     prune: bool,
+    sharding: &ShardingOpts,
 ) -> Result<Outcome> {
     let mut summary = PlanSummary::default();
     let mut first = true;
@@ -124,14 +131,27 @@ pub async fn plan(
         PlanFormat::Mongosh => print!("{}", caas_core::plan::mongosh_target(&p, prune)),
         PlanFormat::Table => summary.add(&p),
     };
-    stream_plans(config, connect, targets, &mut print).await?;
+    let (_, sharded) = stream_plans(config, connect, targets, sharding, &mut print).await?;
     if let Some(e) = failed {
         return Err(e.into());
     }
     match format {
-        PlanFormat::Json => println!("\n]\n}}"),
-        PlanFormat::Mongosh => {}
-        PlanFormat::Table => summary.finish(),
+        PlanFormat::Json => match super::sharding::json(&sharded) {
+            Some(v) => println!(
+                "\n],\n\"sharding\": {}\n}}",
+                serde_json::to_string_pretty(&v)?
+            ),
+            None => println!("\n]\n}}"),
+        },
+        PlanFormat::Mongosh => {
+            if let Sharding::Cluster { changes, .. } = &sharded {
+                print!("{}", caas_core::plan::mongosh_sharding(changes, prune));
+            }
+        }
+        PlanFormat::Table => {
+            summary.finish();
+            super::sharding::print_table(&sharded, "would run");
+        }
     }
     Ok(Outcome::Clean)
 }
@@ -142,6 +162,7 @@ pub async fn diff(
     targets: &TargetOpts,
     json: bool,
     exit_code: bool,
+    sharding: &ShardingOpts,
 ) -> Result<Outcome> {
     let (mut drift, mut drifting, mut rows) = (0usize, 0usize, Vec::new());
     let mut print = |p: TargetPlan| {
@@ -176,12 +197,25 @@ pub async fn diff(
             println!("{}", crate::render::fitted(table));
         }
     };
-    let total = stream_plans(config, connect, targets, &mut print).await?;
+    let (total, sharded) = stream_plans(config, connect, targets, sharding, &mut print).await?;
+    for c in super::sharding::drift_rows(&sharded) {
+        drift += 1;
+        rows.push(serde_json::json!({
+            "target": "cluster", "database": c.namespace.split_once('.').map_or("", |(d, _)| d),
+            "collection": c.namespace.split_once('.').map_or("", |(_, c)| c),
+            "drift": c.summary(), "class": c.safety.as_str(), "undeclared": c.undeclared,
+        }));
+    }
+    if !json {
+        super::sharding::print_table(&sharded, "differ");
+    }
     if json {
-        super::print_json(
-            "schema diff",
-            serde_json::json!({ "in_sync": drift == 0, "targets": total, "drift": rows }),
-        )?;
+        let mut body =
+            serde_json::json!({ "in_sync": drift == 0, "targets": total, "drift": rows });
+        if let Some(v) = super::sharding::json(&sharded) {
+            body["sharding"] = v;
+        }
+        super::print_json("schema diff", body)?;
     } else if drift == 0 {
         println!("in sync: {total} target(s) match the specs");
     } else {
@@ -272,14 +306,26 @@ pub async fn apply(
     connect: &ConnectOpts,
     targets: &TargetOpts,
     flags: &ApplyFlags,
+    sharding: &ShardingOpts,
     guard: &super::guard::GuardArgs,
 ) -> Result<Outcome> {
     let (loaded, conn, fleet) = open_fleet(config, connect, targets).await?;
     let specs: Vec<&caas_core::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
-    let prepared =
-        fleet::apply::prepare(&conn, config, &fleet, &specs, targets.concurrency).await?;
+    let sharded = super::sharding::check(&conn, config, &fleet, &specs, sharding).await?;
+    let cluster = matches!(sharded, Sharding::Cluster { .. });
+    // On a cluster every target may sit on one primary: one primary's index-build budget.
+    let concurrency = if cluster {
+        caas_core::plan::shard::index_build_budget(targets.concurrency)
+    } else {
+        targets.concurrency
+    };
+    let prepared = fleet::apply::prepare(&conn, config, &fleet, &specs, concurrency).await?;
     warn_capacity(config, &specs, prepared.streamed.namespaces_after);
     let changed = prepared.changed();
+    let shard_steps = super::sharding::drift_rows(&sharded).len();
+    if changed == 0 && shard_steps > 0 {
+        return apply_sharding(&conn, config, &fleet, &specs, flags, sharding).await;
+    }
     if changed == 0 && !flags.json {
         println!(
             "no changes: {} target(s) match the specs",
@@ -292,7 +338,7 @@ pub async fn apply(
         prune: flags.prune,
         allow_invalid_docs: flags.allow_invalid_docs,
         fail_fast: flags.fail_fast,
-        concurrency: targets.concurrency,
+        concurrency,
     };
     let risky: Vec<String> = prepared
         .to_confirm(opts)
@@ -355,6 +401,10 @@ pub async fn apply(
         .iter()
         .any(|r| matches!(r.status, Status::Failed | Status::NotStarted));
     let incomplete = reports.iter().any(|r| r.status == Status::Incomplete);
+    if cluster && !failed {
+        // The collections and indexes exist now: plan the cluster again, then shard.
+        apply_sharding(&conn, config, &fleet, &specs, flags, sharding).await?;
+    }
     if failed {
         anyhow::bail!(
             "{} target(s) failed; see the report above",
@@ -368,6 +418,32 @@ pub async fn apply(
         Outcome::Found
     } else {
         Outcome::Clean
+    })
+}
+
+/// The cluster's sharding steps, planned from the current state and run in order.
+async fn apply_sharding(
+    conn: &Connection,
+    config: &Config,
+    fleet: &fleet::Fleet,
+    specs: &[&caas_core::spec::CollectionSpec],
+    flags: &ApplyFlags,
+    sharding: &ShardingOpts,
+) -> Result<Outcome> {
+    let Sharding::Cluster { changes, .. } =
+        super::sharding::check(conn, config, fleet, specs, sharding).await?
+    else {
+        return Ok(Outcome::Clean);
+    };
+    let applied =
+        fleet::sharding::apply_cluster(conn, changes, flags.allow_destructive, flags.prune).await?;
+    if super::sharding::print_applied(&applied) {
+        anyhow::bail!("the cluster's sharding did not complete; see the lines above");
+    }
+    Ok(if applied.skipped.is_empty() {
+        Outcome::Clean
+    } else {
+        Outcome::Found
     })
 }
 

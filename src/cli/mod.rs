@@ -12,6 +12,7 @@ mod offboard;
 mod roles;
 mod schema;
 mod seed;
+mod sharding;
 mod shell;
 pub mod style;
 mod tenant;

@@ -54,6 +54,8 @@ pub enum SchemaCommand {
         /// In a mongosh script, include the drops of undeclared objects.
         #[arg(long)]
         prune: bool,
+        #[command(flatten)]
+        sharding: super::sharding::ShardingOpts,
     },
     /// Create and update collections, validators and indexes on every target.
     Apply {
@@ -61,6 +63,8 @@ pub enum SchemaCommand {
         targets: super::live::TargetOpts,
         #[command(flatten)]
         flags: super::live::ApplyFlags,
+        #[command(flatten)]
+        sharding: super::sharding::ShardingOpts,
     },
     /// Compare the live databases with the specs; with --exit-code, exit 1 on drift.
     Diff {
@@ -72,6 +76,8 @@ pub enum SchemaCommand {
         /// Print the result as JSON (see docs/json-output.schema.json).
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        sharding: super::sharding::ShardingOpts,
     },
     /// Read a live deployment into specs: validators decompiled, fields inferred from a
     /// sample where there is none, tenants recognised by the [databases] templates.
@@ -137,24 +143,28 @@ pub async fn run(
             format,
             json,
             prune,
+            sharding,
         } => {
             let format = if json {
                 super::live::PlanFormat::Json
             } else {
                 format
             };
-            super::live::plan(&config, connect, &targets, format, prune).await
+            super::live::plan(&config, connect, &targets, format, prune, &sharding).await
         }
         SchemaCommand::Pull(args) => super::adopt::pull(&config, connect, args).await,
         SchemaCommand::Audit(args) => super::adopt::audit(&config, connect, args).await,
-        SchemaCommand::Apply { targets, flags } => {
-            super::live::apply(&config, connect, &targets, &flags, guard).await
-        }
+        SchemaCommand::Apply {
+            targets,
+            flags,
+            sharding,
+        } => super::live::apply(&config, connect, &targets, &flags, &sharding, guard).await,
         SchemaCommand::Diff {
             targets,
             exit_code,
             json,
-        } => super::live::diff(&config, connect, &targets, json, exit_code).await,
+            sharding,
+        } => super::live::diff(&config, connect, &targets, json, exit_code, &sharding).await,
     }
 }
 

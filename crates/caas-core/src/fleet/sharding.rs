@@ -3,7 +3,6 @@
 //! On a replica set the settings do not apply: the run says so once and goes on.
 
 use anyhow::{Context, Result};
-use bson::doc;
 
 use super::Fleet;
 use crate::compile::shard::{compile_shard, layout_of};
@@ -20,8 +19,9 @@ use crate::tenancy::{Layout, TargetKind};
 pub enum Sharding {
     /// No spec shards a collection and no zone is configured: nothing to say.
     Unused,
-    /// The server is not a mongos; `collections` specs carry shard settings, ignored.
-    NotACluster { collections: usize },
+    /// The server is not a mongos; `collections` specs carry shard settings and `zones`
+    /// regions map to zones: ignored.
+    NotACluster { collections: usize, zones: usize },
     /// A sharded cluster and its plan.
     Cluster {
         state: Box<ClusterState>,
@@ -33,9 +33,21 @@ impl Sharding {
     /// The line a replica-set run prints once (not per target).
     pub fn not_applicable_note(&self) -> Option<String> {
         match self {
-            Sharding::NotACluster { collections } => Some(format!(
-                "shard settings of {collections} collection spec(s) and [sharding.zones] do not apply: the server is not a sharded cluster (hello.msg is not \"isdbgrid\"); ignored (--require-sharded makes this an error)"
-            )),
+            Sharding::NotACluster { collections, zones } => {
+                let mut what = Vec::new();
+                if *collections > 0 {
+                    what.push(format!(
+                        "the shard settings of {collections} collection spec(s)"
+                    ));
+                }
+                if *zones > 0 {
+                    what.push(format!("the {zones} region(s) of [sharding.zones]"));
+                }
+                Some(format!(
+                    "{} do not apply: the server is not a sharded cluster (hello.msg is not \"isdbgrid\"); ignored (--require-sharded makes this an error)",
+                    what.join(" and ")
+                ))
+            }
             _ => None,
         }
     }
@@ -59,7 +71,10 @@ pub async fn plan_fleet(
         if used == 0 && config.sharding.zones.is_empty() {
             return Ok(Sharding::Unused);
         }
-        return Ok(Sharding::NotACluster { collections: used });
+        return Ok(Sharding::NotACluster {
+            collections: used,
+            zones: config.sharding.zones.len(),
+        });
     }
     let state = cluster::read_cluster(&conn.client).await?;
     let mut desired = desired(config, fleet, specs);

@@ -158,30 +158,68 @@ impl Linter<'_> {
         {
             forms.push((false, key.keys().map(String::as_str).collect()));
         }
-        let indexes = self.spec.indexes.clone();
-        for (i, ix) in indexes.iter().enumerate() {
-            if !ix.unique {
-                continue;
-            }
-            for (shared, k) in &forms {
-                let mut physical: Vec<&str> = Vec::new();
-                if *shared && ix.per_tenant && ix.keys.first().is_none_or(|(f, _)| f != "tenant_id")
-                {
-                    physical.push("tenant_id");
-                }
-                physical.extend(ix.keys.keys().map(String::as_str));
-                if physical.len() < k.len() || physical[..k.len()] != k[..] {
-                    let ptr = format!("/indexes/{i}/unique");
+        let unique: Vec<(usize, &crate::spec::IndexSpec)> = self
+            .spec
+            .indexes
+            .iter()
+            .enumerate()
+            .filter(|(_, ix)| ix.unique)
+            .collect();
+        let mut found = Vec::new();
+        for (shared, k) in &forms {
+            let physical: Vec<(usize, Vec<&str>)> = unique
+                .iter()
+                .map(|(i, ix)| {
+                    let mut p: Vec<&str> = Vec::new();
+                    if *shared
+                        && ix.per_tenant
+                        && ix.keys.first().is_none_or(|(f, _)| f != "tenant_id")
+                    {
+                        p.push("tenant_id");
+                    }
+                    p.extend(ix.keys.keys().map(String::as_str));
+                    (*i, p)
+                })
+                .collect();
+            let fix = common_prefix_fix(&physical, *shared);
+            for (i, p) in &physical {
+                if p.len() < k.len() || p[..k.len()] != k[..] {
                     let form = if *shared {
                         "where tenants share the collection"
                     } else {
                         "in a Pro set or Enterprise database"
                     };
-                    self.error("shard-unique-index", self.key(&ptr), &ptr, format!("unique index {{{}}} is not prefixed by the shard key {{{}}} {form}: MongoDB (Unique Indexes, Sharded Clusters) enforces uniqueness across shards only for indexes prefixed by the shard key", physical.join(", "), k.join(", ")), "lead the index with the shard key's fields, or shard on this index's leading fields");
-                    break;
+                    found.push((*i, format!("unique index {{{}}} is not prefixed by the shard key {{{}}} {form}: MongoDB (Unique Indexes, Sharded Clusters) enforces uniqueness across shards only for indexes prefixed by the shard key", p.join(", "), k.join(", ")), fix.clone()));
                 }
             }
         }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, message, fix) in found {
+            if seen.insert(i) {
+                let ptr = format!("/indexes/{i}/unique");
+                self.error("shard-unique-index", self.key(&ptr), &ptr, message, fix);
+            }
+        }
+    }
+}
+
+/// The fix for unique indexes the key does not prefix: the key every one of them starts
+/// with, if they share a leading field beyond `tenant_id`'s place.
+fn common_prefix_fix(physical: &[(usize, Vec<&str>)], shared: bool) -> String {
+    let mut common: Vec<&str> = physical.first().map(|(_, p)| p.clone()).unwrap_or_default();
+    for (_, p) in physical {
+        let n = common.iter().zip(p).take_while(|(a, b)| a == b).count();
+        common.truncate(n);
+    }
+    let written: Vec<String> = common
+        .iter()
+        .skip(usize::from(shared && common.first() == Some(&"tenant_id")))
+        .map(|f| format!("{f}: 1"))
+        .collect();
+    match (written.is_empty(), shared && !common.is_empty()) {
+        (false, _) => format!("shard on a key every unique index starts with, `shard: {{ key: {{ {} }} }}`, or lead this index with the shard key's fields", written.join(", ")),
+        (true, true) => "every unique index starts with tenant_id alone: shard on `{ key: { tenant_id: 1 } }` (one chunk range per tenant), or lead this index with the shard key's fields".into(),
+        (true, false) => "lead the index with the shard key's fields, or leave the collection unsharded".into(),
     }
 }
 
