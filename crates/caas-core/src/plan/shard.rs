@@ -39,6 +39,15 @@ impl DesiredShard {
     pub fn namespace(&self) -> String {
         format!("{}.{}", self.database, self.collection)
     }
+
+    /// A step on this collection is safe while it is empty, data-dependent once it is not.
+    fn by_data(&self) -> Safety {
+        if self.has_data {
+            Safety::DataDependent
+        } else {
+            Safety::Safe
+        }
+    }
 }
 
 /// One sharding step.
@@ -207,7 +216,7 @@ fn key_changes(d: &DesiredShard, cluster: &ClusterState, out: &mut Vec<ShardChan
             reason: format!("sharded on the cluster by {} but the spec has no `shard`: MongoDB cannot unshard in place (unshardCollection, 8.0+, rewrites the collection); add the key to the spec, or unshard it by hand", crate::compile::to_json(&l.key)),
         }, None)),
         (Some(want), None) => {
-            let safety = if d.has_data { Safety::DataDependent } else { Safety::Safe };
+            let safety = d.by_data();
             let cost = d.has_data.then_some(SHARD_COST);
             out.push(change(d, safety, ShardStep::ShardCollection { key: want.key.clone(), unique: want.unique }, cost));
         }
@@ -270,9 +279,7 @@ fn zone_changes(d: &DesiredShard, cluster: &ClusterState, out: &mut Vec<ShardCha
         .collect();
     for (min, max, zone) in &wanted {
         if cluster.shards_in(zone).is_empty() {
-            out.push(change(d, Safety::DataDependent, ShardStep::NeedsOperator {
-                reason: format!("no shard is in zone `{zone}` (sharding.zones maps a region to it): add one with sh.addShardToZone(<shard>, \"{zone}\")"),
-            }, None));
+            out.push(no_shard_in(d, zone));
             continue;
         }
         match live.iter().find(|r| &r.min == min) {
@@ -289,11 +296,7 @@ fn zone_changes(d: &DesiredShard, cluster: &ClusterState, out: &mut Vec<ShardCha
                 Some(REZONE_COST),
             )),
             None => {
-                let safety = if d.has_data {
-                    Safety::DataDependent
-                } else {
-                    Safety::Safe
-                };
+                let safety = d.by_data();
                 out.push(change(
                     d,
                     safety,
@@ -326,6 +329,17 @@ fn zone_changes(d: &DesiredShard, cluster: &ClusterState, out: &mut Vec<ShardCha
     }
 }
 
+/// A zone `sharding.zones` maps a region to, with no shard in it: a person adds one.
+fn no_shard_in(d: &DesiredShard, zone: &str) -> ShardChange {
+    let reason = format!("no shard is in zone `{zone}` (sharding.zones maps a region to it): add one with sh.addShardToZone(<shard>, \"{zone}\")");
+    change(
+        d,
+        Safety::DataDependent,
+        ShardStep::NeedsOperator { reason },
+        None,
+    )
+}
+
 /// An unsharded Pro set or Enterprise collection goes whole to a shard of its zone.
 fn placement_changes(d: &DesiredShard, cluster: &ClusterState, out: &mut Vec<ShardChange>) {
     let (None, Some(zone)) = (&d.shard, &d.zone) else {
@@ -334,9 +348,7 @@ fn placement_changes(d: &DesiredShard, cluster: &ClusterState, out: &mut Vec<Sha
     let ns = d.namespace();
     let in_zone = cluster.shards_in(zone);
     let Some(first) = in_zone.first() else {
-        out.push(change(d, Safety::DataDependent, ShardStep::NeedsOperator {
-            reason: format!("no shard is in zone `{zone}`: add one with sh.addShardToZone(<shard>, \"{zone}\")"),
-        }, None));
+        out.push(no_shard_in(d, zone));
         return;
     };
     if cluster
@@ -351,11 +363,7 @@ fn placement_changes(d: &DesiredShard, cluster: &ClusterState, out: &mut Vec<Sha
         }, None));
         return;
     }
-    let safety = if d.has_data {
-        Safety::DataDependent
-    } else {
-        Safety::Safe
-    };
+    let safety = d.by_data();
     out.push(change(
         d,
         safety,
