@@ -1,6 +1,6 @@
 //! Connecting to MongoDB: where the URI comes from (`--uri`, `MONGODB_URI`, caas.toml),
-//! bounded timeouts so an unreachable server is one clear error, and a command counter
-//! (the driver's command monitoring) so round trips can be measured.
+//! bounded timeouts so an unreachable server is one clear error, and a round-trip counter
+//! (connection checkouts of the driver's pool) so round trips can be measured.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use bson::doc;
-use mongodb::event::command::CommandEvent;
+use mongodb::event::cmap::CmapEvent;
 use mongodb::event::EventHandler;
 use mongodb::options::ClientOptions;
 use mongodb::Client;
@@ -36,7 +36,8 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Commands sent so far (round trips), not counting session clean-up.
+    /// Commands sent so far (round trips): every command, `getMore` and retry checks a
+    /// connection out of the pool once (the server monitor's `hello`s use their own).
     pub fn commands(&self) -> u64 {
         self.commands.load(Ordering::Relaxed)
     }
@@ -135,11 +136,13 @@ async fn open(uri: &str, timeout: Duration) -> Result<Connection> {
     opts.connect_timeout = Some(timeout);
     let commands = Arc::new(AtomicU64::new(0));
     let counter = commands.clone();
-    opts.command_event_handler = Some(EventHandler::callback(move |ev: CommandEvent| {
-        if let CommandEvent::Started(s) = ev {
-            if s.command_name != "endSessions" {
-                counter.fetch_add(1, Ordering::Relaxed);
-            }
+    // Counted from pool checkouts, not command monitoring: with a command handler installed
+    // the driver copies every command and reply into a `Document` for the event, which
+    // doubled the peak memory of a fleet-wide diff (the shared database's listCollections
+    // reply is megabytes) and cost CPU on every insert batch.
+    opts.cmap_event_handler = Some(EventHandler::callback(move |ev: CmapEvent| {
+        if let CmapEvent::ConnectionCheckedOut(_) = ev {
+            counter.fetch_add(1, Ordering::Relaxed);
         }
     }));
     let client = Client::with_options(opts).map_err(|e| {
