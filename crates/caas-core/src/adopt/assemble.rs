@@ -68,8 +68,8 @@ pub struct Source<'a> {
 
 /// Whether the live validator requires a `tenant_id` (so the copy is tenant-scoped).
 pub fn validator_requires_tenant(live: &LiveCollection) -> Option<bool> {
-    let schema = live
-        .options
+    let options = live.options();
+    let schema = options
         .get_document("validator")
         .ok()?
         .get_document("$jsonSchema")
@@ -83,8 +83,9 @@ pub fn spec_of(src: &Source<'_>) -> (CollectionSpec, Vec<Note>) {
     let (logical, domain, live, placement) = (src.logical, src.domain, src.live, src.placement);
     let mut spec = empty_spec(logical, domain);
     let mut notes = Vec::new();
-    options(&mut spec, &live.options, &mut notes);
-    match live.options.get_document("validator") {
+    let live_options = live.options();
+    options(&mut spec, &live_options, &mut notes);
+    match live_options.get_document("validator") {
         Ok(validator) if !validator.is_empty() => {
             let v = from_validator(logical, validator);
             notes.extend(v.notes.iter().cloned());
@@ -96,7 +97,7 @@ pub fn spec_of(src: &Source<'_>) -> (CollectionSpec, Vec<Note>) {
             }
         }
     }
-    let ix = from_indexes(live.indexes.as_deref().unwrap_or_default(), placement);
+    let ix = from_indexes(&live.indexes().unwrap_or_default(), placement);
     notes.extend(ix.notes);
     spec.indexes = ix.indexes;
     if let Some((field, days)) = ix.retention {
@@ -111,8 +112,7 @@ pub fn spec_of(src: &Source<'_>) -> (CollectionSpec, Vec<Note>) {
                 .push(retention_index(&field, days, placement.shared_by_tenants)),
         }
     }
-    if !live
-        .options
+    if !live_options
         .get_document("validator")
         .is_ok_and(|v| !v.is_empty())
     {
@@ -395,7 +395,7 @@ pub fn differences(
 ) -> Vec<String> {
     let compiled = compile_collection(spec, placement.clone());
     let ours: CollectionShape = collection_shape(&compiled.options.to_document());
-    let theirs = collection_shape(&live.options);
+    let theirs = collection_shape(&live.options());
     let mut out = Vec::new();
     if ours.validator != theirs.validator {
         out.push("validator".to_owned());
@@ -420,8 +420,7 @@ pub fn differences(
         .map(|i| index_shape(&i.to_create_spec()))
         .collect();
     let mut b: Vec<_> = live
-        .indexes
-        .as_deref()
+        .indexes()
         .unwrap_or_default()
         .iter()
         .filter(|i| i.get_str("name") != Ok("_id_"))

@@ -272,7 +272,7 @@ async fn pull_one(
             )
         })?;
     let has_validator = live_coll
-        .options
+        .options()
         .get_document("validator")
         .is_ok_and(|v| !v.is_empty());
     let sample = if has_validator {
@@ -383,7 +383,7 @@ async fn check_sample(
 /// Tenant-scoped: the validator requires `tenant_id`; else every sampled document has
 /// one; else (no documents) every index leads with it.
 fn is_scoped(live: &crate::inspect::LiveCollection, sample: Option<&Sample>) -> bool {
-    let led_by_tenant = live.indexes.as_deref().is_some_and(|list| {
+    let led_by_tenant = live.indexes().is_some_and(|list| {
         !list.is_empty()
             && list.iter().all(|ix| {
                 ix.get_document("key")

@@ -91,7 +91,7 @@ pub async fn plan(
     let live_count: usize = live
         .values()
         .flat_map(|colls| colls.values())
-        .map(|c| 1 + c.indexes.as_ref().map_or(0, |i| i.len() + 1))
+        .map(|c| 1 + c.index_count().map_or(0, |i| i + 1))
         .sum();
     let created: usize = plans
         .iter()
@@ -291,7 +291,7 @@ pub fn namespace_estimate(
 fn live_namespaces(colls: &BTreeMap<String, inspect::LiveCollection>) -> usize {
     colls
         .values()
-        .map(|c| 1 + c.indexes.as_ref().map_or(0, |i| i.len() + 1))
+        .map(|c| 1 + c.index_count().map_or(0, |i| i + 1))
         .sum()
 }
 

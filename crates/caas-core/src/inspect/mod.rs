@@ -7,19 +7,93 @@ pub mod normalize;
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, Result};
-use bson::{doc, Document};
+use bson::{doc, Document, RawBsonRef, RawDocument, RawDocumentBuf};
 use futures::{StreamExt, TryStreamExt};
 use mongodb::Client;
 
-/// A collection as the server reports it.
+/// A collection as the server reports it. Its options and indexes are kept as the server's
+/// BSON bytes (checked when read) and parsed when a plan looks at them: a fleet's shared
+/// database holds every Pro set, thousands of validators, and as `Document` trees they took
+/// about ten times the bytes the server sent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LiveCollection {
     pub name: String,
     /// `collection`, `timeseries` or `view`.
     pub kind: String,
-    pub options: Document,
+    options: RawDocumentBuf,
     /// listIndexes entries, without the `_id_` index. `None` when not read.
-    pub indexes: Option<Vec<Document>>,
+    indexes: Option<Vec<RawDocumentBuf>>,
+}
+
+impl LiveCollection {
+    /// A collection with these options and (when read) indexes.
+    pub fn new(
+        name: impl Into<String>,
+        kind: impl Into<String>,
+        options: &Document,
+        indexes: Option<&[Document]>,
+    ) -> LiveCollection {
+        let raw =
+            |d: &Document| RawDocumentBuf::from_document(d).expect("a Document is valid BSON");
+        LiveCollection {
+            name: name.into(),
+            kind: kind.into(),
+            options: raw(options),
+            indexes: indexes.map(|list| list.iter().map(raw).collect()),
+        }
+    }
+
+    /// The `options` of its listCollections entry.
+    pub fn options(&self) -> Document {
+        parse(&self.options)
+    }
+
+    /// Its indexes (without `_id_`), or `None` when they were not read.
+    pub fn indexes(&self) -> Option<Vec<Document>> {
+        self.indexes
+            .as_ref()
+            .map(|list| list.iter().map(|i| parse(i)).collect())
+    }
+
+    /// How many indexes it has besides `_id_`, when they were read.
+    pub fn index_count(&self) -> Option<usize> {
+        self.indexes.as_ref().map(Vec::len)
+    }
+
+    /// Change its options (tests build live states this way).
+    pub fn edit_options(&mut self, edit: impl FnOnce(&mut Document)) {
+        let mut options = self.options();
+        edit(&mut options);
+        *self = LiveCollection::new(&self.name, &self.kind, &options, self.indexes().as_deref());
+    }
+
+    /// Change its indexes (tests build live states this way).
+    pub fn edit_indexes(&mut self, edit: impl FnOnce(&mut Vec<Document>)) {
+        let mut indexes = self.indexes().unwrap_or_default();
+        edit(&mut indexes);
+        *self = LiveCollection::new(&self.name, &self.kind, &self.options(), Some(&indexes));
+    }
+}
+
+/// Parse bytes that [`checked`] accepted (or that came from a `Document`).
+fn parse(raw: &RawDocument) -> Document {
+    Document::try_from(raw).expect("live BSON is checked when it is read")
+}
+
+/// Walk every element of a server document, so that a malformed one is an error when it is
+/// read, naming where, instead of a surprise when a plan parses it.
+fn checked(raw: &RawDocument, what: &dyn Fn() -> String) -> Result<RawDocumentBuf> {
+    fn walk(value: RawBsonRef<'_>) -> Result<(), bson::raw::Error> {
+        match value {
+            RawBsonRef::Document(d) => d.into_iter().try_for_each(|e| walk(e?.1)),
+            RawBsonRef::Array(a) => a.into_iter().try_for_each(|v| walk(v?)),
+            RawBsonRef::JavaScriptCodeWithScope(c) => walk(RawBsonRef::Document(c.scope)),
+            _ => Ok(()),
+        }
+    }
+    walk(RawBsonRef::Document(raw))
+        .with_context(|| format!("malformed BSON from the server in {}", what()))?;
+    Ok(raw.to_raw_document_buf())
 }
 
 /// Live collections by database and name.
@@ -93,32 +167,39 @@ async fn read_database(
     permits: &tokio::sync::Semaphore,
     concurrency: usize,
 ) -> Result<(String, BTreeMap<String, LiveCollection>)> {
-    let listed: Vec<Document> = {
+    let listed: Vec<RawDocumentBuf> = {
         let _permit = permits.acquire().await.expect("semaphore");
         client
             .database(&db)
             .run_cursor_command(doc! { "listCollections": 1, "nameOnly": false })
             .await
             .with_context(|| format!("listCollections on database {db}"))?
+            .with_type::<RawDocumentBuf>()
             .try_collect()
             .await
             .with_context(|| format!("listCollections on database {db}"))?
     };
-    let mut colls: BTreeMap<String, LiveCollection> = listed
-        .into_iter()
-        .filter_map(|s| {
-            let name = s.get_str("name").ok()?.to_owned();
-            Some((
-                name.clone(),
-                LiveCollection {
-                    kind: s.get_str("type").unwrap_or("collection").to_owned(),
-                    options: s.get_document("options").cloned().unwrap_or_default(),
-                    indexes: None,
-                    name,
-                },
-            ))
-        })
-        .collect();
+    let mut colls = BTreeMap::new();
+    for entry in &listed {
+        let Ok(name) = entry.get_str("name") else {
+            continue;
+        };
+        let options = match entry.get_document("options") {
+            Ok(o) => checked(o, &|| format!("the listCollections entry of {db}.{name}"))?,
+            Err(_) => RawDocumentBuf::new(),
+        };
+        let kind = entry.get_str("type").unwrap_or("collection");
+        colls.insert(
+            name.to_owned(),
+            LiveCollection {
+                name: name.to_owned(),
+                kind: kind.to_owned(),
+                options,
+                indexes: None,
+            },
+        );
+    }
+    drop(listed);
     let jobs: Vec<String> = colls
         .values()
         .filter(|c| {
@@ -128,24 +209,25 @@ async fn read_database(
         })
         .map(|c| c.name.clone())
         .collect();
-    let indexes: Vec<(String, Vec<Document>)> = futures::stream::iter(jobs)
+    let indexes: Vec<(String, Vec<RawDocumentBuf>)> = futures::stream::iter(jobs)
         .map(|coll| {
             let db = &db;
             async move {
                 let _permit = permits.acquire().await.expect("semaphore");
-                let list: Vec<Document> = client
+                let list: Vec<RawDocumentBuf> = client
                     .database(db)
                     .run_cursor_command(doc! { "listIndexes": &coll })
                     .await
                     .with_context(|| format!("listIndexes on {db}.{coll}"))?
+                    .with_type::<RawDocumentBuf>()
                     .try_collect()
                     .await
                     .with_context(|| format!("listIndexes on {db}.{coll}"))?;
-                let list = list
-                    .into_iter()
-                    .filter(|i| i.get_str("name") != Ok("_id_"))
-                    .collect();
-                Ok::<_, anyhow::Error>((coll, list))
+                let mut kept = Vec::with_capacity(list.len());
+                for ix in list.iter().filter(|i| i.get_str("name") != Ok("_id_")) {
+                    kept.push(checked(ix, &|| format!("an index of {db}.{coll}"))?);
+                }
+                Ok::<_, anyhow::Error>((coll, kept))
             }
         })
         .buffer_unordered(concurrency)

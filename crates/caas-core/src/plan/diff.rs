@@ -22,9 +22,10 @@ pub(super) fn collection_changes(
     out: &mut Vec<Change>,
 ) {
     let desired = collection_shape(&want.options.to_document());
-    let live = collection_shape(&have.options);
+    let have_options = have.options();
+    let live = collection_shape(&have_options);
     let want_ts = want.options.timeseries.is_some();
-    let have_ts = crate::inspect::normalize::is_time_series(&have.kind, &have.options);
+    let have_ts = crate::inspect::normalize::is_time_series(&have.kind, &have_options);
     if let Some(c) = collation_conflict(want, &desired, &live) {
         out.push(c);
         return;
@@ -129,12 +130,9 @@ pub(super) fn index_changes(
     have: &LiveCollection,
     out: &mut Vec<Change>,
 ) {
-    let live: Vec<(IndexShape, &Document)> = have
-        .indexes
-        .iter()
-        .flatten()
-        .map(|d| (index_shape(d), d))
-        .collect();
+    let have_indexes = have.indexes().unwrap_or_default();
+    let live: Vec<(IndexShape, &Document)> =
+        have_indexes.iter().map(|d| (index_shape(d), d)).collect();
     let mut matched = vec![false; live.len()];
     for ix in &want.indexes {
         let shape = index_shape(&ix.to_create_spec());

@@ -53,18 +53,18 @@ fn live_of(want: &[CompiledCollection]) -> LiveState {
                 d.extend(i.to_create_spec());
                 d
             })
-            .collect();
+            .collect::<Vec<Document>>();
         state
             .entry(c.placement.database.clone())
             .or_default()
             .insert(
                 c.placement.collection.clone(),
-                LiveCollection {
-                    name: c.placement.collection.clone(),
-                    kind: "collection".into(),
-                    options,
-                    indexes: Some(indexes),
-                },
+                LiveCollection::new(
+                    c.placement.collection.clone(),
+                    "collection",
+                    &options,
+                    Some(&indexes),
+                ),
             );
     }
     state
@@ -82,14 +82,15 @@ fn coll(live: &mut LiveState) -> &mut LiveCollection {
         .unwrap()
 }
 
-fn index<'a>(live: &'a mut LiveState, name: &str) -> &'a mut Document {
-    coll(live)
-        .indexes
-        .as_mut()
-        .unwrap()
-        .iter_mut()
-        .find(|i| i.get_str("name") == Ok(name))
-        .unwrap()
+/// Change the live index called `name`.
+fn edit_index(live: &mut LiveState, name: &str, edit: impl FnOnce(&mut Document)) {
+    coll(live).edit_indexes(|list| {
+        edit(
+            list.iter_mut()
+                .find(|i| i.get_str("name") == Ok(name))
+                .unwrap(),
+        )
+    })
 }
 
 #[test]
@@ -120,10 +121,12 @@ fn matching_live_state_plans_nothing() {
 #[test]
 fn changed_validator_is_data_dependent() {
     let mut live = live_of(&desired(&pro()));
-    coll(&mut live).options.insert(
-        "validator",
-        doc! { "$jsonSchema": { "bsonType": "object" } },
-    );
+    coll(&mut live).edit_options(|o| {
+        o.insert(
+            "validator",
+            doc! { "$jsonSchema": { "bsonType": "object" } },
+        );
+    });
     let p = plan(&live);
     assert_eq!(p.changes.len(), 1);
     assert_eq!(p.changes[0].safety, Safety::DataDependent);
@@ -137,9 +140,7 @@ fn changed_validator_is_data_dependent() {
 #[test]
 fn level_and_action_changes_are_classed_by_direction() {
     let mut live = live_of(&desired(&pro()));
-    coll(&mut live)
-        .options
-        .insert("validationLevel", "moderate");
+    coll(&mut live).edit_options(|o| drop(o.insert("validationLevel", "moderate")));
     let p = plan(&live);
     assert_eq!(
         (p.changes.len(), p.changes[0].safety),
@@ -147,13 +148,15 @@ fn level_and_action_changes_are_classed_by_direction() {
         "moderate -> strict tightens"
     );
     let mut live = live_of(&desired(&pro()));
-    coll(&mut live).options.insert("validationAction", "warn");
+    coll(&mut live).edit_options(|o| drop(o.insert("validationAction", "warn")));
     assert!(plan(&live).changes[0]
         .summary()
         .contains("validationAction warn -> error"));
     let mut live = live_of(&desired(&pro()));
-    coll(&mut live).options.remove("validationLevel");
-    coll(&mut live).options.remove("validationAction");
+    coll(&mut live).edit_options(|o| {
+        o.remove("validationLevel");
+        o.remove("validationAction");
+    });
     assert_eq!(
         plan(&live).changes,
         vec![],
@@ -164,16 +167,10 @@ fn level_and_action_changes_are_classed_by_direction() {
 #[test]
 fn missing_and_extra_indexes() {
     let mut live = live_of(&desired(&pro()));
-    coll(&mut live)
-        .indexes
-        .as_mut()
-        .unwrap()
-        .retain(|i| i.get_str("name") != Ok("email_1"));
-    coll(&mut live)
-        .indexes
-        .as_mut()
-        .unwrap()
-        .push(doc! { "v": 2, "key": { "x": 1 }, "name": "x_1" });
+    coll(&mut live).edit_indexes(|list| {
+        list.retain(|i| i.get_str("name") != Ok("email_1"));
+        list.push(doc! { "v": 2, "key": { "x": 1 }, "name": "x_1" });
+    });
     let p = plan(&live);
     assert_eq!(p.changes.len(), 2, "{:#?}", p.changes);
     assert!(
@@ -210,7 +207,7 @@ fn identity_changes_rebuild() {
     ];
     for (label, change) in cases {
         let mut live = live_of(&desired(&pro()));
-        change(index(&mut live, "email_1"));
+        edit_index(&mut live, "email_1", change);
         let p = plan(&live);
         assert_eq!(p.changes.len(), 1, "{label}: {:#?}", p.changes);
         assert!(
@@ -224,8 +221,10 @@ fn identity_changes_rebuild() {
 #[test]
 fn ttl_and_hidden_change_in_place() {
     let mut live = live_of(&desired(&pro()));
-    index(&mut live, "seen_at_1").insert("expireAfterSeconds", 30);
-    index(&mut live, "email_1").insert("hidden", true);
+    edit_index(&mut live, "seen_at_1", |i| {
+        drop(i.insert("expireAfterSeconds", 30))
+    });
+    edit_index(&mut live, "email_1", |i| drop(i.insert("hidden", true)));
     let p = plan(&live);
     assert_eq!(p.changes.len(), 2, "{:#?}", p.changes);
     for c in &p.changes {
@@ -245,8 +244,12 @@ fn ttl_and_hidden_change_in_place() {
 #[test]
 fn numbers_from_the_server_are_not_drift() {
     let mut live = live_of(&desired(&pro()));
-    index(&mut live, "seen_at_1").insert("expireAfterSeconds", 60.0);
-    index(&mut live, "email_1").insert("key", doc! { "email": 1_i64 });
+    edit_index(&mut live, "seen_at_1", |i| {
+        drop(i.insert("expireAfterSeconds", 60.0))
+    });
+    edit_index(&mut live, "email_1", |i| {
+        drop(i.insert("key", doc! { "email": 1_i64 }))
+    });
     assert_eq!(plan(&live).changes, vec![]);
 }
 
@@ -255,21 +258,11 @@ fn undeclared_collections_go_to_their_owner_once() {
     let mut live = live_of(&desired(&pro()));
     live.get_mut("caas_shared").unwrap().insert(
         "acme_extra".into(),
-        LiveCollection {
-            name: "acme_extra".into(),
-            kind: "collection".into(),
-            options: doc! {},
-            indexes: None,
-        },
+        LiveCollection::new("acme_extra", "collection", &doc! {}, None),
     );
     live.get_mut("caas_shared").unwrap().insert(
         "caas_migrations".into(),
-        LiveCollection {
-            name: "caas_migrations".into(),
-            kind: "collection".into(),
-            options: doc! {},
-            indexes: None,
-        },
+        LiveCollection::new("caas_migrations", "collection", &doc! {}, None),
     );
     let want = desired(&pro());
     let mine = plan_target(&pro(), &want, &live, &|_, c| c.starts_with("acme_"));
@@ -289,7 +282,7 @@ fn undeclared_collections_go_to_their_owner_once() {
 #[test]
 fn regular_versus_time_series_is_a_conflict() {
     let mut live = live_of(&desired(&pro()));
-    coll(&mut live).options = doc! { "timeseries": { "timeField": "seen_at" } };
+    coll(&mut live).edit_options(|o| *o = doc! { "timeseries": { "timeField": "seen_at" } });
     let p = plan(&live);
     assert!(matches!(p.changes[0].action, Action::Conflict { .. }));
 }
@@ -333,11 +326,8 @@ fn rebuild_keeps_an_index_serving_queries() {
 fn mongosh_script_lists_every_change() {
     let mut live = live_of(&desired(&pro()));
     coll(&mut live)
-        .indexes
-        .as_mut()
-        .unwrap()
-        .push(doc! { "v": 2, "key": { "x": 1 }, "name": "x_1" });
-    index(&mut live, "email_1").remove("unique");
+        .edit_indexes(|list| list.push(doc! { "v": 2, "key": { "x": 1 }, "name": "x_1" }));
+    edit_index(&mut live, "email_1", |i| drop(i.remove("unique")));
     let p = plan(&live);
     let script = to_mongosh(std::slice::from_ref(&p), false);
     assert!(script.contains("// db.getSiblingDB(\"caas_shared\").getCollection(\"acme_things\").dropIndex(\"x_1\");"), "{script}");
