@@ -293,23 +293,22 @@ pub async fn list_all(db: &Database, config: &Config) -> Result<(Vec<Tenant>, Ve
             { "$project": { "_id": 0, "__caas_move": "$_id", "from_tier": 1, "to_tier": 1 } },
         ] } },
     ];
-    let cursor = registry(db)
+    let mut cursor = registry(db)
         .aggregate(pipeline)
         .await
         .with_context(|| format!("reading the tenant registry {}.{REGISTRY}", db.name()))?;
-    let mut docs: Vec<Document> = cursor
-        .try_collect()
+    // One entry at a time: a registry of 100,000 tenants is megabytes as `Document`s.
+    let (mut live, mut retired, mut moves) = (Vec::new(), Vec::new(), Vec::new());
+    while let Some(d) = cursor
+        .try_next()
         .await
-        .context("reading the tenant registry")?;
-    let moves: Vec<Document> = docs
-        .iter()
-        .filter(|d| d.contains_key("__caas_move"))
-        .cloned()
-        .collect();
-    docs.retain(|d| !d.contains_key("__caas_move"));
-    let (mut live, mut retired) = (Vec::with_capacity(docs.len()), Vec::new());
-    for d in &docs {
-        let t = match to_tenant(config, d) {
+        .context("reading the tenant registry")?
+    {
+        if d.contains_key("__caas_move") {
+            moves.push(d);
+            continue;
+        }
+        let t = match to_tenant(config, &d) {
             Some(t) if check_tenant_id(&t.id).is_ok() => t,
             _ => bail!(
                 "registry entry {} in {}.{REGISTRY} has no valid tenant_id or tier; fix or remove it",
@@ -323,7 +322,7 @@ pub async fn list_all(db: &Database, config: &Config) -> Result<(Vec<Tenant>, Ve
                 db.name()
             );
         }
-        if let Some(why) = misplaced(config, d, &t) {
+        if let Some(why) = misplaced(config, &d, &t) {
             bail!("{why}");
         }
         if matches!(d.get("deleted_at"), None | Some(bson::Bson::Null)) {
