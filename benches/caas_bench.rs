@@ -249,35 +249,69 @@ fn specs_of(report: &caas_core::spec::LoadReport) -> Vec<&caas_core::spec::Colle
     report.specs.iter().map(|s| &s.spec).collect()
 }
 
-/// Register `n` tenants directly (40% free, 30% starter, 15% pro, 15% enterprise).
-async fn register(conn: &caas_core::connect::Connection, config: &Config, n: usize) {
-    use caas_core::tenancy::Tier;
-    let docs: Vec<Document> = (0..n)
-        .map(|i| {
-            // 35% free, 35% starter, 15% pro, 15% enterprise; every tier from 4 tenants on.
-            const MIX: [Tier; 20] = [
-                Tier::Free,
-                Tier::Starter,
-                Tier::Pro,
-                Tier::Enterprise,
-                Tier::Free,
-                Tier::Starter,
-                Tier::Free,
-                Tier::Starter,
-                Tier::Free,
-                Tier::Starter,
-                Tier::Free,
-                Tier::Starter,
-                Tier::Free,
-                Tier::Starter,
-                Tier::Pro,
-                Tier::Enterprise,
-                Tier::Free,
-                Tier::Starter,
-                Tier::Pro,
-                Tier::Enterprise,
-            ];
-            let tier = MIX[i % 20];
+/// How many tenants of a benchmark fleet are Pro and Enterprise (the rest alternate free and
+/// starter). `--pro N --enterprise N`; by default 15% each, the mix of the earlier rows.
+#[derive(Clone, Copy)]
+struct Mix {
+    pro: usize,
+    enterprise: usize,
+}
+
+impl Mix {
+    fn from_args(args: &[String], n: usize) -> Mix {
+        let default = (n * 3).div_ceil(20) as u64;
+        Mix {
+            pro: arg(args, "--pro", default) as usize,
+            enterprise: arg(args, "--enterprise", default) as usize,
+        }
+    }
+
+    fn describe(self, n: usize) -> String {
+        format!(
+            "{n} tenants: {} shared-tier, {} pro, {} enterprise",
+            n.saturating_sub(self.pro + self.enterprise),
+            self.pro,
+            self.enterprise
+        )
+    }
+
+    /// The tier of every tenant, the Pro and Enterprise ones spread through the fleet by a
+    /// fixed permutation (so tenant order mixes tiers as a real registry does).
+    fn tiers(self, n: usize) -> Vec<caas_core::tenancy::Tier> {
+        use caas_core::tenancy::Tier;
+        assert!(
+            self.pro + self.enterprise <= n,
+            "more pro and enterprise tenants than tenants"
+        );
+        let mut by_rank: Vec<Tier> = (0..n)
+            .map(|i| match i {
+                i if i < self.pro => Tier::Pro,
+                i if i < self.pro + self.enterprise => Tier::Enterprise,
+                i if i % 2 == 0 => Tier::Free,
+                _ => Tier::Starter,
+            })
+            .collect();
+        // Position i takes rank (i * stride) mod n; the stride is prime and does not divide
+        // n, so this is a permutation.
+        let stride = [7919, 7907, 7901]
+            .into_iter()
+            .find(|p| !n.is_multiple_of(*p))
+            .unwrap_or(1);
+        let mut tiers = vec![Tier::Free; n];
+        for (i, slot) in tiers.iter_mut().enumerate() {
+            *slot = std::mem::replace(&mut by_rank[(i * stride) % n], Tier::Free);
+        }
+        tiers
+    }
+}
+
+/// Register `n` tenants directly, with the tiers of `mix`.
+async fn register(conn: &caas_core::connect::Connection, config: &Config, n: usize, mix: Mix) {
+    let docs: Vec<Document> = mix
+        .tiers(n)
+        .into_iter()
+        .enumerate()
+        .map(|(i, tier)| {
             caas_core::fleet::registry::new_tenant_document(
                 config,
                 &format!("t{i:05}"),
@@ -514,6 +548,19 @@ async fn phase(uri: &str, args: &[String]) {
             assert_eq!(drift, 0, "no false positives after apply");
             p
         }
+        "raw-migrate-noop" => {
+            // The floor reads the registry (it must know the tenants), then each ledger once
+            // (the ledger databases computed before the clock).
+            let fleet = caas_core::fleet::resolve(&conn, &config, &Default::default())
+                .await
+                .expect("fleet");
+            let dbs = ledger_dbs(&fleet, &config);
+            measure(&conn, async {
+                registry_docs(&conn, &config).await;
+                raw_ledgers(&conn, &dbs, concurrency).await
+            })
+            .await
+        }
         "caas-migrate-noop" | "caas-migrate" => {
             let shared: Vec<caas_core::tenancy::Tier> = vec![
                 caas_core::tenancy::Tier::Free,
@@ -625,14 +672,16 @@ async fn fleet_bench(uri: &str, args: &[String]) {
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let report = caas_core::spec::load_project(&root.join("schemas"), &[]).expect("specs");
     let specs = specs_of(&report);
-    println!("fleet benchmarks: concurrency {concurrency}; tenants 40% free, 30% starter, 15% pro, 15% enterprise");
-    println!("| tenants / phase | caas | raw floor | caas / raw | caas round trips | raw round trips | caas peak | raw peak |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("fleet benchmarks: concurrency {concurrency}");
     for n in sizes {
         let prefix = format!("fb{n}");
         let config = project_config(&prefix);
         drop_prefix(&conn, &prefix).await;
-        register(&conn, &config, n).await;
+        let mix = Mix::from_args(args, n);
+        println!("\n{}", mix.describe(n));
+        println!("| tenants / phase | caas | raw floor | caas / raw | caas round trips | raw round trips | caas peak | raw peak |");
+        println!("|---|---|---|---|---|---|---|---|");
+        register(&conn, &config, n, mix).await;
         let fleet = caas_core::fleet::resolve(&conn, &config, &Default::default())
             .await
             .expect("fleet");
@@ -671,8 +720,39 @@ async fn fleet_bench(uri: &str, args: &[String]) {
             format!("{n} tenants: no-op diff")
         };
         row(&label, &median(ours), &median(raws));
+        let m = migrate_phases(&conn, &config, &prefix, concurrency).await;
+        row(
+            &format!(
+                "{n} tenants: no-op migrate up ({} ledger databases)",
+                m.ledgers
+            ),
+            &m.noop,
+            &m.raw,
+        );
+        println!("{}", m.first_line());
         drop_prefix(&conn, &prefix).await;
     }
+}
+
+/// `prepare --tenants N [--pro P --enterprise E]`: register a fleet under the prefix `fb{N}`
+/// and apply the catalogue to it, and leave it there, for profiling one phase by hand
+/// (`MONGODB_URI=... target/release/deps/caas_bench-* phase caas-diff fb10000 4`).
+async fn prepare(uri: &str, args: &[String]) {
+    let n = arg(args, "--tenants", 1000) as usize;
+    let conn = caas_core::connect::connect(uri, Duration::from_secs(30))
+        .await
+        .expect("connect");
+    let prefix = format!("fb{n}");
+    let config = project_config(&prefix);
+    drop_prefix(&conn, &prefix).await;
+    let mix = Mix::from_args(args, n);
+    register(&conn, &config, n, mix).await;
+    let applied = phase_in_child("caas-apply", &prefix, 4);
+    println!(
+        "{}: applied in {:.2} s",
+        mix.describe(n),
+        applied.wall.as_secs_f64()
+    );
 }
 
 /// `migrate`: a no-op `migrate up` over the fleet (after applying the catalogue's migrations),
@@ -686,51 +766,95 @@ async fn migrate_bench(uri: &str, args: &[String]) {
     let prefix = format!("mb{n}");
     let config = project_config(&prefix);
     drop_prefix(&conn, &prefix).await;
-    register(&conn, &config, n).await;
+    register(&conn, &config, n, Mix::from_args(args, n)).await;
     phase_in_child("caas-apply", &prefix, concurrency);
-    let first = phase_in_child("caas-migrate", &prefix, concurrency);
-    let fleet = caas_core::fleet::resolve(&conn, &config, &Default::default())
-        .await
-        .expect("fleet");
-    let dbs: std::collections::BTreeSet<String> = fleet
-        .targets
-        .iter()
-        .map(|t| caas_core::migrate::status::ledger_db(t, &config))
-        .collect();
-    let raw = measure(&conn, async {
-        futures::stream::iter(dbs.iter())
-            .map(|db| async {
-                let _: Vec<Document> = conn
-                    .client
-                    .database(db)
-                    .collection::<Document>("caas_migrations")
-                    .find(bson::doc! {})
-                    .await
-                    .unwrap()
-                    .try_collect()
-                    .await
-                    .unwrap();
-            })
-            .buffer_unordered(concurrency)
-            .collect::<Vec<_>>()
-            .await;
-    })
-    .await;
-    let ours = phase_in_child("caas-migrate-noop", &prefix, concurrency);
+    let m = migrate_phases(&conn, &config, &prefix, concurrency).await;
     println!(
         "migrate: {n} tenants, {} targets, {} ledger databases, concurrency {concurrency}",
-        fleet.targets.len(),
-        dbs.len()
+        m.targets, m.ledgers
     );
-    println!(
-        "first `migrate up` (3 catalogue migrations on every target): {:.2} s, {} round trips",
-        first.wall.as_secs_f64(),
-        first.trips
-    );
+    println!("{}", m.first_line());
     println!("| phase | caas | raw floor | caas / raw | caas round trips | raw round trips | caas peak | raw peak |");
     println!("|---|---|---|---|---|---|---|---|");
-    row(&format!("{n} tenants: no-op migrate up"), &ours, &raw);
+    row(&format!("{n} tenants: no-op migrate up"), &m.noop, &m.raw);
     drop_prefix(&conn, &prefix).await;
+}
+
+/// The first `migrate up` of a fleet `schema apply` has prepared, then a no-op one against
+/// the raw floor (the registry read and one ledger `find` per ledger database), each in its
+/// own process.
+struct MigratePhases {
+    targets: usize,
+    ledgers: usize,
+    first: Phase,
+    noop: Phase,
+    raw: Phase,
+}
+
+impl MigratePhases {
+    fn first_line(&self) -> String {
+        format!(
+            "first `migrate up` (3 catalogue migrations on every target): {:.2} s, {} round trips, peak {:.0} MiB",
+            self.first.wall.as_secs_f64(),
+            self.first.trips,
+            self.first.peak
+        )
+    }
+}
+
+async fn migrate_phases(
+    conn: &caas_core::connect::Connection,
+    config: &Config,
+    prefix: &str,
+    concurrency: usize,
+) -> MigratePhases {
+    let first = phase_in_child("caas-migrate", prefix, concurrency);
+    let fleet = caas_core::fleet::resolve(conn, config, &Default::default())
+        .await
+        .expect("fleet");
+    MigratePhases {
+        targets: fleet.targets.len(),
+        ledgers: ledger_dbs(&fleet, config).len(),
+        first,
+        raw: phase_in_child("raw-migrate-noop", prefix, concurrency),
+        noop: phase_in_child("caas-migrate-noop", prefix, concurrency),
+    }
+}
+
+/// The databases holding a ledger: the shared target and every Pro set share one.
+fn ledger_dbs(
+    fleet: &caas_core::fleet::Fleet,
+    config: &Config,
+) -> std::collections::BTreeSet<String> {
+    fleet
+        .targets
+        .iter()
+        .map(|t| caas_core::migrate::status::ledger_db(t, config))
+        .collect()
+}
+
+/// The raw floor of a no-op `migrate up`: one `find` on each ledger.
+async fn raw_ledgers(
+    conn: &caas_core::connect::Connection,
+    dbs: &std::collections::BTreeSet<String>,
+    concurrency: usize,
+) {
+    futures::stream::iter(dbs.iter())
+        .map(|db| async {
+            let _: Vec<Document> = conn
+                .client
+                .database(db)
+                .collection::<Document>("caas_migrations")
+                .find(bson::doc! {})
+                .await
+                .unwrap()
+                .try_collect()
+                .await
+                .unwrap();
+        })
+        .buffer_unordered(concurrency)
+        .collect::<Vec<_>>()
+        .await;
 }
 
 /// `backfill`: a batched, checkpointed backfill against one server-side update_many.
@@ -838,7 +962,7 @@ async fn scaling_bench(uri: &str, args: &[String]) {
         let prefix = format!("sc{c}");
         let config = project_config(&prefix);
         drop_prefix(&conn, &prefix).await;
-        register(&conn, &config, n).await;
+        register(&conn, &config, n, Mix::from_args(args, n)).await;
         let p = phase_in_child("caas-apply", &prefix, c);
         println!(
             "| {c} | {:.2} s | {} | {:.0} MiB |",
@@ -885,6 +1009,7 @@ async fn main() {
         Some("seed") | None => seed_bench(&uri, &args).await,
         Some("fleet") => fleet_bench(&uri, &args).await,
         Some("phase") => phase(&uri, &args).await,
+        Some("prepare") => prepare(&uri, &args).await,
         Some("migrate") => migrate_bench(&uri, &args).await,
         Some("backfill") => backfill_bench(&uri, &args).await,
         Some("scaling") => scaling_bench(&uri, &args).await,
