@@ -240,3 +240,38 @@ async fn read_database(
     }
     Ok((db, colls))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_and_indexes_read_back_as_given() {
+        let options = doc! { "validator": { "$jsonSchema": { "required": ["a", "b"] } } };
+        let indexes = [doc! { "v": 2, "key": { "a": 1 }, "name": "a_1" }];
+        let c = LiveCollection::new("things", "collection", &options, Some(&indexes));
+        assert_eq!(c.options(), options);
+        assert_eq!(c.indexes().as_deref(), Some(&indexes[..]));
+        assert_eq!(c.index_count(), Some(1));
+        let unread = LiveCollection::new("things", "collection", &options, None);
+        assert_eq!((unread.indexes(), unread.index_count()), (None, None));
+    }
+
+    #[test]
+    fn malformed_bson_is_refused_when_read_naming_where() {
+        let good = RawDocumentBuf::from_document(&doc! { "v": { "deep": [1, "x"] } }).unwrap();
+        assert!(checked(&good, &|| "here".into()).is_ok());
+        // The nested string claims more bytes than it has: the outer framing is intact, so
+        // only a walk of every element finds it.
+        let mut bytes = good.into_bytes();
+        // "x" is the only string: its length is the int32 2 (with its NUL).
+        let at = bytes.windows(4).position(|w| w == [2, 0, 0, 0]);
+        bytes[at.expect("the string's length")] = 0x7f;
+        let bad = RawDocument::from_bytes(&bytes).expect("outer framing still valid");
+        let err = checked(bad, &|| "the listCollections entry of db.things".into()).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("the listCollections entry of db.things"),
+            "{err:#}"
+        );
+    }
+}
