@@ -314,6 +314,14 @@ async fn a_tenant_moves_through_every_tier_while_writers_run() {
     );
     let dbs = c.list_database_names().await.unwrap();
     assert!(!dbs.contains(&format!("{}_{mover}", p.prefix)), "{dbs:?}");
+    // Nor the catch-up markers its three moves wrote into the shared source.
+    let marks = c
+        .database(&format!("{}_shared", p.prefix))
+        .collection::<Document>("caas_move_marks")
+        .count_documents(doc! { "tenant": mover })
+        .await
+        .unwrap();
+    assert_eq!(marks, 0, "the moves' markers are removed when they end");
     let diff = p.caas(&["schema", "diff", "--exit-code"]);
     assert_eq!(diff.status.code(), Some(0), "{}", show(&diff));
     let status = p.caas(&["migrate", "status", "--exit-code"]);

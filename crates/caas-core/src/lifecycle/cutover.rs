@@ -335,6 +335,7 @@ impl Mover<'_> {
         }
         let r = self.route_of(&s)?;
         self.remove_side(&r, true).await?;
+        sync::clear_marks(client, &db, &s.tenant).await?;
         super::state::clear_pending(&self.platform(), &s.move_id, None, None).await?;
         s.phase = Phase::Finished;
         s.ended_at = Some(DateTime::now());
@@ -364,6 +365,8 @@ impl Mover<'_> {
         }
         let r = self.route_of(&s)?;
         self.remove_side(&r, false).await?;
+        let source = &s.pairs[0].from.database;
+        sync::clear_marks(&self.conn.client, source, &s.tenant).await?;
         super::state::clear_pending(&self.platform(), &s.move_id, None, None).await?;
         s.phase = Phase::Aborted;
         s.ended_at = Some(DateTime::now());

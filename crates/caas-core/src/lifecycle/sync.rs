@@ -101,6 +101,20 @@ pub async fn write_batch(
     Ok(docs.last().and_then(id_of))
 }
 
+/// Delete a tenant's catch-up markers from the source database once its move has ended.
+/// They matter only as change events, which every round has read by then; left in place a
+/// shared source collected one per round of every move. (One move per tenant at a time, so
+/// the tenant's markers are this move's.)
+pub async fn clear_marks(client: &Client, database: &str, tenant: &str) -> Result<()> {
+    client
+        .database(database)
+        .collection::<Document>(MARKS)
+        .delete_many(doc! { "tenant": tenant })
+        .await
+        .with_context(|| format!("removing the move's markers from {database}.{MARKS}"))?;
+    Ok(())
+}
+
 /// The change stream on the source database, from `token` (or from now).
 pub async fn open_stream(
     client: &Client,
