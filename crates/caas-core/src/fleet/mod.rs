@@ -469,15 +469,7 @@ mod tests {
     }
 
     fn tenant(id: &str, tier: Tier) -> Tenant {
-        Tenant {
-            id: id.into(),
-            name: id.into(),
-            tier,
-            status: "active".into(),
-            target: String::new(),
-            database: String::new(),
-            region: None,
-        }
+        Tenant::for_test(id, tier, None)
     }
 
     /// Each undeclared live collection has exactly one owner, and a collection that some

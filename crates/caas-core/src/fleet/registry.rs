@@ -35,6 +35,22 @@ pub struct Tenant {
     pub region: Option<String>,
 }
 
+#[cfg(test)]
+impl Tenant {
+    /// An active tenant named by its id, for unit tests.
+    pub(crate) fn for_test(id: &str, tier: Tier, region: Option<&str>) -> Tenant {
+        Tenant {
+            id: id.into(),
+            name: id.into(),
+            tier,
+            status: "active".into(),
+            target: String::new(),
+            database: String::new(),
+            region: region.map(Into::into),
+        }
+    }
+}
+
 fn registry(db: &Database) -> mongodb::Collection<Document> {
     db.collection(REGISTRY)
 }

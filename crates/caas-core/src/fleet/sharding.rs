@@ -197,15 +197,7 @@ mod tests {
     use crate::tenancy::{Target, Tier};
 
     fn tenant(id: &str, tier: Tier, region: &str) -> Tenant {
-        Tenant {
-            id: id.into(),
-            name: id.into(),
-            tier,
-            status: "active".into(),
-            target: String::new(),
-            database: String::new(),
-            region: Some(region.into()),
-        }
+        Tenant::for_test(id, tier, Some(region))
     }
 
     #[test]
