@@ -126,13 +126,21 @@ pub fn mongosh_sharding(changes: &[super::shard::ShardChange], prune: bool) -> S
             ShardStep::ShardCollection { key, unique } => {
                 format!("sh.shardCollection({ns}, {}, {unique});", js(key))
             }
-            ShardStep::ZoneRange { min, max, zone, .. } => {
-                format!(
-                    "sh.updateZoneKeyRange({ns}, {}, {}, {});",
-                    bound(min),
-                    bound(max),
-                    lit(zone)
-                )
+            ShardStep::ZoneRange {
+                min,
+                max,
+                zone,
+                replaces,
+            } => {
+                let (min, max) = (bound(min), bound(max));
+                let add = format!("sh.updateZoneKeyRange({ns}, {min}, {max}, {});", lit(zone));
+                match replaces {
+                    // Out of the old zone first: a range may not overlap one in another zone.
+                    Some(_) => {
+                        format!("sh.updateZoneKeyRange({ns}, {min}, {max}, null);\n{add}")
+                    }
+                    None => add,
+                }
             }
             ShardStep::RemoveZoneRange { min, max, .. } => {
                 format!(
@@ -142,7 +150,12 @@ pub fn mongosh_sharding(changes: &[super::shard::ShardChange], prune: bool) -> S
                 )
             }
             ShardStep::NeedsOperator { .. } => continue,
-            _ => format!("db.adminCommand({});", js(&c.command().expect("a command"))),
+            _ => c
+                .commands()
+                .iter()
+                .map(|cmd| format!("db.adminCommand({});", js(cmd)))
+                .collect::<Vec<_>>()
+                .join("\n"),
         };
         if c.undeclared && !prune {
             out.push_str(&format!("// (--prune) {call}\n"));

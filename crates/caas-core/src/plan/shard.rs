@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::Safety;
 use crate::compile::shard::{tenant_range, CompiledShard};
-use crate::inspect::cluster::ClusterState;
+use crate::inspect::cluster::{ClusterState, ZoneRange};
 
 /// MongoDB runs at most this many user index builds at once per primary by default
 /// (`maxNumActiveUserIndexBuilds`); builds past it queue on the shard.
@@ -113,8 +113,26 @@ const MOVE_COST: &str =
 const REZONE_COST: &str = "the tenant's chunks migrate to the new zone's shards in the background";
 
 impl ShardChange {
-    /// The admin command this step runs; `None` for a step that needs a person.
-    pub fn command(&self) -> Option<Document> {
+    /// The admin commands this step runs, in order; none for a step that needs a person.
+    /// A range that changes zone is removed, then added: MongoDB refuses a range that
+    /// overlaps a live one in another zone (`RangeOverlapConflict`), its own bounds too.
+    pub fn commands(&self) -> Vec<Document> {
+        let ns = &self.namespace;
+        if let ShardStep::ZoneRange {
+            min,
+            max,
+            replaces: Some(_),
+            ..
+        } = &self.step
+        {
+            let remove = doc! { "updateZoneKeyRange": ns, "min": min.clone(), "max": max.clone(), "zone": bson::Bson::Null };
+            return [remove].into_iter().chain(self.command()).collect();
+        }
+        self.command().into_iter().collect()
+    }
+
+    /// The last (for most steps the only) admin command of [`Self::commands`].
+    fn command(&self) -> Option<Document> {
         let ns = &self.namespace;
         Some(match &self.step {
             ShardStep::ShardCollection { key, unique } => {
@@ -194,13 +212,33 @@ fn change(
 /// The sharding changes that bring the cluster in line with `desired`, in order: keys
 /// (after the plan's index steps), then zone ranges, then placement.
 pub fn plan_sharding(desired: &[DesiredShard], cluster: &ClusterState) -> Vec<ShardChange> {
+    let mut out = key_steps(desired, cluster);
+    out.extend(zone_steps(desired, cluster));
+    out.extend(placement_steps(desired, cluster));
+    out
+}
+
+/// The shard-key part of [`plan_sharding`]: shard, refine, reshard.
+pub fn key_steps(desired: &[DesiredShard], cluster: &ClusterState) -> Vec<ShardChange> {
     let mut out = Vec::new();
     for d in desired {
         key_changes(d, cluster, &mut out);
     }
+    out
+}
+
+/// The zone-range part of [`plan_sharding`] (ranges no longer wanted are `undeclared`).
+pub fn zone_steps(desired: &[DesiredShard], cluster: &ClusterState) -> Vec<ShardChange> {
+    let mut out = Vec::new();
     for d in desired {
         zone_changes(d, cluster, &mut out);
     }
+    out
+}
+
+/// The placement part of [`plan_sharding`]: unsharded collections onto their zone.
+pub fn placement_steps(desired: &[DesiredShard], cluster: &ClusterState) -> Vec<ShardChange> {
+    let mut out = Vec::new();
     for d in desired {
         placement_changes(d, cluster, &mut out);
     }
@@ -284,6 +322,7 @@ fn zone_changes(d: &DesiredShard, cluster: &ClusterState, out: &mut Vec<ShardCha
         }
         match live.iter().find(|r| &r.min == min) {
             Some(r) if &r.zone == zone && &r.max == max => {}
+            Some(r) if &r.max != max => out.push(wider_range(d, r, max)),
             Some(r) => out.push(change(
                 d,
                 Safety::DataDependent,
@@ -327,6 +366,23 @@ fn zone_changes(d: &DesiredShard, cluster: &ClusterState, out: &mut Vec<ShardCha
             out.push(c);
         }
     }
+}
+
+/// A live range that starts where caas's would but ends elsewhere: it was made by hand and
+/// covers keys caas's range does not (other tenants', in a shared collection), so
+/// re-zoning it would move them too.
+fn wider_range(d: &DesiredShard, live: &ZoneRange, max: &Document) -> ShardChange {
+    let j = |d: &Document| crate::compile::to_json(d).to_string();
+    let reason = format!(
+        "the zone range from {} (zone `{}`) ends at {}, not at {}: it covers more keys than caas pins (in a shared collection, other tenants'); remove or split it by hand (sh.removeRangeFromZone), then rerun",
+        j(&live.min), live.zone, j(&live.max), j(max)
+    );
+    change(
+        d,
+        Safety::DataDependent,
+        ShardStep::NeedsOperator { reason },
+        None,
+    )
 }
 
 /// A zone `sharding.zones` maps a region to, with no shard in it: a person adds one.

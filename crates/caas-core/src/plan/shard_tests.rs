@@ -78,7 +78,7 @@ fn a_new_collection_is_sharded_safely_with_a_zone_per_tenant() {
             r#"caas_shared.users safe zone range {"tenant_id":"acme","_id":{"$minKey":1}} in EU"#,
         ]
     );
-    let cmd = plan[1].command().unwrap();
+    let cmd = plan[1].commands().pop().unwrap();
     assert_eq!(cmd.get_str("updateZoneKeyRange"), Ok("caas_shared.users"));
     assert_eq!(
         cmd.get_document("max").unwrap(),
@@ -131,7 +131,11 @@ fn a_key_that_extends_the_live_one_is_refined_another_is_resharded() {
     assert_eq!(plan[0].safety, Safety::Destructive);
     assert!(plan[0].cost.unwrap().contains("2 s"));
     assert_eq!(
-        plan[0].command().unwrap().get_str("reshardCollection"),
+        plan[0]
+            .commands()
+            .pop()
+            .unwrap()
+            .get_str("reshardCollection"),
         Ok("caas_shared.users")
     );
 }
@@ -151,6 +155,41 @@ fn a_new_tenant_adds_its_range_and_a_region_change_moves_it() {
             r#"caas_shared.users data-dependent zone range {"tenant_id":"zeta","_id":{"$minKey":1}} in EU"#,
         ]
     );
+    // MongoDB refuses a range overlapping a live one of another zone, its own bounds
+    // included (`RangeOverlapConflict`, balancer_policy.cpp `addRangeToZone`): out of EU
+    // first, then into US.
+    let zones: Vec<Bson> = plan[0]
+        .commands()
+        .iter()
+        .map(|c| c.get("zone").cloned().unwrap())
+        .collect();
+    assert_eq!(zones, [Bson::Null, Bson::String("US".into())]);
+    let script = super::mongosh::mongosh_sharding(&plan, false);
+    let acme: Vec<&str> = script
+        .lines()
+        .filter(|l| l.starts_with("sh.") && l.contains("\"acme\""))
+        .collect();
+    assert!(
+        acme.len() == 2 && acme[0].ends_with("null);") && acme[1].ends_with("\"US\");"),
+        "{script}"
+    );
+}
+
+#[test]
+fn a_hand_made_range_wider_than_a_tenants_is_left_to_a_person() {
+    // Starts at acme's bounds but ends in zeta's keys: re-zoning it would move every tenant
+    // in between.
+    let wide = doc! { "_id": bson::oid::ObjectId::new(), "ns": "caas_shared.users", "min": { "tenant_id": "acme", "_id": Bson::MinKey }, "max": { "tenant_id": "zeta", "_id": Bson::MaxKey }, "tag": "EU" };
+    let c = cluster(vec![sharded_users(users_key())], vec![wide], 8);
+    let plan = plan_sharding(&[shared_users(true, &[("acme", "US")])], &c);
+    assert_eq!(plan.len(), 1, "{plan:#?}");
+    assert!(plan[0].commands().is_empty(), "nothing run: {plan:#?}");
+    assert!(
+        steps(&plan)[0].contains("ends at {\"tenant_id\":\"zeta\"")
+            && steps(&plan)[0].contains("sh.removeRangeFromZone"),
+        "{:?}",
+        steps(&plan)
+    );
 }
 
 #[test]
@@ -166,9 +205,12 @@ fn a_range_no_tenant_needs_is_undeclared_and_a_zone_without_shards_needs_an_oper
         "{:?}",
         steps(&plan)
     );
-    assert!(plan[0].command().is_none());
+    assert!(plan[0].commands().is_empty());
     assert!(plan[1].undeclared && matches!(plan[1].step, ShardStep::RemoveZoneRange { .. }));
-    assert_eq!(plan[1].command().unwrap().get("zone"), Some(&Bson::Null));
+    assert_eq!(
+        plan[1].commands().pop().unwrap().get("zone"),
+        Some(&Bson::Null)
+    );
 }
 
 #[test]
@@ -187,7 +229,7 @@ fn an_enterprise_database_is_placed_in_its_zone_by_move_collection_on_8_and_by_a
         ["caas_bank.users data-dependent move to shard shard-eu (zone EU)"]
     );
     assert_eq!(
-        plan[0].command().unwrap(),
+        plan[0].commands().pop().unwrap(),
         doc! { "moveCollection": "caas_bank.users", "toShard": "shard-eu" }
     );
     let old = plan_sharding(&[bank], &cluster(vec![], vec![], 7));
@@ -201,7 +243,7 @@ fn a_sharded_collection_the_spec_does_not_shard_is_not_unsharded_silently() {
     d.shard = None;
     let plan = plan_sharding(&[d], &c);
     assert_eq!(plan[0].safety, Safety::Destructive);
-    assert!(plan[0].command().is_none(), "needs a person");
+    assert!(plan[0].commands().is_empty(), "needs a person");
 }
 
 #[test]
