@@ -817,8 +817,7 @@ async fn a_tenant_whose_collections_would_collide_is_refused() {
         Some(&specs),
         "acme_eu",
         caas_core::tenancy::Tier::Pro,
-        None,
-        None,
+        Default::default(),
     )
     .await
     .unwrap_err();

@@ -196,8 +196,7 @@ async fn size_run(conn: &caas_core::connect::Connection, docs: usize, moves: usi
         Some(&specs),
         TENANT,
         Tier::Free,
-        None,
-        None,
+        Default::default(),
     )
     .await
     .unwrap();
@@ -265,6 +264,7 @@ async fn size_run(conn: &caas_core::connect::Connection, docs: usize, moves: usi
                 Command::To {
                     tier: to,
                     finish: false,
+                    region: None,
                 },
             )
             .await

@@ -17,8 +17,17 @@ pub struct MoveArgs {
     pub id: Option<String>,
     /// The tier to move it to (any direction). Rerunning the same command continues an
     /// interrupted move.
-    #[arg(long, required_unless_present_any = ["finish", "abort", "finish_due"])]
+    #[arg(long, required_unless_present_any = ["finish", "abort", "finish_due", "region"])]
     pub to: Option<TierArg>,
+    /// The region to take the tenant to (a registry `region`, mapped to a zone by
+    /// [sharding.zones]). Alone: the tenant's data moves into that region's zone where it
+    /// is. With --to: the new target is placed there. On a replica set only the registry
+    /// changes.
+    #[arg(long, conflicts_with_all = ["abort", "finish_due"])]
+    pub region: Option<String>,
+    /// Fail (exit 2) unless the server is a sharded cluster (a mongos).
+    #[arg(long)]
+    pub require_sharded: bool,
     /// Remove the kept source of a flipped move now (with --to: at once, when the move
     /// flips), instead of after `lifecycle.keep_source_hours`.
     #[arg(long)]
@@ -55,16 +64,31 @@ pub async fn run_move(config: &Config, connect: &ConnectOpts, args: MoveArgs) ->
     if let Some(id) = &args.id {
         caas_core::tenancy::check_tenant_id(id).map_err(anyhow::Error::msg)?;
     }
+    if let Some(r) = &args.region {
+        caas_core::tenancy::check_region(r).map_err(anyhow::Error::msg)?;
+    }
     let (loaded, migrations) = super::migrate::load(config)?;
     let specs: Vec<&caas_core::spec::CollectionSpec> = loaded.iter().map(|l| &l.spec).collect();
     let conn = connect.connect(config).await?;
-    let cmd = match (args.to, args.abort) {
-        (_, true) => Command::Abort,
-        (Some(t), _) => Command::To {
+    if args.require_sharded
+        && !caas_core::inspect::cluster::is_sharded_cluster(&conn.client).await?
+    {
+        anyhow::bail!(
+            "--require-sharded: the server is not a sharded cluster (hello.msg is not \"isdbgrid\"); nothing was written\n  fix: connect to a mongos, or drop --require-sharded"
+        );
+    }
+    let cmd = match (args.to, args.abort, args.region.clone()) {
+        (_, true, _) => Command::Abort,
+        (Some(t), _, region) => Command::To {
             tier: t.into(),
             finish: args.finish,
+            region,
         },
-        (None, _) => Command::Finish,
+        (None, _, Some(_)) if args.finish => anyhow::bail!(
+            "--region with --finish: --finish ends a move, --region starts one; run them one after the other"
+        ),
+        (None, _, Some(region)) => Command::Region(region),
+        (None, _, None) => Command::Finish,
     };
     let quiet = args.json || super::quiet();
     let progress = |line: &str| {
@@ -121,6 +145,9 @@ pub async fn run_move(config: &Config, connect: &ConnectOpts, args: MoveArgs) ->
             v.count,
             &v.digest[..16]
         );
+    }
+    if let Some(r) = &report.region {
+        println!("  region: {r}");
     }
     if let Some(ms) = report.fence_ms.filter(|_| report.phase >= Phase::Flipped) {
         println!("  the tenant's writes were refused for {ms} ms");

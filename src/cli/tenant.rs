@@ -25,6 +25,10 @@ pub enum TenantCommand {
         /// Contact email.
         #[arg(long)]
         email: Option<String>,
+        /// Where the tenant's data must live (a registry `region`; on a sharded cluster
+        /// [sharding.zones] maps it to a zone). Change it later with `tenant move --region`.
+        #[arg(long)]
+        region: Option<String>,
         /// Print the result as JSON (see docs/json-output.schema.json).
         #[arg(long)]
         json: bool,
@@ -96,9 +100,15 @@ pub async fn run(
         other => other,
     };
     // Check the id before connecting: bad input never reaches the server.
-    if let TenantCommand::Add { id, tier, .. } = &cmd {
+    if let TenantCommand::Add {
+        id, tier, region, ..
+    } = &cmd
+    {
         caas_core::tenancy::check_tenant_id(id).map_err(anyhow::Error::msg)?;
         registry::check_placement(config, id, Tier::from(*tier)).map_err(anyhow::Error::msg)?;
+        if let Some(r) = region {
+            caas_core::tenancy::check_region(r).map_err(anyhow::Error::msg)?;
+        }
     }
     let conn = connect.connect(config).await?;
     let db = conn.client.database(&config.databases.platform);
@@ -108,6 +118,7 @@ pub async fn run(
             tier,
             name,
             email,
+            region,
             json,
         } => {
             // With broken specs `tenant add` still works; `schema plan`/`apply` check the
@@ -121,16 +132,26 @@ pub async fn run(
                 specs.as_deref(),
                 &id,
                 tier.into(),
-                name.as_deref(),
-                email.as_deref(),
+                registry::About {
+                    name: name.as_deref(),
+                    email: email.as_deref(),
+                    region: region.as_deref(),
+                },
             )
             .await?;
             if json {
                 super::print_json("tenant add", serde_json::json!({ "tenant": t }))?;
             } else {
                 println!(
-                    "registered tenant {} ({}) -> target {} in {}",
-                    t.id, t.tier, t.target, t.database
+                    "registered tenant {} ({}) -> target {} in {}{}",
+                    t.id,
+                    t.tier,
+                    t.target,
+                    t.database,
+                    t.region
+                        .as_deref()
+                        .map(|r| format!(", region {r}"))
+                        .unwrap_or_default()
                 );
                 println!(
                     "run `caas schema apply --tenant {}` to create its collections",
@@ -157,6 +178,7 @@ pub async fn run(
                     "status".into(),
                     "target".into(),
                     "database".into(),
+                    "region".into(),
                 ]);
                 for t in &tenants {
                     table.add_row(vec![
@@ -166,6 +188,7 @@ pub async fn run(
                         t.status.clone(),
                         t.target.clone(),
                         t.database.clone(),
+                        t.region.clone().unwrap_or_else(|| "-".into()),
                     ]);
                 }
                 println!("{}", crate::render::fitted(table));

@@ -104,7 +104,7 @@ pub async fn register(
     let registry = db.collection::<bson::Document>(crate::fleet::registry::REGISTRY);
     for t in tenants.iter().filter(|t| !t.registered) {
         if let Err(e) =
-            crate::fleet::registry::add(&db, config, None, &t.id, t.tier, None, None).await
+            crate::fleet::registry::add(&db, config, None, &t.id, t.tier, Default::default()).await
         {
             // Registered meanwhile (another pull, `tenant add`): not an error here.
             let now = registry.find_one(bson::doc! { "tenant_id": &t.id }).await;

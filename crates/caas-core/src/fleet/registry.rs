@@ -11,7 +11,9 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::spec::CollectionSpec;
-use crate::tenancy::{check_database_name, check_tenant_id, Layout, Target, TargetKind, Tier};
+use crate::tenancy::{
+    check_database_name, check_region, check_tenant_id, Layout, Target, TargetKind, Tier,
+};
 
 /// The registry's logical collection.
 pub const REGISTRY: &str = "saas_clients";
@@ -31,7 +33,6 @@ pub struct Tenant {
     pub target: String,
     pub database: String,
     /// The registry's `region` (on a sharded cluster, `sharding.zones` maps it to a zone).
-    #[serde(skip)]
     pub region: Option<String>,
 }
 
@@ -174,29 +175,35 @@ fn is_code(e: &mongodb::error::Error, code: i32) -> bool {
     }
 }
 
-/// The registry document of a tenant that may be added: the id and its placement are
-/// checked before anything is written.
-pub fn prepare(
-    config: &Config,
-    id: &str,
-    tier: Tier,
-    name: Option<&str>,
-    email: Option<&str>,
-) -> Result<Document> {
+/// What a registration may say besides the id and tier.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct About<'a> {
+    /// Display name (default: the id).
+    pub name: Option<&'a str>,
+    pub email: Option<&'a str>,
+    /// Where the tenant's data must live (see [`crate::tenancy::check_region`]).
+    pub region: Option<&'a str>,
+}
+
+/// The registry document of a tenant that may be added: the id, its placement and its
+/// region are checked before anything is written.
+pub fn prepare(config: &Config, id: &str, tier: Tier, about: About) -> Result<Document> {
     check_tenant_id(id).map_err(anyhow::Error::msg)?;
     check_placement(config, id, tier).map_err(anyhow::Error::msg)?;
-    if let Some(n) = name {
+    if let Some(r) = about.region {
+        check_region(r).map_err(anyhow::Error::msg)?;
+    }
+    if let Some(n) = about.name {
         if n.trim().is_empty() || n.chars().count() > 200 {
             bail!("--name must be 1 to 200 characters");
         }
     }
-    Ok(new_tenant_document(
-        config,
-        id,
-        tier,
-        name.unwrap_or(id),
-        email,
-    ))
+    let name = about.name.unwrap_or(id);
+    let mut d = new_tenant_document(config, id, tier, name, about.email);
+    if let Some(r) = about.region {
+        d.insert("region", r);
+    }
+    Ok(d)
 }
 
 /// The error for an insert refused by the registry: "already registered" for a duplicate
@@ -255,10 +262,9 @@ pub async fn add(
     specs: Option<&[&CollectionSpec]>,
     id: &str,
     tier: Tier,
-    name: Option<&str>,
-    email: Option<&str>,
+    about: About<'_>,
 ) -> Result<Tenant> {
-    let d = prepare(config, id, tier, name, email)?;
+    let d = prepare(config, id, tier, about)?;
     if let Some(specs) = specs {
         check_names_with(db, config, specs, id, tier).await?;
     }

@@ -38,6 +38,8 @@ impl Mover<'_> {
         let r = route::route(self.config, self.specs, &s.tenant, s.from_tier, s.to_tier)
             .map_err(anyhow::Error::msg)?;
         self.create_target(&r, false).await?;
+        // On a cluster: sharded and placed in the region's zone while still empty.
+        self.place_new_target(&s).await?;
         let started = Instant::now();
         let mut read_at = Instant::now();
         let mut stream: Stream = None;

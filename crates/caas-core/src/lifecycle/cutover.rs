@@ -178,7 +178,8 @@ impl Mover<'_> {
             }
         }
         next.fence_ms = Some(fenced_at.elapsed().as_millis() as i64);
-        self.flip_registry(held, r, Some(&next)).await?;
+        self.flip_registry(held, r, Some(&next), next.to_region.as_deref())
+            .await?;
         Ok(next)
     }
 
@@ -334,6 +335,7 @@ impl Mover<'_> {
             }
         }
         let r = self.route_of(&s)?;
+        let released = self.release(&s.tenant, s.from_tier).await?;
         self.remove_side(&r, true).await?;
         sync::clear_marks(client, &db, &s.tenant).await?;
         super::state::clear_pending(&self.platform(), &s.move_id, None, None).await?;
@@ -342,6 +344,8 @@ impl Mover<'_> {
         self.commit(held, &s, async |_: &mut ClientSession| Ok(()))
             .await?;
         let mut notes = vec![format!("removed the source {}", r.from)];
+        let n = released.len();
+        notes.extend((n > 0).then(|| format!("released {n} zone range(s) of the source")));
         let roles = super::follow::follow_roles(self.conn, self.config, self.specs).await?;
         if roles > 0 {
             notes.push(format!(
@@ -364,6 +368,7 @@ impl Mover<'_> {
             );
         }
         let r = self.route_of(&s)?;
+        self.release(&s.tenant, s.to_tier).await?;
         self.remove_side(&r, false).await?;
         let source = &s.pairs[0].from.database;
         sync::clear_marks(&self.conn.client, source, &s.tenant).await?;

@@ -1,15 +1,18 @@
-//! Tenant lifecycle: moving a tenant between tiers online, suspending it, exporting,
-//! removing and importing it. The flow: route (pure: which collections, which ledger) ->
-//! wfence (the server-enforced write fence) -> state (the move's record) -> sync (copy,
-//! change stream, digests) -> mover (refusals), catchup (copy, changes) and cutover (the phases); suspend; export -> offboard
-//! (remove) and restore (import).
+//! Tenant lifecycle: moving a tenant between tiers and regions online, suspending it,
+//! exporting, removing and importing it. The flow: route (pure: which collections, which
+//! ledger) -> wfence (the server-enforced write fence) -> state (the move's record) -> sync
+//! (copy, change stream, digests) -> mover (refusals), catchup (copy, changes), cutover
+//! (the phases), grace (the kept source) and residency (zones on a cluster, region
+//! changes); suspend; export -> offboard (remove) and restore (import).
 
 mod catchup;
 mod cutover;
 pub mod export;
 pub mod follow;
+mod grace;
 pub mod mover;
 pub mod offboard;
+mod residency;
 pub mod restore;
 pub mod route;
 pub mod state;

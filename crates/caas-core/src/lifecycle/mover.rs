@@ -26,10 +26,18 @@ use crate::spec::CollectionSpec;
 use crate::tenancy::Tier;
 
 /// What to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// Start or continue a move to this tier (and finish it at once with `finish`).
-    To { tier: Tier, finish: bool },
+    /// Start or continue a move to this tier (and finish it at once with `finish`); with
+    /// `region`, to that region too (the new target is placed in its zone).
+    To {
+        tier: Tier,
+        finish: bool,
+        region: Option<String>,
+    },
+    /// Change the tenant's region where it is: the registry, then (on a cluster) its data
+    /// into the region's zone.
+    Region(String),
     /// Remove the kept source of a flipped move.
     Finish,
     /// Remove the kept source of a flipped move once its grace period is over.
@@ -100,6 +108,9 @@ pub struct Report {
     pub lag_ms: i64,
     /// A flipped move's kept source is removed after this (RFC 3339).
     pub source_kept_until: Option<String>,
+    /// The region the command took the tenant to (`--region`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     pub notes: Vec<String>,
 }
 
@@ -116,6 +127,7 @@ impl Report {
             fence_ms: s.fence_ms,
             lag_ms: s.lag_ms,
             source_kept_until: None,
+            region: s.to_region.clone(),
             notes,
         }
     }
@@ -162,6 +174,11 @@ impl Mover<'_> {
             .await?
             .filter(|s| s.phase.is_open());
         match (cmd, current) {
+            (Command::Region(_), Some(s)) => bail!(
+                "tenant `{tenant}` is being moved {} -> {} (phase {:?}); change its region when the move has ended: `caas tenant move {tenant} --finish`, or `--abort`",
+                s.from_tier, s.to_tier, s.phase
+            ),
+            (Command::Region(region), None) => self.change_region(held, tenant, &region).await,
             (Command::Finish, Some(s)) => self.finish(held, s).await,
             (Command::FinishIfDue, Some(s)) if self.is_due(&s).await? => self.finish(held, s).await,
             (Command::FinishIfDue, _) => self.nothing_due(tenant).await,
@@ -169,21 +186,30 @@ impl Mover<'_> {
             (Command::Finish | Command::Abort, None) => {
                 bail!("tenant `{tenant}` has no move in progress; `caas tenant moves` lists them")
             }
-            (Command::To { tier, finish }, Some(s)) if s.phase == Phase::Flipped => {
-                self.after_flipped(held, s, tier, finish).await
+            (Command::To { tier, finish, region }, Some(s)) if s.phase == Phase::Flipped => {
+                self.after_flipped(held, s, tier, finish, region).await
             }
-            (Command::To { tier, finish }, Some(s)) => {
-                if s.to_tier != tier {
+            (Command::To { tier, finish, region }, Some(s)) => {
+                let other_region = region.is_some() && region != s.to_region;
+                if s.to_tier != tier || other_region {
                     bail!(
-                        "tenant `{tenant}` is already being moved {} -> {} (phase {:?}); continue it with `caas tenant move {tenant} --to {}`, or undo it with `--abort`",
-                        s.from_tier, s.to_tier, s.phase, s.to_tier
+                        "tenant `{tenant}` is already being moved {} -> {}{} (phase {:?}); continue it with `caas tenant move {tenant} --to {}`, or undo it with `--abort`",
+                        s.from_tier, s.to_tier,
+                        s.to_region.as_deref().map(|r| format!(" (region {r})")).unwrap_or_default(),
+                        s.phase, s.to_tier
                     );
                 }
                 self.drive(held, s, finish).await
             }
-            (Command::To { tier, finish }, None) => {
-                let Some(s) = self.begin(held, tenant, tier).await? else {
-                    return self.registry_only_report(tenant, tier).await;
+            (Command::To { tier, finish, region }, None) => {
+                // `--to` its own tier with `--region`: a region change where it is.
+                if let Some(r) = &region {
+                    if self.tenant(tenant).await?.tier == tier {
+                        return self.change_region(held, tenant, r).await;
+                    }
+                }
+                let Some(s) = self.begin(held, tenant, tier, region.as_deref()).await? else {
+                    return self.registry_only_report(tenant, tier, region).await;
                 };
                 self.drive(held, s, finish).await
             }
@@ -191,7 +217,12 @@ impl Mover<'_> {
     }
 
     /// Run the phases from where the state stands.
-    async fn drive(&self, held: &Held, mut s: MoveState, finish: bool) -> Result<Report> {
+    pub(super) async fn drive(
+        &self,
+        held: &Held,
+        mut s: MoveState,
+        finish: bool,
+    ) -> Result<Report> {
         let stop = self.opts.stop_after;
         while s.phase < Phase::Flipped {
             if stop.is_some_and(|p| s.phase > p) {
@@ -223,75 +254,6 @@ impl Mover<'_> {
         let mut report = Report::of(&s, vec![note]);
         report.source_kept_until = Some(until);
         Ok(report)
-    }
-
-    /// `--to` for a tenant whose last move flipped and keeps its source: the same tier
-    /// reports it (or finishes it, with `--finish` or once due); another tier finishes it
-    /// first once due, and is refused before.
-    async fn after_flipped(
-        &self,
-        held: &Held,
-        s: MoveState,
-        tier: Tier,
-        finish: bool,
-    ) -> Result<Report> {
-        let due = self.is_due(&s).await?;
-        if s.to_tier == tier {
-            return self.drive(held, s, finish || due).await;
-        }
-        if !due {
-            let tenant = &s.tenant;
-            bail!(
-                "tenant `{tenant}` moved {} -> {} and its old location `{}` is kept until the grace period ends (lifecycle.keep_source_hours); remove it now with `caas tenant move {tenant} --finish`, then move the tenant again",
-                s.from_tier, s.to_tier, s.from_target
-            );
-        }
-        let tenant = s.tenant.clone();
-        self.finish(held, s).await?;
-        let Some(s) = self.begin(held, &tenant, tier).await? else {
-            return self.registry_only_report(&tenant, tier).await;
-        };
-        self.drive(held, s, finish).await
-    }
-
-    /// `--finish-due` for a tenant whose kept source is no longer due: another run removed
-    /// it (or moved the tenant again) between the listing and this tenant's lease. The work
-    /// is done, not failed: the latest state says what became of it.
-    async fn nothing_due(&self, tenant: &str) -> Result<Report> {
-        let Some(s) = state::read(&self.platform(), tenant).await? else {
-            bail!("tenant `{tenant}` has no move; `caas tenant moves` lists them");
-        };
-        let note = format!(
-            "another run got here first; this one removed nothing (the move is now {:?})",
-            s.phase
-        );
-        Ok(Report::of(&s, vec![note]))
-    }
-
-    fn keep_source(&self) -> Duration {
-        Duration::from_secs(self.config.lifecycle.keep_source_hours.saturating_mul(3600))
-    }
-
-    /// Whether a flipped move's grace period is over, by the server's clock.
-    async fn is_due(&self, s: &MoveState) -> Result<bool> {
-        let Some(at) = state::source_due_at(s, self.keep_source()) else {
-            return Ok(false);
-        };
-        Ok(lock::server_now(&self.platform()).await? >= at)
-    }
-
-    /// Remove the kept source of every flipped move past its grace period, each under its
-    /// tenant's lease: the tenant and what became of it (one that fails does not stop the
-    /// others).
-    pub async fn finish_due(&self) -> Result<Vec<(String, Result<Report>)>> {
-        let mut out = Vec::new();
-        for s in state::open(&self.platform()).await? {
-            if self.is_due(&s).await? {
-                let done = self.run(&s.tenant, Command::FinishIfDue).await;
-                out.push((s.tenant, done));
-            }
-        }
-        Ok(out)
     }
 
     /// A fenced transaction that writes `s` last (with whatever `body` wrote before it).
@@ -343,7 +305,7 @@ impl Mover<'_> {
             .ok_or_else(|| anyhow!("recording the move of `{}`: nothing was written", s.tenant))
     }
 
-    async fn tenant(&self, id: &str) -> Result<Tenant> {
+    pub(super) async fn tenant(&self, id: &str) -> Result<Tenant> {
         let (live, _) = registry::list_all(&self.platform(), self.config).await?;
         live.into_iter().find(|t| t.id == id).ok_or_else(|| {
             anyhow!("tenant `{id}` is not registered; `caas tenant list` shows who is")
@@ -352,16 +314,29 @@ impl Mover<'_> {
 
     /// Check everything, open the change stream and record the move (before anything is
     /// created: a kill after this point is seen by `--abort` and by the rerun). None: a registry change was enough (both tiers share a layout).
-    async fn begin(&self, held: &Held, id: &str, to: Tier) -> Result<Option<MoveState>> {
+    pub(super) async fn begin(
+        &self,
+        held: &Held,
+        id: &str,
+        to: Tier,
+        region: Option<&str>,
+    ) -> Result<Option<MoveState>> {
         let t = self.tenant(id).await?;
         if t.status == "suspended" {
             bail!("tenant `{id}` is suspended; `caas tenant resume {id}` first, then move it");
         }
         registry::check_placement(self.config, id, to).map_err(anyhow::Error::msg)?;
+        if let Some(r) = region {
+            crate::tenancy::check_region(r).map_err(anyhow::Error::msg)?;
+        }
         let r =
             route::route(self.config, self.specs, id, t.tier, to).map_err(anyhow::Error::msg)?;
+        let (placed, cluster) = self.destination(&t, to, region, !r.registry_only()).await?;
         if r.registry_only() {
-            self.flip_registry(held, &r, None).await?;
+            self.flip_registry(held, &r, None, region).await?;
+            if region.is_some() && cluster {
+                self.place(&placed, false).await?;
+            }
             return Ok(None);
         }
         self.refuse_occupied(&r).await?;
@@ -383,6 +358,7 @@ impl Mover<'_> {
             to_tier: to,
             from_target: r.from.to_string(),
             to_target: r.to.to_string(),
+            to_region: region.map(str::to_owned),
             phase: Phase::Copy,
             progress: vec![Progress::default(); r.pairs.len()],
             pairs: r.pairs.clone(),
@@ -411,7 +387,12 @@ impl Mover<'_> {
         Ok(Some(s))
     }
 
-    async fn registry_only_report(&self, id: &str, to: Tier) -> Result<Report> {
+    pub(super) async fn registry_only_report(
+        &self,
+        id: &str,
+        to: Tier,
+        region: Option<String>,
+    ) -> Result<Report> {
         let t = self.tenant(id).await?;
         Ok(Report {
             tenant: id.to_owned(),
@@ -424,6 +405,7 @@ impl Mover<'_> {
             fence_ms: Some(0),
             lag_ms: 0,
             source_kept_until: None,
+            region,
             notes: vec![format!(
                 "{} and {to} share a layout: only the registry changed",
                 t.tier
@@ -552,11 +534,16 @@ impl Mover<'_> {
         held: &Held,
         r: &Route,
         s: Option<&MoveState>,
+        region: Option<&str>,
     ) -> Result<()> {
         let platform = self.platform();
         let location = registry::data_location(self.config, &r.tenant, r.to_tier);
         let filter = doc! { "tenant_id": &r.tenant, "tier": r.from_tier.as_str() };
-        let update = doc! { "$set": { "tier": r.to_tier.as_str(), "data_location": location, "updated_at": DateTime::now() } };
+        let mut set = doc! { "tier": r.to_tier.as_str(), "data_location": location, "updated_at": DateTime::now() };
+        if let Some(region) = region {
+            set.insert("region", region);
+        }
+        let update = doc! { "$set": set };
         let reg = platform.collection::<bson::Document>(registry::REGISTRY);
         let mut session = held.session.lock().await;
         let wrote = held

@@ -295,7 +295,17 @@ async fn claim_registry(
             );
         }
     }
-    let mut d = registry::prepare(config, &plan.id, plan.tier, Some(&plan.manifest.name), None)?;
+    // A tenant imported again keeps its region (where its data may live).
+    let region = existing
+        .as_ref()
+        .and_then(|o| o.get_str("region").ok())
+        .filter(|r| crate::tenancy::check_region(r).is_ok());
+    let about = registry::About {
+        name: Some(&plan.manifest.name),
+        email: None,
+        region,
+    };
+    let mut d = registry::prepare(config, &plan.id, plan.tier, about)?;
     d.insert("status", "provisioning");
     match &existing {
         Some(old) => {

@@ -76,6 +76,10 @@ pub struct MoveState {
     pub to_tier: Tier,
     pub from_target: String,
     pub to_target: String,
+    /// The region the move takes the tenant to (`--region`): its new target is placed in
+    /// that region's zone, and the registry's `region` changes at the flip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_region: Option<String>,
     pub phase: Phase,
     pub pairs: Vec<Pair>,
     pub progress: Vec<Progress>,

@@ -87,8 +87,12 @@ pub async fn register(
             }
             Some(_) => {}
             None => {
-                let mut d =
-                    registry::prepare(config, &t.id, t.tier(), Some(&t.name), t.email.as_deref())?;
+                let about = registry::About {
+                    name: Some(&t.name),
+                    email: t.email.as_deref(),
+                    region: None,
+                };
+                let mut d = registry::prepare(config, &t.id, t.tier(), about)?;
                 d.insert("demo", true);
                 let inserted = fence
                     .txn(session, async |s| {

@@ -10,7 +10,8 @@ mod tier;
 pub use databases::Databases;
 pub use domain::Domain;
 pub use names::{
-    check_collection_name, check_database_name, check_tenant_id, InvalidName, TENANT_ID_PATTERN,
+    check_collection_name, check_database_name, check_region, check_tenant_id, InvalidName,
+    TENANT_ID_PATTERN,
 };
 pub use target::{Logical, Placement, Target, TargetKind};
 pub use tier::{Layout, Tier};

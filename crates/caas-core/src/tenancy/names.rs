@@ -121,6 +121,25 @@ pub fn check_tenant_id(id: &str) -> Result<(), InvalidName> {
     check_tenant_id_why(id).map_err(InvalidName)
 }
 
+/// A registry `region`: 1-64 of a-z, 0-9, `-`, `_`, starting with a letter or digit (the
+/// catalogue's regions are `eu-central`, `us-east`, ...). A region that `sharding.zones`
+/// does not map is accepted: its tenants are placed wherever the balancer puts them.
+pub fn check_region(region: &str) -> Result<(), InvalidName> {
+    let ok = (1..=64).contains(&region.len())
+        && region.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidName(format!(
+            "region `{}` is not a region name: 1-64 of a-z, 0-9, `-`, `_` (like `eu-central`); the zones of regions are in [sharding.zones] of caas.toml",
+            region.chars().take(80).collect::<String>().escape_debug()
+        )))
+    }
+}
+
 /// Whether MongoDB (on every platform) accepts this database name.
 pub fn check_database_name(name: &str) -> Result<(), InvalidName> {
     check_database_name_why(name).map_err(InvalidName)
@@ -134,6 +153,30 @@ pub fn check_collection_name(database: &str, name: &str) -> Result<(), InvalidNa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_region_is_a_plain_name() {
+        for ok in ["eu-central", "us_east_1", "ap2"] {
+            assert_eq!(check_region(ok), Ok(()), "{ok}");
+        }
+        let long = "a".repeat(65);
+        for bad in [
+            "",
+            "EU",
+            "eu central",
+            "-eu",
+            "eu.central",
+            "eu/../x",
+            "é",
+            long.as_str(),
+        ] {
+            let e = check_region(bad).unwrap_err().0;
+            assert!(
+                e.contains("not a region name") && e.len() < 300,
+                "{bad}: {e}"
+            );
+        }
+    }
 
     #[test]
     fn good_tenant_ids() {
