@@ -20,6 +20,8 @@ fn every_command_prints_its_documented_json_shape() {
     let docs_out = docs_out.to_str().unwrap();
     let export_out = p.path().join("out-export");
     let export_out = export_out.to_str().unwrap();
+    // Users live in `admin`: named with the project's prefix, so its clean-up drops it.
+    let username = format!("{}_billing", p.prefix);
     let runs: Vec<(Vec<&str>, &str)> = vec![
         (vec!["schema", "lint", "--json"], "schema lint"),
         (vec!["migrate", "lint", "--json"], "migrate lint"),
@@ -76,6 +78,8 @@ fn every_command_prints_its_documented_json_shape() {
                 "roles",
                 "user",
                 "billing-service",
+                "--username",
+                &username,
                 "--password-env",
                 "CAAS_TEST_PW",
                 "--json",
