@@ -2,6 +2,7 @@
 //! one target. Every change is classed safe, data-dependent or destructive; undeclared
 //! live collections and indexes are listed as changes that only `--prune` executes.
 
+mod bounds;
 mod diff;
 mod mongosh;
 pub mod shard;

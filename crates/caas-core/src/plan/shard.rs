@@ -334,6 +334,12 @@ fn zone_changes(d: &DesiredShard, cluster: &ClusterState, out: &mut Vec<ShardCha
                 },
                 Some(REZONE_COST),
             )),
+            None if let Some(r) = live
+                .iter()
+                .find(|r| super::bounds::overlaps((min, max), (&r.min, &r.max)) == Some(true)) =>
+            {
+                out.push(overlapping_range(d, r, min))
+            }
             None => {
                 let safety = d.by_data();
                 out.push(change(
@@ -376,6 +382,22 @@ fn wider_range(d: &DesiredShard, live: &ZoneRange, max: &Document) -> ShardChang
     let reason = format!(
         "the zone range from {} (zone `{}`) ends at {}, not at {}: it covers more keys than caas pins (in a shared collection, other tenants'); remove or split it by hand (sh.removeRangeFromZone), then rerun",
         j(&live.min), live.zone, j(&live.max), j(max)
+    );
+    change(
+        d,
+        Safety::DataDependent,
+        ShardStep::NeedsOperator { reason },
+        None,
+    )
+}
+
+/// A live range (made by hand) that overlaps the one caas would add: MongoDB refuses the
+/// new one (`RangeOverlapConflict`), so a person splits or removes the old first.
+fn overlapping_range(d: &DesiredShard, live: &ZoneRange, min: &Document) -> ShardChange {
+    let j = |d: &Document| crate::compile::to_json(d).to_string();
+    let reason = format!(
+        "the zone range from {} would overlap the range {} to {} in zone `{}`, which MongoDB refuses (RangeOverlapConflict); remove or split that range by hand (sh.removeRangeFromZone), then rerun",
+        j(min), j(&live.min), j(&live.max), live.zone
     );
     change(
         d,

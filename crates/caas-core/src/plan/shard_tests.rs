@@ -176,6 +176,25 @@ fn a_new_tenant_adds_its_range_and_a_region_change_moves_it() {
 }
 
 #[test]
+fn a_range_overlapping_a_hand_made_one_is_left_to_a_person() {
+    // `a` to `b` in EU, made by hand: it holds acme's keys (MongoDB would refuse acme's
+    // own range with RangeOverlapConflict) but not beta's (its max is exclusive).
+    let hand = doc! { "_id": bson::oid::ObjectId::new(), "ns": "caas_shared.users", "min": { "tenant_id": "a", "_id": Bson::MinKey }, "max": { "tenant_id": "b", "_id": Bson::MinKey }, "tag": "EU" };
+    let c = cluster(vec![sharded_users(users_key())], vec![hand], 8);
+    let plan = plan_sharding(&[shared_users(true, &[("acme", "US"), ("beta", "US")])], &c);
+    let got = steps(&plan);
+    assert!(
+        got[0].contains("needs an operator") && got[0].contains("RangeOverlapConflict"),
+        "{got:?}"
+    );
+    assert!(plan[0].commands().is_empty());
+    assert_eq!(
+        got[1],
+        r#"caas_shared.users data-dependent zone range {"tenant_id":"beta","_id":{"$minKey":1}} in US"#
+    );
+}
+
+#[test]
 fn a_hand_made_range_wider_than_a_tenants_is_left_to_a_person() {
     // Starts at acme's bounds but ends in zeta's keys: re-zoning it would move every tenant
     // in between.
