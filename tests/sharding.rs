@@ -286,6 +286,48 @@ async fn off_a_cluster_a_region_is_recorded_and_require_sharded_refuses_moves() 
     );
     let diff = p.caas(&["schema", "diff", "--exit-code"]);
     assert_eq!(diff.status.code(), Some(0), "{}", show(&diff));
+
+    // An export carries the region; an import places the tenant there again (or in
+    // `--region`); a manifest's region is input, checked like the flag.
+    let dir = p.path().join("acme-export");
+    let d = dir.to_str().unwrap();
+    ok(&p, &["tenant", "export", "acme", "--out", d]);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["region"], "eu-central");
+    ok(&p, &["tenant", "import", d, "--as", "acme-copy"]);
+    assert_eq!(
+        region_of(&c, &p, "acme-copy").await.as_deref(),
+        Some("eu-central")
+    );
+    ok(
+        &p,
+        &[
+            "tenant", "import", d, "--as", "acme-us", "--region", "us-east",
+        ],
+    );
+    assert_eq!(
+        region_of(&c, &p, "acme-us").await.as_deref(),
+        Some("us-east")
+    );
+    let mut hostile = manifest.clone();
+    hostile["region"] = serde_json::json!("../../admin");
+    std::fs::write(dir.join("manifest.json"), hostile.to_string()).unwrap();
+    let out = p.caas(&["tenant", "import", d, "--as", "acme-bad"]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        stderr(&out).contains("not a region name") && stderr(&out).contains("manifest.json"),
+        "{}",
+        show(&out)
+    );
+    let reg = c
+        .database(&format!("{}_platform", p.prefix))
+        .collection::<Document>("saas_clients");
+    let bad = reg
+        .count_documents(doc! { "tenant_id": "acme-bad" })
+        .await
+        .unwrap();
+    assert_eq!(bad, 0, "nothing written");
 }
 
 /// On a user's mongos (`CAAS_TEST_MONGODB_SHARDED_URI`) with shards in zones `EU` and `US`

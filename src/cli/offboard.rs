@@ -57,6 +57,10 @@ pub struct ImportArgs {
     /// Import into another tier than the exported one.
     #[arg(long)]
     pub tier: Option<TierArg>,
+    /// Import into another region than the exported one (on a sharded cluster, the data
+    /// is placed in the region's zone before any document is written).
+    #[arg(long)]
+    pub region: Option<String>,
     /// Keep the accepted documents when some are rejected (default: nothing is kept).
     #[arg(long)]
     pub allow_partial: bool,
@@ -229,6 +233,7 @@ pub async fn run_import(
     let opts = ImportOptions {
         as_id: args.as_id.clone(),
         tier: args.tier.map(Into::into),
+        region: args.region.clone(),
         allow_partial: args.allow_partial,
     };
     let b = bar(args.json);

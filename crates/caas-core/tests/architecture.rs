@@ -91,7 +91,7 @@ const FOLDERS: &[(&str, &[&str])] = &[
     ("inspect", &["cluster", "normalize"]),
     (
         "plan",
-        &["diff", "shard", "mongosh", "shard_tests", "tests"],
+        &["bounds", "diff", "shard", "mongosh", "shard_tests", "tests"],
     ),
     ("apply", &["preflight"]),
     (
@@ -127,6 +127,7 @@ const FOLDERS: &[(&str, &[&str])] = &[
             "suspend",
             "export",
             "offboard",
+            "provision",
             "restore",
         ],
     ),

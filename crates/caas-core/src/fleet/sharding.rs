@@ -191,6 +191,39 @@ pub fn tenant_steps(
     out
 }
 
+/// On a cluster, the steps that place `tenant` (see [`tenant_steps`]) as the cluster stands
+/// now; refused whole, before any of them runs, when one needs a person (a zone without a
+/// shard, a cluster before 8.0, a hand-made range): where a tenant's data lives is a
+/// promise, not a preference. `None` on a replica set (one `hello`).
+pub async fn plan_tenant(
+    conn: &Connection,
+    config: &Config,
+    specs: &[&CollectionSpec],
+    tenant: &Tenant,
+    creating: bool,
+) -> Result<Option<Vec<ShardChange>>> {
+    if !cluster::is_sharded_cluster(&conn.client).await? {
+        return Ok(None);
+    }
+    let state = cluster::read_cluster(&conn.client).await?;
+    // A target being created is empty; a live tenant's data is taken to be there.
+    let steps = tenant_steps(config, specs, tenant, &state, &|_| !creating, creating);
+    let blocked: Vec<String> = steps
+        .iter()
+        .filter(|s| s.commands().is_empty())
+        .map(|s| format!("  {}: {}", s.namespace, s.summary()))
+        .collect();
+    if !blocked.is_empty() {
+        anyhow::bail!(
+            "tenant `{}` cannot be placed in the zone of region `{}`; nothing was written for it:\n{}",
+            tenant.id,
+            tenant.region.as_deref().unwrap_or("-"),
+            blocked.join("\n")
+        );
+    }
+    Ok(Some(steps))
+}
+
 /// Whether a zone range covers one tenant's documents only: both bounds carry its id.
 fn bounds_tenant(min: &bson::Document, max: &bson::Document, tenant: &str) -> bool {
     min.get_str("tenant_id") == Ok(tenant) && max.get_str("tenant_id") == Ok(tenant)

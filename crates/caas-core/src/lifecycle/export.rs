@@ -40,6 +40,9 @@ pub struct Manifest {
     pub tenant: String,
     pub name: String,
     pub tier: Tier,
+    /// The registry's `region` of the tenant: an import places its data there again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// `shared`, `collection_set` or `database`.
     pub layout: String,
     /// The physical target the documents came from (`shared`, `pro:acme`, ...).
@@ -173,6 +176,7 @@ pub async fn export(
         tenant: t.id.clone(),
         name: t.name.clone(),
         tier: t.tier,
+        region: t.region.clone(),
         layout: serde_json::to_value(config.tiers.layout(t.tier))?
             .as_str()
             .unwrap_or("?")

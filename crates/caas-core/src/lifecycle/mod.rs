@@ -3,7 +3,8 @@
 //! ledger) -> wfence (the server-enforced write fence) -> state (the move's record) -> sync
 //! (copy, change stream, digests) -> mover (refusals), catchup (copy, changes), cutover
 //! (the phases), grace (the kept source) and residency (zones on a cluster, region
-//! changes); suspend; export -> offboard (remove) and restore (import).
+//! changes); suspend; export -> offboard (remove), and provision (the new home) ->
+//! restore (import).
 
 mod catchup;
 mod cutover;
@@ -12,6 +13,7 @@ pub mod follow;
 mod grace;
 pub mod mover;
 pub mod offboard;
+mod provision;
 mod residency;
 pub mod restore;
 pub mod route;

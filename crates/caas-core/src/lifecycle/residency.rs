@@ -14,51 +14,10 @@ use super::mover::{Held, Mover, Report};
 use super::state::{MoveState, Phase};
 use crate::fleet::registry::{self, Tenant};
 use crate::fleet::sharding;
-use crate::inspect::cluster::{self, ClusterState};
 use crate::plan::shard::{ShardChange, ShardStep};
 use crate::tenancy::Tier;
 
 impl Mover<'_> {
-    /// The cluster's config state; `None` on a replica set (one `hello`).
-    pub(super) async fn cluster(&self) -> Result<Option<ClusterState>> {
-        if !cluster::is_sharded_cluster(&self.conn.client).await? {
-            return Ok(None);
-        }
-        Ok(Some(cluster::read_cluster(&self.conn.client).await?))
-    }
-
-    /// The steps that put `tenant` (with the tier and region it is to have) in its zone. A
-    /// target being created is empty; a live tenant's data is taken to be there.
-    fn steps_for(&self, c: &ClusterState, tenant: &Tenant, creating: bool) -> Vec<ShardChange> {
-        sharding::tenant_steps(self.config, self.specs, tenant, c, &|_| !creating, creating)
-    }
-
-    /// Refuse, before anything is written, a placement that needs a person (a zone without
-    /// a shard, a cluster before 8.0, a hand-made range): where a tenant's data lives is a
-    /// promise, not a preference.
-    pub(super) fn check_placeable(
-        &self,
-        c: &ClusterState,
-        tenant: &Tenant,
-        creating: bool,
-    ) -> Result<()> {
-        let blocked: Vec<String> = self
-            .steps_for(c, tenant, creating)
-            .iter()
-            .filter(|s| s.commands().is_empty())
-            .map(|s| format!("  {}: {}", s.namespace, s.summary()))
-            .collect();
-        if blocked.is_empty() {
-            return Ok(());
-        }
-        bail!(
-            "tenant `{}` cannot be placed in the zone of region `{}`; nothing was written:\n{}",
-            tenant.id,
-            tenant.region.as_deref().unwrap_or("-"),
-            blocked.join("\n")
-        )
-    }
-
     /// Where a move will leave the tenant (its tier, and region), refused here on a
     /// cluster, before anything is written, if that region's zone cannot take it; off a
     /// cluster, the note (once). With whether the server is a cluster.
@@ -74,24 +33,23 @@ impl Mover<'_> {
         if let Some(r) = region {
             placed.region = Some(r.to_owned());
         }
-        let Some(c) = self.cluster().await? else {
+        let plan = sharding::plan_tenant(self.conn, self.config, self.specs, &placed, creating);
+        if plan.await?.is_none() {
             if let Some(note) = self.not_a_cluster_note(placed.region.as_deref()) {
                 (self.progress)(&format!("{}: note: {note}", t.id));
             }
             return Ok((placed, false));
-        };
-        self.check_placeable(&c, &placed, creating)?;
+        }
         Ok((placed, true))
     }
 
     /// Place `tenant` on the cluster: the lines for the report (none on a replica set).
     pub(super) async fn place(&self, tenant: &Tenant, creating: bool) -> Result<Vec<String>> {
-        let Some(c) = self.cluster().await? else {
-            return Ok(Vec::new());
-        };
-        self.check_placeable(&c, tenant, creating)?;
-        let steps = self.steps_for(&c, tenant, creating);
-        self.run_steps(&tenant.id, steps).await
+        let plan = sharding::plan_tenant(self.conn, self.config, self.specs, tenant, creating);
+        match plan.await? {
+            Some(steps) => self.run_steps(&tenant.id, steps).await,
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Place a move's new target (created, still empty or partly copied after a kill) in
@@ -109,14 +67,14 @@ impl Mover<'_> {
     /// that side's): a range left behind would pin a later tenant of the same name, or
     /// show as undeclared drift. Nothing on a replica set.
     pub(super) async fn release(&self, id: &str, tier: Tier) -> Result<Vec<String>> {
-        let Some(c) = self.cluster().await? else {
-            return Ok(Vec::new());
-        };
         let mut side = self.tenant(id).await?;
         side.tier = tier;
         side.region = None;
-        let steps: Vec<ShardChange> = self
-            .steps_for(&c, &side, false)
+        let plan = sharding::plan_tenant(self.conn, self.config, self.specs, &side, false);
+        let Some(steps) = plan.await? else {
+            return Ok(Vec::new());
+        };
+        let steps = steps
             .into_iter()
             .filter(|s| matches!(s.step, ShardStep::RemoveZoneRange { .. }))
             .collect();
@@ -179,10 +137,8 @@ impl Mover<'_> {
         crate::tenancy::check_region(region).map_err(anyhow::Error::msg)?;
         let mut t = self.tenant(id).await?;
         let old = t.region.replace(region.to_owned());
-        let cluster = self.cluster().await?;
-        if let Some(c) = &cluster {
-            self.check_placeable(c, &t, false)?;
-        }
+        // Refused (on a cluster) before the registry is written, if it cannot be placed.
+        let plan = sharding::plan_tenant(self.conn, self.config, self.specs, &t, false).await?;
         let mut notes = Vec::new();
         match old.as_deref() {
             Some(o) if o == region => notes.push(format!(
@@ -196,15 +152,12 @@ impl Mover<'_> {
                 ));
             }
         }
-        match cluster {
+        match plan {
             None => notes.extend(self.not_a_cluster_note(Some(region))),
-            Some(c) => {
-                let steps = self.steps_for(&c, &t, false);
-                if steps.is_empty() {
-                    notes.push("its data is where the region's zone wants it".into());
-                }
-                notes.extend(self.run_steps(id, steps).await?);
+            Some(steps) if steps.is_empty() => {
+                notes.push("its data is where the region's zone wants it".into())
             }
+            Some(steps) => notes.extend(self.run_steps(id, steps).await?),
         }
         Ok(Report {
             tenant: id.to_owned(),

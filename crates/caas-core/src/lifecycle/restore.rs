@@ -24,10 +24,12 @@ use mongodb::Collection;
 use sha2::{Digest, Sha256};
 
 use super::export::{self, ExportFile, Manifest, Progress};
+use super::provision::{self, Plan};
 use super::route::{self, Namespace, Route};
 use crate::config::Config;
 use crate::connect::Connection;
 use crate::fleet::registry;
+use crate::fleet::sharding;
 use crate::migrate::lock;
 use crate::migrate::status::{applies_to, ledger_db};
 use crate::migrate::Migration;
@@ -40,6 +42,9 @@ pub struct ImportOptions {
     pub as_id: Option<String>,
     /// Import into another tier than the exported one.
     pub tier: Option<Tier>,
+    /// Import into another region than the exported one (on a cluster, the data is
+    /// placed in the region's zone before any document is written).
+    pub region: Option<String>,
     /// Keep the accepted documents when some are rejected.
     pub allow_partial: bool,
 }
@@ -71,6 +76,8 @@ pub struct Restored {
 pub struct Imported {
     pub tenant: String,
     pub tier: Tier,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     pub target: String,
     pub from_tenant: String,
     pub from_tier: Tier,
@@ -80,17 +87,6 @@ pub struct Imported {
     /// At most 100, the first ones; `rejected` per collection counts them all.
     pub rejects: Vec<Reject>,
     pub ledger_versions: Vec<u32>,
-}
-
-/// What the import will write, decided before anything is written.
-struct Plan<'a> {
-    manifest: Manifest,
-    id: String,
-    tier: Tier,
-    target: Target,
-    /// The export's files with the namespace each goes to.
-    files: Vec<(ExportFile, Namespace)>,
-    specs: &'a [&'a CollectionSpec],
 }
 
 /// Restore the export in `dir`.
@@ -141,6 +137,12 @@ fn plan<'a>(
     let tier = opts.tier.unwrap_or(manifest.tier);
     crate::tenancy::check_tenant_id(&id).map_err(anyhow::Error::msg)?;
     registry::check_placement(config, &id, tier).map_err(anyhow::Error::msg)?;
+    let region = opts.region.clone().or_else(|| manifest.region.clone());
+    if let Some(r) = &region {
+        // The manifest is input like any other: its region is checked as --region is.
+        crate::tenancy::check_region(r)
+            .map_err(|e| anyhow!("{} (`region` of the export's {})", e, export::MANIFEST))?;
+    }
     let (target, homes) = export::homes(config, specs, &id, tier);
     let mut files = Vec::new();
     for f in &manifest.files {
@@ -158,6 +160,7 @@ fn plan<'a>(
         manifest,
         id,
         tier,
+        region,
         target,
         files,
         specs,
@@ -216,12 +219,30 @@ async fn import_held(
     opts: &ImportOptions,
     progress: Progress<'_>,
 ) -> Result<Imported> {
-    let previous = claim_registry(conn, config, plan).await?;
+    // On a cluster: refused here, before anything is written, if the region's zone
+    // cannot take the tenant; placed once its collections exist, before any document.
+    let placed = registry::Tenant {
+        id: plan.id.clone(),
+        name: plan.manifest.name.clone(),
+        tier: plan.tier,
+        status: "provisioning".into(),
+        target: plan.target.to_string(),
+        database: String::new(),
+        region: plan.region.clone(),
+    };
+    let placing = sharding::plan_tenant(conn, config, plan.specs, &placed, true)
+        .await?
+        .is_some();
+    let previous = provision::claim_registry(conn, config, plan).await?;
     let ledger = ledger_entries(conn, config, migrations, plan).await?;
-    create_target(conn, config, plan).await?;
+    provision::create_target(conn, config, plan).await?;
+    if placing {
+        provision::place(conn, config, plan, &placed).await?;
+    }
     let mut out = Imported {
         tenant: plan.id.clone(),
         tier: plan.tier,
+        region: plan.region.clone(),
         target: plan.target.to_string(),
         from_tenant: plan.manifest.tenant.clone(),
         from_tier: plan.manifest.tier,
@@ -252,108 +273,6 @@ async fn import_held(
     .await?;
     super::follow::follow_roles(conn, config, plan.specs).await?;
     Ok(out)
-}
-
-/// Write the `provisioning` entry; returns the churned entry it replaced, if any. A live
-/// tenant of that id is refused, and so is a target that already holds its documents
-/// (unless this is the rerun of an unfinished import into the same tier).
-async fn claim_registry(
-    conn: &Connection,
-    config: &Config,
-    plan: &Plan<'_>,
-) -> Result<Option<Document>> {
-    let platform = conn.client.database(&config.databases.platform);
-    let reg = platform.collection::<Document>(registry::REGISTRY);
-    let existing = reg.find_one(doc! { "tenant_id": &plan.id }).await?;
-    let status = existing
-        .as_ref()
-        .and_then(|d| d.get_str("status").ok().map(str::to_owned));
-    let same_tier = existing
-        .as_ref()
-        .is_some_and(|d| d.get_str("tier").ok() == Some(plan.tier.as_str()));
-    match status.as_deref() {
-        Some("provisioning") if same_tier => return Ok(None),
-        Some("provisioning") => bail!(
-            "tenant `{}` has an unfinished import into another tier ({}); rerun it with that --tier",
-            plan.id,
-            existing.as_ref().and_then(|d| d.get_str("tier").ok()).unwrap_or("?")
-        ),
-        Some("churned") | None => {}
-        Some(s) => bail!(
-            "tenant `{}` is registered ({s}); import it under another id (--as NEW_ID), or `caas tenant remove {}` first",
-            plan.id,
-            plan.id
-        ),
-    }
-    for (_, ns) in &plan.files {
-        let n = super::sync::count(&conn.client, ns, &plan.id).await?;
-        if n > 0 {
-            bail!(
-                "{} already holds {n} document(s) for tenant `{}`; caas will not import on top of them",
-                ns.label(),
-                plan.id
-            );
-        }
-    }
-    // A tenant imported again keeps its region (where its data may live).
-    let region = existing
-        .as_ref()
-        .and_then(|o| o.get_str("region").ok())
-        .filter(|r| crate::tenancy::check_region(r).is_ok());
-    let about = registry::About {
-        name: Some(&plan.manifest.name),
-        email: None,
-        region,
-    };
-    let mut d = registry::prepare(config, &plan.id, plan.tier, about)?;
-    d.insert("status", "provisioning");
-    match &existing {
-        Some(old) => {
-            reg.replace_one(
-                doc! { "_id": old.get("_id").cloned().unwrap_or(Bson::Null) },
-                &d,
-            )
-            .await?;
-        }
-        None => {
-            registry::ensure_unique_index(&platform).await?;
-            if let Err(e) = reg.insert_one(&d).await {
-                return Err(registry::insert_error(&platform, &plan.id, &e).await);
-            }
-        }
-    }
-    Ok(existing)
-}
-
-/// The target's collections, validators and indexes, from the current specs.
-async fn create_target(conn: &Connection, config: &Config, plan: &Plan<'_>) -> Result<()> {
-    let mut fleet = crate::fleet::resolve(
-        conn,
-        config,
-        &registry::Selection {
-            tenants: vec![plan.id.clone()],
-            tiers: vec![],
-        },
-    )
-    .await?;
-    fleet.targets = vec![plan.target.clone()];
-    let compiled = crate::fleet::desired(plan.specs, &fleet, config);
-    let mut plans = crate::fleet::plan(conn, config, &fleet, plan.specs, &compiled, 4)
-        .await?
-        .plans;
-    for p in &mut plans {
-        p.changes.retain(|c| !c.undeclared);
-    }
-    let opts = crate::apply::ApplyOptions {
-        concurrency: 1,
-        ..Default::default()
-    };
-    for report in crate::apply::apply(&conn.client, plans, opts, &|_| {}).await {
-        if let Some(e) = report.error {
-            bail!("creating {} for tenant `{}`: {e}", report.target, plan.id);
-        }
-    }
-    Ok(())
 }
 
 /// Insert one file in batches; the server validates each document.
