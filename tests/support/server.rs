@@ -160,8 +160,9 @@ fn start_secantus() -> String {
         .expect("addr")
         .port();
     let log = std::env::temp_dir().join(format!("caas-test-secantus-{port}.log"));
+    // Test commands: `configureFailPoint` cuts a command off where a test needs it.
     let script = format!(
-        "'{py}' -m secantus --host 127.0.0.1 --port {port} --storage-path :memory: --log-level WARNING >'{log}' 2>&1 & s=$!; \
+        "'{py}' -m secantus --host 127.0.0.1 --port {port} --storage-path :memory: --enable-test-commands --log-level WARNING >'{log}' 2>&1 & s=$!; \
          while kill -0 {parent} 2>/dev/null && kill -0 $s 2>/dev/null; do sleep 0.5; done; kill $s 2>/dev/null",
         py = python.display(),
         log = log.display(),

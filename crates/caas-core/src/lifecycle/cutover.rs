@@ -11,7 +11,7 @@
 
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use bson::{doc, Bson, DateTime};
 use mongodb::ClientSession;
 
@@ -280,12 +280,50 @@ impl Mover<'_> {
     }
 
     /// Replay deletes that reached the fenced source after the flip, then remove the source.
-    pub(super) async fn finish(&self, held: &Held, mut s: MoveState) -> Result<Report> {
+    pub(super) async fn finish(&self, held: &Held, s: MoveState) -> Result<Report> {
         if s.phase != Phase::Flipped {
             bail!(
                 "tenant `{}`'s move is in phase {:?}; it finishes only after the flip (`caas tenant move {} --to {}` continues it)",
                 s.tenant, s.phase, s.tenant, s.to_tier
             );
+        }
+        let (mut s, replayed) = self.replay_late_deletes(held, s).await?;
+        let client = &self.conn.client;
+        let db = s.pairs[0].from.database.clone();
+        let r = self.route_of(&s)?;
+        let released = self.release(&s.tenant, s.from_tier).await?;
+        self.remove_side(&r, true).await?;
+        sync::clear_marks(client, &db, &s.tenant).await?;
+        super::state::clear_pending(&self.platform(), &s.move_id, None, None).await?;
+        s.phase = Phase::Finished;
+        s.ended_at = Some(DateTime::now());
+        self.commit(held, &s, async |_: &mut ClientSession| Ok(()))
+            .await?;
+        let mut notes = vec![format!("removed the source {}", r.from)];
+        let n = released.len();
+        notes.extend((n > 0).then(|| format!("released {n} zone range(s) of the source")));
+        let roles = super::follow::follow_roles(self.conn, self.config, self.specs).await?;
+        if roles > 0 {
+            notes.push(format!(
+                "{roles} service role(s) updated to follow the tenant"
+            ));
+        }
+        if replayed > 0 {
+            notes.push(format!("{replayed} delete(s) sent to the old location after the flip were applied at the new one"));
+        }
+        Ok(Report::of(&s, notes))
+    }
+
+    /// Replay at the new location the deletes that reached the fenced source after the
+    /// flip, up to a marker written now. Once done (recorded in the move's state), never
+    /// again: what the source shows after that is its own removal.
+    async fn replay_late_deletes(
+        &self,
+        held: &Held,
+        mut s: MoveState,
+    ) -> Result<(MoveState, usize)> {
+        if s.drained_at.is_some() {
+            return Ok((s, 0));
         }
         let client = &self.conn.client;
         let db = s.pairs[0].from.database.clone();
@@ -310,6 +348,9 @@ impl Mover<'_> {
             let got = sync::capture(&mut stream, 1000, Some(&mark)).await?;
             let mut next = s.clone();
             next.resume_token = sync::token_of(&stream).or(next.resume_token);
+            // Recorded with the last replay, in one transaction: a kill after it cannot
+            // make a rerun take the removal's deletes for the application's.
+            next.drained_at = got.saw_mark.then(DateTime::now);
             let work: Vec<(usize, Vec<Bson>)> = got
                 .deleted
                 .iter()
@@ -334,28 +375,7 @@ impl Mover<'_> {
                 break;
             }
         }
-        let r = self.route_of(&s)?;
-        let released = self.release(&s.tenant, s.from_tier).await?;
-        self.remove_side(&r, true).await?;
-        sync::clear_marks(client, &db, &s.tenant).await?;
-        super::state::clear_pending(&self.platform(), &s.move_id, None, None).await?;
-        s.phase = Phase::Finished;
-        s.ended_at = Some(DateTime::now());
-        self.commit(held, &s, async |_: &mut ClientSession| Ok(()))
-            .await?;
-        let mut notes = vec![format!("removed the source {}", r.from)];
-        let n = released.len();
-        notes.extend((n > 0).then(|| format!("released {n} zone range(s) of the source")));
-        let roles = super::follow::follow_roles(self.conn, self.config, self.specs).await?;
-        if roles > 0 {
-            notes.push(format!(
-                "{roles} service role(s) updated to follow the tenant"
-            ));
-        }
-        if replayed > 0 {
-            notes.push(format!("{replayed} delete(s) sent to the old location after the flip were applied at the new one"));
-        }
-        Ok(Report::of(&s, notes))
+        Ok((s, replayed))
     }
 
     /// Undo a move that has not flipped: lift the fence, drop the new copy. The registry
@@ -392,16 +412,25 @@ impl Mover<'_> {
         let client = &self.conn.client;
         let platform = self.platform();
         let target = if source { &r.from } else { &r.to };
+        let again = if source { "--finish" } else { "--abort" };
         for p in &r.pairs {
             let ns = if source { &p.from } else { &p.to };
             let coll = client
                 .database(&ns.database)
                 .collection::<bson::Document>(&ns.collection);
-            if ns.shared {
-                coll.delete_many(ns.filter(&r.tenant)).await?;
+            let removed = if ns.shared {
+                coll.delete_many(ns.filter(&r.tenant)).await.map(drop)
             } else if matches!(target.kind, TargetKind::CollectionSet { .. }) {
-                coll.drop().await?;
-            }
+                coll.drop().await
+            } else {
+                Ok(())
+            };
+            removed.with_context(|| {
+                format!(
+                    "removing tenant `{}`'s documents from {} (stopped part-way; the other side is untouched): rerun `caas tenant move {} {again}`",
+                    r.tenant, ns.label(), r.tenant
+                )
+            })?;
         }
         match &target.kind {
             TargetKind::Database { tenant, .. } => {

@@ -364,6 +364,7 @@ impl Mover<'_> {
             pairs: r.pairs.clone(),
             resume_token: sync::token_of(&stream),
             flip_token: None,
+            drained_at: None,
             changes_applied: 0,
             lag_ms: 0,
             verified: vec![],

@@ -90,6 +90,11 @@ pub struct MoveState {
     /// Where the stream stood at the flip: deletes after it are replayed by `--finish`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flip_token: Option<Bson>,
+    /// When `--finish` had replayed every late delete up to its marker. From then on the
+    /// deletes the change stream shows on the source are the removal's own: a rerun after a
+    /// kill removes on, and never replays them at the new location.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drained_at: Option<DateTime>,
     #[serde(default)]
     pub changes_applied: u64,
     /// Milliseconds between the newest applied change and the server's clock.
