@@ -543,6 +543,109 @@ async fn a_finish_cut_off_mid_removal_never_replays_its_own_deletes() {
     }
 }
 
+/// `--abort` cut off part-way through dropping the copy: the move cannot be continued
+/// over a half-dropped copy (its recorded progress no longer holds); the abort is
+/// finished by rerunning it, and the original state is back.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_abort_cut_off_part_way_is_finished_not_continued() {
+    let p = catalogue("mvabcut");
+    ok(&p, &["seed"]);
+    let c = client().await;
+    let t = "demo-pebble";
+    let original = world(&c, &p, t).await;
+    ok(
+        &p,
+        &[
+            "tenant",
+            "move",
+            t,
+            "--to",
+            "pro",
+            "--stop-after",
+            "catchup",
+        ],
+    );
+    let app = format!("{}-abort-fault", p.prefix);
+    let arm = doc! {
+        "configureFailPoint": "failCommand",
+        "mode": { "skip": 3, "times": 1 },
+        "data": { "failCommands": ["drop"], "closeConnection": true, "appName": &app },
+    };
+    let admin = c.database("admin");
+    if let Err(e) = admin.run_command(arm).await {
+        eprintln!("skipped: the server refuses configureFailPoint ({e})");
+        return;
+    }
+    let sep = if p.uri.contains('?') { '&' } else { '?' };
+    let faulty = format!("{}{sep}appName={app}", p.uri);
+    let cut = crate::support::caas_env(
+        p.path(),
+        &["tenant", "move", t, "--abort"],
+        &[("MONGODB_URI", &faulty)],
+    );
+    admin
+        .run_command(doc! { "configureFailPoint": "failCommand", "mode": "off" })
+        .await
+        .unwrap();
+    assert_eq!(cut.status.code(), Some(2), "{}", show(&cut));
+    assert!(show(&cut).contains("--abort"), "{}", show(&cut));
+    let on = p.caas(&["tenant", "move", t, "--to", "pro"]);
+    assert_eq!(on.status.code(), Some(2), "{}", show(&on));
+    assert!(show(&on).contains("was being aborted"), "{}", show(&on));
+    let out = ok(&p, &["tenant", "move", t, "--abort"]);
+    assert!(out.contains("aborted"), "{out}");
+    assert!(
+        world(&c, &p, t).await == original,
+        "the abort, finished, restored everything"
+    );
+}
+
+/// A collection of the new location dropped by hand during a move: going on would let
+/// the next write create it bare (no validator, no indexes) over a copy that no longer
+/// holds; the move refuses, naming the collection, and `--abort` still restores all.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_move_whose_copy_lost_a_collection_refuses_to_go_on() {
+    let p = catalogue("mvgone");
+    ok(&p, &["seed"]);
+    let c = client().await;
+    let t = "demo-quill";
+    let original = world(&c, &p, t).await;
+    ok(
+        &p,
+        &[
+            "tenant",
+            "move",
+            t,
+            "--to",
+            "enterprise",
+            "--stop-after",
+            "copy",
+        ],
+    );
+    let db = c.database(&format!("{}_{t}", p.prefix));
+    db.collection::<Document>("messages").drop().await.unwrap();
+    let on = p.caas(&["tenant", "move", t, "--to", "enterprise"]);
+    assert_eq!(on.status.code(), Some(2), "{}", show(&on));
+    let text = show(&on);
+    assert!(
+        text.contains(&format!("{}_{t}.messages", p.prefix)),
+        "{text}"
+    );
+    assert!(text.contains("--abort"), "{text}");
+    assert!(
+        !db.list_collection_names()
+            .await
+            .unwrap()
+            .contains(&"messages".to_string()),
+        "nothing created it again"
+    );
+    ok(&p, &["tenant", "move", t, "--abort"]);
+    assert!(
+        world(&c, &p, t).await == original,
+        "the abort restored everything"
+    );
+}
+
 /// The state a move must leave untouched when aborted: the registry entry, the source's
 /// documents and collection options, and every collection name.
 async fn world(

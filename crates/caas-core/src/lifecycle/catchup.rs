@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use bson::Bson;
 use mongodb::ClientSession;
 
@@ -31,6 +31,38 @@ const CATCHUP_FOR: Duration = Duration::from_secs(60);
 const ROUND: usize = 1000;
 
 impl Mover<'_> {
+    /// Before going on with a move that has copied anything: every collection of the new
+    /// location is still there. One dropped since (by hand, or by an abort cut off) would
+    /// be created again bare by the next write, without its validator and indexes, and
+    /// the recorded progress would no longer hold.
+    pub(super) async fn copy_is_there(&self, s: &MoveState) -> Result<()> {
+        let copied = s.phase > Phase::Copy || s.progress.iter().any(|p| p.copied > 0);
+        let copied = copied && s.phase < Phase::Flipped;
+        if !copied {
+            return Ok(());
+        }
+        let mut names: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+        for p in &s.pairs {
+            let db = p.to.database.as_str();
+            if !names.contains_key(db) {
+                let listed = self
+                    .conn
+                    .client
+                    .database(db)
+                    .list_collection_names()
+                    .await?;
+                names.insert(db, listed);
+            }
+            if !names[db].contains(&p.to.collection) {
+                bail!(
+                    "tenant `{}`'s move: {} of the new location is gone (dropped since the copy began), so the copy cannot be trusted; undo the move with `caas tenant move {} --abort`, then move again",
+                    s.tenant, p.to.label(), s.tenant
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Copy every collection in checkpointed batches, then build the indexes.
     pub(super) async fn copy(&self, held: &Held, mut s: MoveState) -> Result<MoveState> {
         let client = &self.conn.client;

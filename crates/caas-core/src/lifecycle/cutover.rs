@@ -388,6 +388,11 @@ impl Mover<'_> {
             );
         }
         let r = self.route_of(&s)?;
+        if s.aborting_at.is_none() {
+            s.aborting_at = Some(DateTime::now());
+            self.commit(held, &s, async |_: &mut ClientSession| Ok(()))
+                .await?;
+        }
         self.release(&s.tenant, s.to_tier).await?;
         self.remove_side(&r, false).await?;
         let source = &s.pairs[0].from.database;

@@ -186,6 +186,10 @@ impl Mover<'_> {
             (Command::Finish | Command::Abort, None) => {
                 bail!("tenant `{tenant}` has no move in progress; `caas tenant moves` lists them")
             }
+            (Command::To { .. }, Some(s)) if s.aborting_at.is_some() => bail!(
+                "tenant `{tenant}`'s move {} -> {} was being aborted when it stopped: part of its copy is removed, so it cannot go on; finish the abort with `caas tenant move {tenant} --abort`, then move again",
+                s.from_tier, s.to_tier
+            ),
             (Command::To { tier, finish, region }, Some(s)) if s.phase == Phase::Flipped => {
                 self.after_flipped(held, s, tier, finish, region).await
             }
@@ -224,6 +228,7 @@ impl Mover<'_> {
         finish: bool,
     ) -> Result<Report> {
         let stop = self.opts.stop_after;
+        self.copy_is_there(&s).await?;
         while s.phase < Phase::Flipped {
             if stop.is_some_and(|p| s.phase > p) {
                 return Ok(Report::of(
@@ -365,6 +370,7 @@ impl Mover<'_> {
             resume_token: sync::token_of(&stream),
             flip_token: None,
             drained_at: None,
+            aborting_at: None,
             changes_applied: 0,
             lag_ms: 0,
             verified: vec![],

@@ -95,6 +95,10 @@ pub struct MoveState {
     /// kill removes on, and never replays them at the new location.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drained_at: Option<DateTime>,
+    /// When `--abort` began removing the copy: from then the copy is no longer whole, and
+    /// the move can only be aborted (a rerun of `--abort` finishes it), never continued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aborting_at: Option<DateTime>,
     #[serde(default)]
     pub changes_applied: u64,
     /// Milliseconds between the newest applied change and the server's clock.
