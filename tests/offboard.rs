@@ -343,3 +343,136 @@ async fn service_roles_follow_moves_removals_and_imports() {
     ok(&p, &["tenant", "import", dir, "--tier", "pro"]);
     ok(&p, &["roles", "diff", "--exit-code"]);
 }
+
+/// The tenant's documents per shared collection, as counts.
+async fn shared_counts(p: &TestProject, id: &str) -> Vec<u64> {
+    let c = client().await;
+    let shared = c.database(&format!("{}_shared", p.prefix));
+    let mut out = Vec::new();
+    for coll in [
+        "users",
+        "messages",
+        "conversations",
+        "groups",
+        "files",
+        "user_keys",
+    ] {
+        let n = shared
+            .collection::<Document>(coll)
+            .count_documents(doc! { "tenant_id": id })
+            .await
+            .unwrap();
+        out.push(n);
+    }
+    out
+}
+
+/// A removal reuses only the export it wrote itself: an export of an earlier life of the
+/// tenant (removed, imported back, changed since) is refused, nothing deleted; a removal
+/// cut off while deleting (the connection drops on a delete) refuses another folder,
+/// whose export would hold only part of the tenant, and finishes with its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_removal_keeps_to_its_own_export() {
+    let p = catalogue("offown");
+    ok(&p, &["seed"]);
+    let c = client().await;
+    let users = c
+        .database(&format!("{}_shared", p.prefix))
+        .collection::<Document>("users");
+    let old = p.path().join("pebble-old");
+    let old = old.to_str().unwrap();
+    ok(
+        &p,
+        &["tenant", "remove", "demo-pebble", "--export", old, "--yes"],
+    );
+    ok(&p, &["tenant", "import", old]);
+    let changed = doc! { "tenant_id": "demo-pebble", "username": "alice.smith" };
+    users
+        .update_one(
+            changed.clone(),
+            doc! { "$set": { "display_name": "Changed Since" } },
+        )
+        .await
+        .unwrap();
+    let again = p.caas(&["tenant", "remove", "demo-pebble", "--export", old, "--yes"]);
+    assert_eq!(again.status.code(), Some(2), "{}", show(&again));
+    assert!(
+        show(&again).contains("name a new folder"),
+        "{}",
+        show(&again)
+    );
+    let kept = users
+        .find_one(changed)
+        .await
+        .unwrap()
+        .expect("nothing deleted");
+    assert_eq!(kept.get_str("display_name").unwrap(), "Changed Since");
+
+    let t = "demo-harbor";
+    let before = shared_counts(&p, t).await;
+    let app = format!("{}-remove-fault", p.prefix);
+    let arm = doc! {
+        "configureFailPoint": "failCommand",
+        "mode": { "skip": 4, "times": 100 },
+        "data": { "failCommands": ["commitTransaction"], "closeConnection": true, "appName": &app },
+    };
+    let admin = c.database("admin");
+    if let Err(e) = admin.run_command(arm).await {
+        eprintln!("skipped: the server refuses configureFailPoint ({e})");
+        return;
+    }
+    let own = p.path().join("harbor-own");
+    let own = own.to_str().unwrap();
+    let sep = if p.uri.contains('?') { '&' } else { '?' };
+    let faulty = format!("{}{sep}appName={app}", p.uri);
+    let cut = crate::support::caas_env(
+        p.path(),
+        &["tenant", "remove", t, "--export", own, "--yes"],
+        &[("MONGODB_URI", &faulty)],
+    );
+    admin
+        .run_command(doc! { "configureFailPoint": "failCommand", "mode": "off" })
+        .await
+        .unwrap();
+    assert_eq!(cut.status.code(), Some(2), "{}", show(&cut));
+    let during = shared_counts(&p, t).await;
+    assert!(
+        during != before && during.iter().any(|n| *n > 0),
+        "deleting began and stopped: {before:?} -> {during:?}\n{}",
+        show(&cut)
+    );
+    let other = p.path().join("harbor-other");
+    let other = other.to_str().unwrap();
+    let elsewhere = p.caas(&["tenant", "remove", t, "--export", other, "--yes"]);
+    assert_eq!(elsewhere.status.code(), Some(2), "{}", show(&elsewhere));
+    let text = show(&elsewhere);
+    assert!(
+        text.contains(&format!("rerun with --export {own}")),
+        "{text}"
+    );
+    assert!(!std::path::Path::new(other).join("manifest.json").exists());
+    let done = ok(&p, &["tenant", "remove", t, "--export", own, "--yes"]);
+    assert!(done.contains("an earlier run finished"), "{done}");
+    let whole: Vec<u64> = [
+        "users",
+        "messages",
+        "conversations",
+        "groups",
+        "files",
+        "user_keys",
+    ]
+    .iter()
+    .map(|c| {
+        digests(std::path::Path::new(own))
+            .iter()
+            .find(|d| d.0 == *c)
+            .unwrap()
+            .2
+    })
+    .collect();
+    assert_eq!(
+        whole, before,
+        "the export holds the tenant as it was before any delete"
+    );
+    assert_eq!(shared_counts(&p, t).await, vec![0; 6]);
+}

@@ -105,16 +105,9 @@ async fn remove_held(
     for (_, ns) in &homes {
         wfence::raise(client, &platform, ns, &t.id).await?;
     }
-    let (manifest, reused) = match keep {
-        Keep::Nothing => (None, false),
-        Keep::Export(dir) => match export::read_manifest(dir) {
-            Ok(m) if m.tenant == t.id && m.tier == t.tier && m.consistent => (Some(m), true),
-            _ => {
-                let m = export::export(conn, config, specs, t, dir, true, progress).await?;
-                (Some(m), false)
-            }
-        },
-    };
+    let removals = platform.collection::<Pending>(REMOVALS);
+    let (manifest, reused) =
+        export_first(conn, config, specs, t, keep, lease, session, progress).await?;
     let mut out = Removed {
         tenant: t.id.clone(),
         tier: t.tier,
@@ -148,9 +141,13 @@ async fn remove_held(
             doc! { "tenant_id": &t.id },
             doc! { "$set": { "status": "churned", "deleted_at": now, "updated_at": now } },
         )
-        .session(ses)
-        .await
-        .map(drop)
+        .session(&mut *ses)
+        .await?;
+        removals
+            .delete_one(doc! { "_id": &t.id })
+            .session(ses)
+            .await
+            .map(drop)
     })
     .await?;
     // Shared collections get their validator back; a dropped one leaves only its record.
@@ -159,6 +156,143 @@ async fn remove_held(
     }
     super::follow::follow_roles(conn, config, specs).await?;
     Ok(out)
+}
+
+/// The export step of a removal (see [`decide`]), recorded in [`REMOVALS`] before
+/// anything is deleted: `(the export, whether an earlier run of this removal wrote it)`.
+#[allow(clippy::too_many_arguments)]
+async fn export_first(
+    conn: &Connection,
+    config: &Config,
+    specs: &[&CollectionSpec],
+    t: &registry::Tenant,
+    keep: Keep<'_>,
+    lease: &Lease,
+    session: &mut ClientSession,
+    progress: Progress<'_>,
+) -> Result<(Option<Manifest>, bool)> {
+    let platform = conn.client.database(&config.databases.platform);
+    let removals = platform.collection::<Pending>(REMOVALS);
+    let pending = removals.find_one(doc! { "_id": &t.id }).await?;
+    let found = match keep {
+        Keep::Export(dir) => export::read_manifest(dir).ok(),
+        Keep::Nothing => None,
+    };
+    let step = decide(&t.id, pending.as_ref(), keep, found.as_ref())?;
+    let mut record = pending.unwrap_or_else(|| Pending {
+        tenant: t.id.clone(),
+        export: None,
+        exported_at: None,
+        started_at: DateTime::now(),
+    });
+    if step != Step::Reuse {
+        record.export = match keep {
+            Keep::Export(dir) => Some(dir.display().to_string()),
+            Keep::Nothing => None,
+        };
+        record.exported_at = None;
+    }
+    let (manifest, reused) = match step {
+        Step::NoExport => (None, false),
+        Step::Reuse => (found, true),
+        Step::Export(dir) => {
+            save(lease, session, &removals, &record).await?;
+            let m = export::export(conn, config, specs, t, dir, true, progress).await?;
+            (Some(m), false)
+        }
+    };
+    // Recorded before anything is deleted: from here a rerun accepts only this export.
+    record.exported_at = manifest.as_ref().map(|m| m.exported_at.clone());
+    save(lease, session, &removals, &record).await?;
+    Ok((manifest, reused))
+}
+
+/// The platform collection of removals under way (one per tenant).
+pub const REMOVALS: &str = "caas_tenant_removals";
+
+/// A removal under way, recorded before its export begins.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Pending {
+    #[serde(rename = "_id")]
+    pub tenant: String,
+    /// The export folder as given; `None` for `--no-export`.
+    pub export: Option<String>,
+    /// The `exported_at` of the manifest this removal wrote, recorded before anything was
+    /// deleted: the export that holds the tenant whole.
+    pub exported_at: Option<String>,
+    pub started_at: DateTime,
+}
+
+/// What a removal does about its export.
+#[derive(Debug, PartialEq)]
+enum Step<'a> {
+    Export(&'a Path),
+    /// The export this removal finished before it was stopped.
+    Reuse,
+    NoExport,
+}
+
+/// Decide the export step of a removal from the record of one under way (if any), the
+/// flags of this run and the finished export found in the folder given. Once a removal
+/// may have deleted anything, only its own export is whole: another folder, or an export
+/// now, would hold part of the tenant's data under a manifest that calls it consistent.
+fn decide<'a>(
+    tenant: &str,
+    pending: Option<&Pending>,
+    keep: Keep<'a>,
+    found: Option<&Manifest>,
+) -> Result<Step<'a>> {
+    let ours = |m: &Manifest, at: &str| m.tenant == tenant && m.consistent && m.exported_at == at;
+    match (pending, keep) {
+        (_, Keep::Nothing) => Ok(Step::NoExport),
+        (None, Keep::Export(dir)) => match found.filter(|m| m.tenant == tenant) {
+            Some(m) => Err(anyhow!(
+                "{} holds an export of tenant `{tenant}` made at {} by a run that is not this removal (none is under way), so it may not hold the tenant's data as it is now; name a new folder with --export",
+                dir.display(),
+                m.exported_at
+            )),
+            None => Ok(Step::Export(dir)),
+        },
+        (Some(p), Keep::Export(dir)) => match (&p.exported_at, &p.export) {
+            (Some(at), _) if found.is_some_and(|m| ours(m, at)) => Ok(Step::Reuse),
+            (Some(at), was) => Err(anyhow!(
+                "tenant `{tenant}`'s removal stopped after it began deleting; the export that holds the tenant whole was made at {at} in {}, and {} is not it; rerun with --export {0}",
+                was.as_deref().unwrap_or("?"),
+                dir.display()
+            )),
+            (None, None) => Err(anyhow!(
+                "tenant `{tenant}`'s removal began with --no-export and may have deleted part of the data already, so an export now would not be whole; rerun with --no-export"
+            )),
+            // Stopped while exporting: nothing is deleted yet. An export that finished
+            // after the removal began was written under its fence.
+            (None, Some(_)) => match found.filter(|m| m.tenant == tenant && m.consistent) {
+                Some(m) if written_since(m, p.started_at) => Ok(Step::Reuse),
+                _ => Ok(Step::Export(dir)),
+            },
+        },
+    }
+}
+
+fn written_since(m: &Manifest, start: DateTime) -> bool {
+    DateTime::parse_rfc3339_str(&m.exported_at).is_ok_and(|at| at >= start)
+}
+
+/// Record the removal under way (fenced by the tenant's lease).
+async fn save(
+    lease: &Lease,
+    session: &mut ClientSession,
+    removals: &mongodb::Collection<Pending>,
+    record: &Pending,
+) -> Result<()> {
+    fenced(lease, session, async |ses: &mut ClientSession| {
+        removals
+            .replace_one(doc! { "_id": &record.tenant }, record)
+            .upsert(true)
+            .session(ses)
+            .await
+            .map(drop)
+    })
+    .await
 }
 
 /// Delete the tenant's documents from shared collections, drop its set or database:
@@ -237,4 +371,96 @@ where
         .await
         .map_err(fence_error)?;
     got.ok_or_else(|| anyhow!("the transaction committed nothing"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tenancy::Tier;
+
+    fn manifest(tenant: &str, at: &str) -> Manifest {
+        Manifest {
+            format: 1,
+            tenant: tenant.into(),
+            name: tenant.into(),
+            tier: Tier::Free,
+            region: None,
+            layout: "shared".into(),
+            target: "shared".into(),
+            exported_at: at.into(),
+            tool_version: "0".into(),
+            consistent: true,
+            specs: Default::default(),
+            ledger: vec![],
+            files: vec![],
+        }
+    }
+
+    fn pending(export: Option<&str>, at: Option<&str>) -> Pending {
+        Pending {
+            tenant: "acme".into(),
+            export: export.map(Into::into),
+            exported_at: at.map(Into::into),
+            started_at: DateTime::parse_rfc3339_str("2026-12-01T10:00:00Z").unwrap(),
+        }
+    }
+
+    const T1: &str = "2026-12-01T10:00:05Z";
+
+    #[test]
+    fn a_fresh_removal_exports_and_never_takes_an_old_export_for_its_own() {
+        let dir = Path::new("/x/acme");
+        let got = decide("acme", None, Keep::Export(dir), None).unwrap();
+        assert_eq!(got, Step::Export(dir));
+        // An export of an earlier life of the tenant (removed, imported, changed since).
+        let old = manifest("acme", "2026-01-01T00:00:00Z");
+        let err = decide("acme", None, Keep::Export(dir), Some(&old)).unwrap_err();
+        assert!(format!("{err}").contains("name a new folder"), "{err}");
+        assert_eq!(
+            decide("acme", None, Keep::Nothing, None).unwrap(),
+            Step::NoExport
+        );
+    }
+
+    #[test]
+    fn once_deleting_may_have_begun_only_the_removals_own_export_is_accepted() {
+        let dir = Path::new("/y/other");
+        let p = pending(Some("/x/acme"), Some(T1));
+        let own = manifest("acme", T1);
+        let got = decide("acme", Some(&p), Keep::Export(dir), Some(&own)).unwrap();
+        assert_eq!(got, Step::Reuse, "the same export, wherever it was moved");
+        for found in [None, Some(manifest("acme", "2026-12-01T10:00:09Z"))] {
+            let err = decide("acme", Some(&p), Keep::Export(dir), found.as_ref()).unwrap_err();
+            let text = format!("{err}");
+            assert!(text.contains("rerun with --export /x/acme"), "{text}");
+        }
+        let no = pending(None, None);
+        let err = decide("acme", Some(&no), Keep::Export(dir), None).unwrap_err();
+        assert!(format!("{err}").contains("rerun with --no-export"), "{err}");
+        assert_eq!(
+            decide("acme", Some(&p), Keep::Nothing, None).unwrap(),
+            Step::NoExport
+        );
+    }
+
+    #[test]
+    fn a_removal_stopped_while_exporting_exports_again_or_keeps_what_it_finished() {
+        let dir = Path::new("/x/acme");
+        let p = pending(Some("/x/acme"), None);
+        assert_eq!(
+            decide("acme", Some(&p), Keep::Export(dir), None).unwrap(),
+            Step::Export(dir)
+        );
+        let done = manifest("acme", T1);
+        assert_eq!(
+            decide("acme", Some(&p), Keep::Export(dir), Some(&done)).unwrap(),
+            Step::Reuse
+        );
+        let before = manifest("acme", "2026-12-01T09:59:00Z");
+        assert_eq!(
+            decide("acme", Some(&p), Keep::Export(dir), Some(&before)).unwrap(),
+            Step::Export(dir),
+            "an export older than the removal is not its own (and prepare_folder refuses to overwrite it)"
+        );
+    }
 }
