@@ -488,28 +488,17 @@ async fn a_finish_cut_off_mid_removal_never_replays_its_own_deletes() {
     ok(&p, &["tenant", "move", t, "--to", "pro"]);
     let app = format!("{}-finish-fault", p.prefix);
     // Three deletes pass, then one drops its connection: a removal stopped part-way.
-    let arm = doc! {
-        "configureFailPoint": "failCommand",
-        "mode": { "skip": 3, "times": 1 },
-        "data": { "failCommands": ["delete"], "closeConnection": true, "appName": &app },
-    };
-    let admin = c.database("admin");
-    if let Err(e) = admin.run_command(arm).await {
-        // mongod without `--setParameter enableTestCommands=1`; CI's server has them.
-        eprintln!("skipped: the server refuses configureFailPoint ({e})");
+    let data = doc! { "failCommands": ["delete"], "closeConnection": true };
+    if !crate::support::arm_fail_command(&app, doc! { "skip": 3, "times": 1 }, data).await {
         return;
     }
-    let sep = if p.uri.contains('?') { '&' } else { '?' };
-    let faulty = format!("{}{sep}appName={app}", p.uri);
+    let faulty = crate::support::named(&p.uri, &app);
     let cut = crate::support::caas_env(
         p.path(),
         &["tenant", "move", t, "--finish"],
         &[("MONGODB_URI", &faulty)],
     );
-    admin
-        .run_command(doc! { "configureFailPoint": "failCommand", "mode": "off" })
-        .await
-        .unwrap();
+    crate::support::disarm_fail_command().await;
     assert_eq!(cut.status.code(), Some(2), "{}", show(&cut));
     let shared = c.database(&format!("{}_shared", p.prefix));
     let mut left = Vec::new();
@@ -566,27 +555,17 @@ async fn an_abort_cut_off_part_way_is_finished_not_continued() {
         ],
     );
     let app = format!("{}-abort-fault", p.prefix);
-    let arm = doc! {
-        "configureFailPoint": "failCommand",
-        "mode": { "skip": 3, "times": 1 },
-        "data": { "failCommands": ["drop"], "closeConnection": true, "appName": &app },
-    };
-    let admin = c.database("admin");
-    if let Err(e) = admin.run_command(arm).await {
-        eprintln!("skipped: the server refuses configureFailPoint ({e})");
+    let data = doc! { "failCommands": ["drop"], "closeConnection": true };
+    if !crate::support::arm_fail_command(&app, doc! { "skip": 3, "times": 1 }, data).await {
         return;
     }
-    let sep = if p.uri.contains('?') { '&' } else { '?' };
-    let faulty = format!("{}{sep}appName={app}", p.uri);
+    let faulty = crate::support::named(&p.uri, &app);
     let cut = crate::support::caas_env(
         p.path(),
         &["tenant", "move", t, "--abort"],
         &[("MONGODB_URI", &faulty)],
     );
-    admin
-        .run_command(doc! { "configureFailPoint": "failCommand", "mode": "off" })
-        .await
-        .unwrap();
+    crate::support::disarm_fail_command().await;
     assert_eq!(cut.status.code(), Some(2), "{}", show(&cut));
     assert!(show(&cut).contains("--abort"), "{}", show(&cut));
     let on = p.caas(&["tenant", "move", t, "--to", "pro"]);

@@ -411,29 +411,19 @@ async fn a_removal_keeps_to_its_own_export() {
     let t = "demo-harbor";
     let before = shared_counts(&p, t).await;
     let app = format!("{}-remove-fault", p.prefix);
-    let arm = doc! {
-        "configureFailPoint": "failCommand",
-        "mode": { "skip": 4, "times": 100 },
-        "data": { "failCommands": ["commitTransaction"], "closeConnection": true, "appName": &app },
-    };
-    let admin = c.database("admin");
-    if let Err(e) = admin.run_command(arm).await {
-        eprintln!("skipped: the server refuses configureFailPoint ({e})");
+    let data = doc! { "failCommands": ["commitTransaction"], "closeConnection": true };
+    if !crate::support::arm_fail_command(&app, doc! { "skip": 4, "times": 100 }, data).await {
         return;
     }
     let own = p.path().join("harbor-own");
     let own = own.to_str().unwrap();
-    let sep = if p.uri.contains('?') { '&' } else { '?' };
-    let faulty = format!("{}{sep}appName={app}", p.uri);
+    let faulty = crate::support::named(&p.uri, &app);
     let cut = crate::support::caas_env(
         p.path(),
         &["tenant", "remove", t, "--export", own, "--yes"],
         &[("MONGODB_URI", &faulty)],
     );
-    admin
-        .run_command(doc! { "configureFailPoint": "failCommand", "mode": "off" })
-        .await
-        .unwrap();
+    crate::support::disarm_fail_command().await;
     assert_eq!(cut.status.code(), Some(2), "{}", show(&cut));
     let during = shared_counts(&p, t).await;
     assert!(

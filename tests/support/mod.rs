@@ -301,3 +301,36 @@ pub fn has_row(text: &str, cells: &[&str]) -> bool {
         })
     })
 }
+
+/// A command cut off where a test needs it: mongod's `failCommand` fail point, armed for
+/// the connections named `app` only (`appName`, see [`named`]), so the test's own client
+/// and other tests go on. `data` gives `failCommands` and the fault (`closeConnection`,
+/// `errorCode`). `false` when the server has no test commands (a mongod started without
+/// `--setParameter enableTestCommands=1`); the suite's SecantusDB has them.
+pub async fn arm_fail_command(app: &str, mode: Document, mut data: Document) -> bool {
+    data.insert("appName", app);
+    let arm = doc! { "configureFailPoint": "failCommand", "mode": mode, "data": data };
+    match client().await.database("admin").run_command(arm).await {
+        Ok(_) => true,
+        Err(e) => {
+            eprintln!("skipped: the server refuses configureFailPoint ({e})");
+            false
+        }
+    }
+}
+
+pub async fn disarm_fail_command() {
+    let off = doc! { "configureFailPoint": "failCommand", "mode": "off" };
+    client()
+        .await
+        .database("admin")
+        .run_command(off)
+        .await
+        .unwrap();
+}
+
+/// `uri` with the connection name `app` (what [`arm_fail_command`] matches).
+pub fn named(uri: &str, app: &str) -> String {
+    let sep = if uri.contains('?') { '&' } else { '?' };
+    format!("{uri}{sep}appName={app}")
+}
