@@ -472,6 +472,95 @@ async fn a_move_killed_at_random_points_is_finished_by_the_rerun() {
     assert_eq!(diff.status.code(), Some(0), "{}", show(&diff));
 }
 
+/// A move cut off at one write after another (the connection dropped on the Nth `insert`,
+/// `update`, `delete`, `drop`, `create`, `createIndexes` or `commitTransaction` of the caas
+/// process), then run again until it ends: every cut point leaves the tenant whole, in
+/// one place, with no move open. Deterministic where the random kills above are not.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_move_cut_off_at_each_kind_of_write_is_finished_by_the_rerun() {
+    let p = catalogue("mvcut");
+    ok(&p, &["seed"]);
+    let c = client().await;
+    let t = "demo-pebble";
+    let original = snapshot(&c, &p.prefix, t).await;
+    let app = format!("{}-cut", p.prefix);
+    let faulty = crate::support::named(&p.uri, &app);
+    // (command, how many of them pass first, dropped connection rather than a server error)
+    let cuts = [
+        ("delete", 3, false),
+        ("update", 1, false),
+        ("commitTransaction", 3, false),
+        ("delete", 4, true),
+        ("create", 5, true),
+        ("createIndexes", 2, false),
+        ("commitTransaction", 12, false),
+        ("drop", 0, false),
+        ("delete", 10, false),
+        ("delete", 1, false),
+        ("update", 6, false),
+        ("commitTransaction", 30, false),
+        ("insert", 0, true),
+        ("insert", 2, false),
+        ("insert", 9, false),
+    ];
+    let mut fired = 0;
+    for (trial, (command, skip, drop_it)) in cuts.into_iter().enumerate() {
+        let to = ["pro", "free", "enterprise", "free"][trial % 4];
+        // A dropped connection twice (the driver retries a retryable write once), or a
+        // server error no one retries (8, UnknownError).
+        let (data, times) = if drop_it {
+            (
+                doc! { "failCommands": [command], "closeConnection": true },
+                2,
+            )
+        } else {
+            (doc! { "failCommands": [command], "errorCode": 8 }, 1)
+        };
+        let mode = doc! { "skip": skip, "times": times };
+        if !crate::support::arm_fail_command(&app, mode, data).await {
+            return;
+        }
+        let args = ["tenant", "move", t, "--to", to, "--finish", "--batch", "10"];
+        let cut = crate::support::caas_env(p.path(), &args, &[("MONGODB_URI", &faulty)]);
+        crate::support::disarm_fail_command().await;
+        let mut runs = vec![show(&cut)];
+        let mut done = cut.status.success();
+        fired += usize::from(!done);
+        for _ in 0..3 {
+            if done {
+                break;
+            }
+            let again = p.caas(&args);
+            runs.push(show(&again));
+            // An interrupted `--finish` after the flip: the move ends with `--finish`.
+            done = again.status.success()
+                || (show(&again).contains("already")
+                    && ok(&p, &["tenant", "move", t, "--finish"]).contains("finished"));
+        }
+        let label = format!("trial {trial}: cut at {command} #{}", skip + 1);
+        assert!(done, "{label}: {runs:#?}");
+        let moves: serde_json::Value =
+            serde_json::from_str(&ok(&p, &["tenant", "moves", "--json"])).unwrap();
+        assert_eq!(
+            moves["moves"].as_array().unwrap().len(),
+            0,
+            "{label}: {moves}"
+        );
+        assert_eq!(
+            snapshot(&c, &p.prefix, t).await,
+            original,
+            "{label}: the tenant's data is whole\n{runs:#?}"
+        );
+    }
+    assert!(
+        fired * 3 >= cuts.len() * 2,
+        "the cuts stopped {fired} of {} moves",
+        cuts.len()
+    );
+    let diff = p.caas(&["schema", "diff", "--exit-code"]);
+    assert_eq!(diff.status.code(), Some(0), "{}", show(&diff));
+}
+
 /// `--finish` whose removal of the source is cut off (the connection drops on a delete,
 /// as a kill or a network fault would leave it): the rerun removes the rest and keeps
 /// every document at the new location. The removal's own deletes show on the source's
