@@ -466,3 +466,153 @@ async fn a_removal_keeps_to_its_own_export() {
     );
     assert_eq!(shared_counts(&p, t).await, vec![0; 6]);
 }
+
+/// The tenant's documents per collection of its current home, as counts.
+async fn home_counts(p: &TestProject, id: &str) -> Vec<(String, u64)> {
+    let reg = registry_entry(p, id).await.unwrap();
+    let c = client().await;
+    let shared = c.database(&format!("{}_shared", p.prefix));
+    let mut out = Vec::new();
+    for coll in [
+        "users",
+        "messages",
+        "conversations",
+        "groups",
+        "files",
+        "user_keys",
+    ] {
+        let col = match reg.get_str("tier").unwrap() {
+            "pro" => shared.collection::<Document>(&format!("{id}_{coll}")),
+            "enterprise" => c
+                .database(&format!("{}_{id}", p.prefix))
+                .collection::<Document>(coll),
+            _ => shared.collection::<Document>(coll),
+        };
+        let n = col.count_documents(doc! { "tenant_id": id }).await.unwrap();
+        out.push((coll.to_owned(), n));
+    }
+    out
+}
+
+/// Run `args` with a fault armed for its first attempt, then again (without) until it
+/// succeeds: `(whether the fault stopped the first attempt, every output)`.
+async fn cut_then_rerun(
+    p: &TestProject,
+    args: &[&str],
+    cut: (&str, i32, bool),
+) -> (bool, Vec<String>) {
+    let (command, skip, drop_it) = cut;
+    let app = format!("{}-cut", p.prefix);
+    let (data, times) = if drop_it {
+        (
+            doc! { "failCommands": [command], "closeConnection": true },
+            2,
+        )
+    } else {
+        (doc! { "failCommands": [command], "errorCode": 8 }, 1)
+    };
+    assert!(
+        crate::support::arm_fail_command(&app, doc! { "skip": skip, "times": times }, data).await
+    );
+    let faulty = crate::support::named(&p.uri, &app);
+    let first = crate::support::caas_env(p.path(), args, &[("MONGODB_URI", &faulty)]);
+    crate::support::disarm_fail_command().await;
+    let mut runs = vec![show(&first)];
+    let stopped = !first.status.success();
+    let mut done = !stopped;
+    for _ in 0..3 {
+        if done {
+            break;
+        }
+        let again = p.caas(args);
+        runs.push(show(&again));
+        done = again.status.success();
+    }
+    assert!(done, "{args:?} cut at {command} #{}: {runs:#?}", skip + 1);
+    (stopped, runs)
+}
+
+/// Removal and import of every tier, each cut off at one kind of write (a server error or
+/// a dropped connection on the Nth delete, drop, dropDatabase, insert, create or commit),
+/// then rerun until done: the export always holds the tenant as it was, the removal
+/// leaves nothing behind, and the import brings back every document.
+#[tokio::test(flavor = "multi_thread")]
+async fn removals_and_imports_cut_off_at_each_kind_of_write_converge() {
+    let p = catalogue("offcut");
+    ok(&p, &["seed"]);
+    if !crate::support::arm_fail_command(
+        "probe",
+        doc! { "times": 1 },
+        doc! { "failCommands": ["ping"], "errorCode": 8 },
+    )
+    .await
+    {
+        return;
+    }
+    crate::support::disarm_fail_command().await;
+    let trials = [
+        ("demo-pebble", ("delete", 2, false), ("insert", 3, false)),
+        ("demo-quill", ("drop", 1, false), ("create", 2, true)),
+        (
+            "demo-atlas",
+            ("dropDatabase", 0, false),
+            ("insert", 0, true),
+        ),
+        (
+            "demo-pebble",
+            ("commitTransaction", 5, false),
+            ("commitTransaction", 4, false),
+        ),
+        (
+            "demo-quill",
+            ("delete", 0, true),
+            ("createIndexes", 3, false),
+        ),
+        (
+            "demo-harbor",
+            ("commitTransaction", 1, true),
+            ("insert", 7, false),
+        ),
+    ];
+    let mut stopped = 0;
+    for (trial, (t, remove_cut, import_cut)) in trials.into_iter().enumerate() {
+        let before = home_counts(&p, t).await;
+        assert!(before.iter().all(|b| b.1 > 0), "trial {trial}: {before:?}");
+        let dir = p.path().join(format!("cut-{trial}"));
+        let dir = dir.to_str().unwrap();
+        let (s, runs) = cut_then_rerun(
+            &p,
+            &["tenant", "remove", t, "--export", dir, "--yes"],
+            remove_cut,
+        )
+        .await;
+        stopped += usize::from(s);
+        let exported: Vec<(String, u64)> = digests(std::path::Path::new(dir))
+            .into_iter()
+            .filter(|d| before.iter().any(|b| b.0 == d.0))
+            .map(|d| (d.0, d.2))
+            .collect();
+        let mut want = before.clone();
+        want.sort();
+        let mut got = exported;
+        got.sort();
+        assert_eq!(
+            got, want,
+            "trial {trial}: the export holds {t} whole\n{runs:#?}"
+        );
+        let reg = registry_entry(&p, t).await.unwrap();
+        assert_eq!(reg.get_str("status").unwrap(), "churned", "trial {trial}");
+        let (s, runs) = cut_then_rerun(&p, &["tenant", "import", dir], import_cut).await;
+        stopped += usize::from(s);
+        assert_eq!(
+            home_counts(&p, t).await,
+            before,
+            "trial {trial}: {t} is back\n{runs:#?}"
+        );
+        let reg = registry_entry(&p, t).await.unwrap();
+        assert_eq!(reg.get_str("status").unwrap(), "active", "trial {trial}");
+    }
+    assert!(stopped >= 8, "the cuts stopped {stopped} of 12 commands");
+    let diff = p.caas(&["schema", "diff", "--exit-code"]);
+    assert_eq!(diff.status.code(), Some(0), "{}", show(&diff));
+}
