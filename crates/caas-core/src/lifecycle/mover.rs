@@ -543,7 +543,6 @@ impl Mover<'_> {
         s: Option<&MoveState>,
         region: Option<&str>,
     ) -> Result<()> {
-        let platform = self.platform();
         let location = registry::data_location(self.config, &r.tenant, r.to_tier);
         let filter = doc! { "tenant_id": &r.tenant, "tier": r.from_tier.as_str() };
         let mut set = doc! { "tier": r.to_tier.as_str(), "data_location": location, "updated_at": DateTime::now() };
@@ -551,27 +550,8 @@ impl Mover<'_> {
             set.insert("region", region);
         }
         let update = doc! { "$set": set };
-        let reg = platform.collection::<bson::Document>(registry::REGISTRY);
-        let mut session = held.session.lock().await;
-        let wrote = held
-            .lease
-            .fence()
-            .txn(&mut session, async |ses: &mut ClientSession| {
-                let u = reg
-                    .update_one(filter.clone(), update.clone())
-                    .session(&mut *ses)
-                    .await?;
-                if u.matched_count != 1 {
-                    return Ok(None);
-                }
-                if let Some(s) = s {
-                    state::save(&platform, s, ses).await?;
-                }
-                Ok(Some(()))
-            })
-            .await
-            .map_err(|e| anyhow!("flipping the registry entry of `{}`: {e}", r.tenant))?;
-        if wrote.is_none() {
+        let what = format!("flipping the registry entry of `{}`", r.tenant);
+        if !self.update_registry(held, filter, update, s, &what).await? {
             bail!("the registry entry of `{}` is no longer tier {}: someone changed it during the move; nothing was flipped", r.tenant, r.from_tier);
         }
         Ok(())

@@ -184,11 +184,32 @@ impl Mover<'_> {
         old: Option<&str>,
         region: &str,
     ) -> Result<()> {
-        let platform = self.platform();
-        let reg = platform.collection::<bson::Document>(registry::REGISTRY);
         let was = old.map_or(Bson::Null, |o| Bson::String(o.to_owned()));
         let filter = doc! { "tenant_id": id, "region": was, "deleted_at": { "$exists": false } };
         let update = doc! { "$set": { "region": region, "updated_at": DateTime::now() } };
+        let what = format!("setting the region of `{id}`");
+        let wrote = self
+            .update_registry(held, filter, update, None, &what)
+            .await?;
+        if !wrote {
+            bail!("the registry entry of `{id}` changed during the command (its region is no longer {}); nothing was changed; rerun", old.unwrap_or("unset"));
+        }
+        Ok(())
+    }
+
+    /// Update the tenant's registry entry under the tenant's lease (with the move's state,
+    /// when given, in the same transaction): `false` when `filter` matched nothing. A
+    /// validator's refusal names the field to fix.
+    pub(super) async fn update_registry(
+        &self,
+        held: &Held,
+        filter: bson::Document,
+        update: bson::Document,
+        s: Option<&MoveState>,
+        what: &str,
+    ) -> Result<bool> {
+        let platform = self.platform();
+        let reg = platform.collection::<bson::Document>(registry::REGISTRY);
         let mut session = held.session.lock().await;
         let wrote = held
             .lease
@@ -198,29 +219,27 @@ impl Mover<'_> {
                     .update_one(filter.clone(), update.clone())
                     .session(&mut *ses)
                     .await?;
-                Ok((u.matched_count == 1).then_some(()))
+                if u.matched_count != 1 {
+                    return Ok(None);
+                }
+                if let Some(s) = s {
+                    super::state::save(&platform, s, ses).await?;
+                }
+                Ok(Some(()))
             })
             .await
-            .map_err(|e| {
-                let ns = format!("{}.{}", platform.name(), registry::REGISTRY);
-                match e {
-                    crate::migrate::lock::FenceError::Server(e) => {
-                        let fix = if crate::base::driver::code_of(&e) == Some(121) {
-                            "\n  fix: use a region the registry's spec allows (field `region` of saas_clients), or add it there and `caas schema apply`"
-                        } else {
-                            ""
-                        };
-                        anyhow!(
-                            "setting the region of `{id}`: {}{fix}",
-                            crate::base::driver::explain_write_error(&e, &ns)
-                        )
-                    }
-                    other => anyhow!("setting the region of `{id}`: {other}"),
+            .map_err(|e| match e {
+                crate::migrate::lock::FenceError::Server(e) => {
+                    let ns = format!("{}.{}", platform.name(), registry::REGISTRY);
+                    let fix = if crate::base::driver::code_of(&e) == Some(121) {
+                        "\n  fix: use a region the registry's spec allows (field `region` of saas_clients), or add it there and `caas schema apply`"
+                    } else {
+                        ""
+                    };
+                    anyhow!("{what}: {}{fix}", crate::base::driver::explain_write_error(&e, &ns))
                 }
+                other => anyhow!("{what}: {other}"),
             })?;
-        if wrote.is_none() {
-            bail!("the registry entry of `{id}` changed during the command (its region is no longer {}); nothing was changed; rerun", old.unwrap_or("unset"));
-        }
-        Ok(())
+        Ok(wrote.is_some())
     }
 }
