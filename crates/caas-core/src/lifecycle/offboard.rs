@@ -71,34 +71,44 @@ pub async fn remove(
     .map_err(|e| {
         anyhow!("tenant `{id}`: another caas run is moving, suspending or removing it: {e:#}")
     })?;
-    let result = remove_held(
+    let r = Removal {
         conn,
         config,
         specs,
-        &t,
-        keep,
-        &lease,
-        &mut session,
+        t: &t,
+        lease: &lease,
         progress,
-    )
-    .await;
+    };
+    let result = remove_held(&r, keep, &mut session).await;
     let released = lease.release().await;
     let out = result?;
     released?;
     Ok(out)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A removal's inputs, under the tenant's lease.
+struct Removal<'a> {
+    conn: &'a Connection,
+    config: &'a Config,
+    specs: &'a [&'a CollectionSpec],
+    t: &'a registry::Tenant,
+    lease: &'a Lease,
+    progress: Progress<'a>,
+}
+
 async fn remove_held(
-    conn: &Connection,
-    config: &Config,
-    specs: &[&CollectionSpec],
-    t: &registry::Tenant,
+    r: &Removal<'_>,
     keep: Keep<'_>,
-    lease: &Lease,
     session: &mut ClientSession,
-    progress: Progress<'_>,
 ) -> Result<Removed> {
+    let Removal {
+        conn,
+        config,
+        specs,
+        t,
+        lease,
+        ..
+    } = *r;
     let client = &conn.client;
     let platform = client.database(&config.databases.platform);
     let (target, homes) = export::homes(config, specs, &t.id, t.tier);
@@ -106,8 +116,7 @@ async fn remove_held(
         wfence::raise(client, &platform, ns, &t.id).await?;
     }
     let removals = platform.collection::<Pending>(REMOVALS);
-    let (manifest, reused) =
-        export_first(conn, config, specs, t, keep, lease, session, progress).await?;
+    let (manifest, reused) = export_first(r, keep, session).await?;
     let mut out = Removed {
         tenant: t.id.clone(),
         tier: t.tier,
@@ -160,17 +169,19 @@ async fn remove_held(
 
 /// The export step of a removal (see [`decide`]), recorded in [`REMOVALS`] before
 /// anything is deleted: `(the export, whether an earlier run of this removal wrote it)`.
-#[allow(clippy::too_many_arguments)]
 async fn export_first(
-    conn: &Connection,
-    config: &Config,
-    specs: &[&CollectionSpec],
-    t: &registry::Tenant,
+    r: &Removal<'_>,
     keep: Keep<'_>,
-    lease: &Lease,
     session: &mut ClientSession,
-    progress: Progress<'_>,
 ) -> Result<(Option<Manifest>, bool)> {
+    let Removal {
+        conn,
+        config,
+        specs,
+        t,
+        lease,
+        progress,
+    } = *r;
     let platform = conn.client.database(&config.databases.platform);
     let removals = platform.collection::<Pending>(REMOVALS);
     let pending = removals.find_one(doc! { "_id": &t.id }).await?;
