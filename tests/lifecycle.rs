@@ -483,8 +483,9 @@ async fn a_move_cut_off_at_each_kind_of_write_is_finished_by_the_rerun() {
     let c = client().await;
     let t = "demo-pebble";
     let original = snapshot(&c, &p.prefix, t).await;
-    let app = format!("{}-cut", p.prefix);
-    let faulty = crate::support::named(&p.uri, &app);
+    if !crate::support::has_test_commands().await {
+        return;
+    }
     // (command, how many of them pass first, dropped connection rather than a server error)
     let cuts = [
         ("delete", 3, false),
@@ -506,39 +507,16 @@ async fn a_move_cut_off_at_each_kind_of_write_is_finished_by_the_rerun() {
     let mut fired = 0;
     for (trial, (command, skip, drop_it)) in cuts.into_iter().enumerate() {
         let to = ["pro", "free", "enterprise", "free"][trial % 4];
-        // A dropped connection twice (the driver retries a retryable write once), or a
-        // server error no one retries (8, UnknownError).
-        let (data, times) = if drop_it {
-            (
-                doc! { "failCommands": [command], "closeConnection": true },
-                2,
-            )
-        } else {
-            (doc! { "failCommands": [command], "errorCode": 8 }, 1)
-        };
-        let mode = doc! { "skip": skip, "times": times };
-        if !crate::support::arm_fail_command(&app, mode, data).await {
-            return;
-        }
         let args = ["tenant", "move", t, "--to", to, "--finish", "--batch", "10"];
-        let cut = crate::support::caas_env(p.path(), &args, &[("MONGODB_URI", &faulty)]);
-        crate::support::disarm_fail_command().await;
-        let mut runs = vec![show(&cut)];
-        let mut done = cut.status.success();
-        fired += usize::from(!done);
-        for _ in 0..3 {
-            if done {
-                break;
-            }
-            let again = p.caas(&args);
-            runs.push(show(&again));
-            // An interrupted `--finish` after the flip: the move ends with `--finish`.
-            done = again.status.success()
-                || (show(&again).contains("already")
-                    && ok(&p, &["tenant", "move", t, "--finish"]).contains("finished"));
-        }
+        // An interrupted `--finish` after the flip: the move ends with `--finish`.
+        let settles = |o: &Output| {
+            show(o).contains("already")
+                && ok(&p, &["tenant", "move", t, "--finish"]).contains("finished")
+        };
+        let cut = (command, skip, drop_it);
+        let (stopped, runs) = crate::support::cut_then_rerun(&p, &args, cut, settles).await;
+        fired += usize::from(stopped);
         let label = format!("trial {trial}: cut at {command} #{}", skip + 1);
-        assert!(done, "{label}: {runs:#?}");
         let moves: serde_json::Value =
             serde_json::from_str(&ok(&p, &["tenant", "moves", "--json"])).unwrap();
         assert_eq!(
@@ -578,16 +556,18 @@ async fn a_finish_cut_off_mid_removal_never_replays_its_own_deletes() {
     let app = format!("{}-finish-fault", p.prefix);
     // Three deletes pass, then one drops its connection: a removal stopped part-way.
     let data = doc! { "failCommands": ["delete"], "closeConnection": true };
-    if !crate::support::arm_fail_command(&app, doc! { "skip": 3, "times": 1 }, data).await {
+    let Some(held) =
+        crate::support::arm_fail_command(&app, doc! { "skip": 3, "times": 1 }, data).await
+    else {
         return;
-    }
+    };
     let faulty = crate::support::named(&p.uri, &app);
     let cut = crate::support::caas_env(
         p.path(),
         &["tenant", "move", t, "--finish"],
         &[("MONGODB_URI", &faulty)],
     );
-    crate::support::disarm_fail_command().await;
+    crate::support::disarm_fail_command(held).await;
     assert_eq!(cut.status.code(), Some(2), "{}", show(&cut));
     let shared = c.database(&format!("{}_shared", p.prefix));
     let mut left = Vec::new();
@@ -645,16 +625,18 @@ async fn an_abort_cut_off_part_way_is_finished_not_continued() {
     );
     let app = format!("{}-abort-fault", p.prefix);
     let data = doc! { "failCommands": ["drop"], "closeConnection": true };
-    if !crate::support::arm_fail_command(&app, doc! { "skip": 3, "times": 1 }, data).await {
+    let Some(held) =
+        crate::support::arm_fail_command(&app, doc! { "skip": 3, "times": 1 }, data).await
+    else {
         return;
-    }
+    };
     let faulty = crate::support::named(&p.uri, &app);
     let cut = crate::support::caas_env(
         p.path(),
         &["tenant", "move", t, "--abort"],
         &[("MONGODB_URI", &faulty)],
     );
-    crate::support::disarm_fail_command().await;
+    crate::support::disarm_fail_command(held).await;
     assert_eq!(cut.status.code(), Some(2), "{}", show(&cut));
     assert!(show(&cut).contains("--abort"), "{}", show(&cut));
     let on = p.caas(&["tenant", "move", t, "--to", "pro"]);

@@ -5,7 +5,7 @@
 use bson::{doc, Document};
 
 use crate::support::expect_ok as ok;
-use crate::support::{client, root, show, TestProject};
+use crate::support::{client, cut_then_rerun, root, show, TestProject};
 
 fn catalogue(test: &str) -> TestProject {
     let p = TestProject::new(test, &root().join("schemas"));
@@ -412,9 +412,11 @@ async fn a_removal_keeps_to_its_own_export() {
     let before = shared_counts(&p, t).await;
     let app = format!("{}-remove-fault", p.prefix);
     let data = doc! { "failCommands": ["commitTransaction"], "closeConnection": true };
-    if !crate::support::arm_fail_command(&app, doc! { "skip": 4, "times": 100 }, data).await {
+    let Some(held) =
+        crate::support::arm_fail_command(&app, doc! { "skip": 4, "times": 100 }, data).await
+    else {
         return;
-    }
+    };
     let own = p.path().join("harbor-own");
     let own = own.to_str().unwrap();
     let faulty = crate::support::named(&p.uri, &app);
@@ -423,7 +425,7 @@ async fn a_removal_keeps_to_its_own_export() {
         &["tenant", "remove", t, "--export", own, "--yes"],
         &[("MONGODB_URI", &faulty)],
     );
-    crate::support::disarm_fail_command().await;
+    crate::support::disarm_fail_command(held).await;
     assert_eq!(cut.status.code(), Some(2), "{}", show(&cut));
     let during = shared_counts(&p, t).await;
     assert!(
@@ -494,44 +496,6 @@ async fn home_counts(p: &TestProject, id: &str) -> Vec<(String, u64)> {
     out
 }
 
-/// Run `args` with a fault armed for its first attempt, then again (without) until it
-/// succeeds: `(whether the fault stopped the first attempt, every output)`.
-async fn cut_then_rerun(
-    p: &TestProject,
-    args: &[&str],
-    cut: (&str, i32, bool),
-) -> (bool, Vec<String>) {
-    let (command, skip, drop_it) = cut;
-    let app = format!("{}-cut", p.prefix);
-    let (data, times) = if drop_it {
-        (
-            doc! { "failCommands": [command], "closeConnection": true },
-            2,
-        )
-    } else {
-        (doc! { "failCommands": [command], "errorCode": 8 }, 1)
-    };
-    assert!(
-        crate::support::arm_fail_command(&app, doc! { "skip": skip, "times": times }, data).await
-    );
-    let faulty = crate::support::named(&p.uri, &app);
-    let first = crate::support::caas_env(p.path(), args, &[("MONGODB_URI", &faulty)]);
-    crate::support::disarm_fail_command().await;
-    let mut runs = vec![show(&first)];
-    let stopped = !first.status.success();
-    let mut done = !stopped;
-    for _ in 0..3 {
-        if done {
-            break;
-        }
-        let again = p.caas(args);
-        runs.push(show(&again));
-        done = again.status.success();
-    }
-    assert!(done, "{args:?} cut at {command} #{}: {runs:#?}", skip + 1);
-    (stopped, runs)
-}
-
 /// Removal and import of every tier, each cut off at one kind of write (a server error or
 /// a dropped connection on the Nth delete, drop, dropDatabase, insert, create or commit),
 /// then rerun until done: the export always holds the tenant as it was, the removal
@@ -540,16 +504,9 @@ async fn cut_then_rerun(
 async fn removals_and_imports_cut_off_at_each_kind_of_write_converge() {
     let p = catalogue("offcut");
     ok(&p, &["seed"]);
-    if !crate::support::arm_fail_command(
-        "probe",
-        doc! { "times": 1 },
-        doc! { "failCommands": ["ping"], "errorCode": 8 },
-    )
-    .await
-    {
+    if !crate::support::has_test_commands().await {
         return;
     }
-    crate::support::disarm_fail_command().await;
     let trials = [
         ("demo-pebble", ("delete", 2, false), ("insert", 3, false)),
         ("demo-quill", ("drop", 1, false), ("create", 2, true)),
@@ -584,6 +541,7 @@ async fn removals_and_imports_cut_off_at_each_kind_of_write_converge() {
             &p,
             &["tenant", "remove", t, "--export", dir, "--yes"],
             remove_cut,
+            |_| false,
         )
         .await;
         stopped += usize::from(s);
@@ -602,7 +560,7 @@ async fn removals_and_imports_cut_off_at_each_kind_of_write_converge() {
         );
         let reg = registry_entry(&p, t).await.unwrap();
         assert_eq!(reg.get_str("status").unwrap(), "churned", "trial {trial}");
-        let (s, runs) = cut_then_rerun(&p, &["tenant", "import", dir], import_cut).await;
+        let (s, runs) = cut_then_rerun(&p, &["tenant", "import", dir], import_cut, |_| false).await;
         stopped += usize::from(s);
         assert_eq!(
             home_counts(&p, t).await,

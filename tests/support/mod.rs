@@ -305,21 +305,42 @@ pub fn has_row(text: &str, cells: &[&str]) -> bool {
 /// A command cut off where a test needs it: mongod's `failCommand` fail point, armed for
 /// the connections named `app` only (`appName`, see [`named`]), so the test's own client
 /// and other tests go on. `data` gives `failCommands` and the fault (`closeConnection`,
-/// `errorCode`). `false` when the server has no test commands (a mongod started without
+/// `errorCode`). `None` when the server has no test commands (a mongod started without
 /// `--setParameter enableTestCommands=1`); the suite's SecantusDB has them.
-pub async fn arm_fail_command(app: &str, mode: Document, mut data: Document) -> bool {
+///
+/// The server has one `failCommand` fail point: arming it replaces whatever another test
+/// armed, and turning it off turns off theirs. So the returned guard holds it for this
+/// test until [`disarm_fail_command`]; tests that cut wait for one another.
+pub async fn arm_fail_command(app: &str, mode: Document, mut data: Document) -> Option<FailPoint> {
+    static HELD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let held = HELD.lock().await;
     data.insert("appName", app);
     let arm = doc! { "configureFailPoint": "failCommand", "mode": mode, "data": data };
     match client().await.database("admin").run_command(arm).await {
-        Ok(_) => true,
+        Ok(_) => Some(FailPoint(held)),
         Err(e) => {
             eprintln!("skipped: the server refuses configureFailPoint ({e})");
-            false
+            None
         }
     }
 }
 
-pub async fn disarm_fail_command() {
+/// The server's `failCommand` fail point, armed by this test (see [`arm_fail_command`]).
+pub struct FailPoint(#[allow(dead_code)] tokio::sync::MutexGuard<'static, ()>);
+
+/// Whether the server takes `configureFailPoint` (says "skipped" when not).
+pub async fn has_test_commands() -> bool {
+    let data = doc! { "failCommands": ["ping"], "errorCode": 8 };
+    match arm_fail_command("probe", doc! { "times": 1 }, data).await {
+        Some(f) => {
+            disarm_fail_command(f).await;
+            true
+        }
+        None => false,
+    }
+}
+
+pub async fn disarm_fail_command(held: FailPoint) {
     let off = doc! { "configureFailPoint": "failCommand", "mode": "off" };
     client()
         .await
@@ -327,10 +348,55 @@ pub async fn disarm_fail_command() {
         .run_command(off)
         .await
         .unwrap();
+    drop(held);
 }
 
 /// `uri` with the connection name `app` (what [`arm_fail_command`] matches).
 pub fn named(uri: &str, app: &str) -> String {
     let sep = if uri.contains('?') { '&' } else { '?' };
     format!("{uri}{sep}appName={app}")
+}
+
+/// Run `args` with a fault armed for its first attempt (`cut`: the command name, how many
+/// of them pass first, a dropped connection rather than server error 8), then again
+/// without until it succeeds or `settles` says the outcome is reached another way:
+/// `(whether the fault stopped the first attempt, every output)`.
+pub async fn cut_then_rerun(
+    p: &TestProject,
+    args: &[&str],
+    cut: (&str, i32, bool),
+    settles: impl Fn(&Output) -> bool,
+) -> (bool, Vec<String>) {
+    let (command, skip, drop_it) = cut;
+    let app = format!("{}-cut", p.prefix);
+    // A dropped connection twice (the driver retries a retryable write once), or a server
+    // error no one retries (8, UnknownError).
+    let (data, times) = if drop_it {
+        (
+            doc! { "failCommands": [command], "closeConnection": true },
+            2,
+        )
+    } else {
+        (doc! { "failCommands": [command], "errorCode": 8 }, 1)
+    };
+    let mode = doc! { "skip": skip, "times": times };
+    let held = arm_fail_command(&app, mode, data)
+        .await
+        .expect("the server has no test commands");
+    let faulty = named(&p.uri, &app);
+    let first = caas_env(p.path(), args, &[("MONGODB_URI", &faulty)]);
+    disarm_fail_command(held).await;
+    let mut runs = vec![show(&first)];
+    let stopped = !first.status.success();
+    let mut done = !stopped;
+    for _ in 0..3 {
+        if done {
+            break;
+        }
+        let again = p.caas(args);
+        runs.push(show(&again));
+        done = again.status.success() || settles(&again);
+    }
+    assert!(done, "{args:?} cut at {command} #{}: {runs:#?}", skip + 1);
+    (stopped, runs)
 }
